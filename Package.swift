@@ -1,0 +1,51 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// The folders show the pipeline: checkpoint I/O -> tokenizer -> model -> editing -> evaluation
+// -> results storage, with a thin command line on top.
+let package = Package(
+    name: "backpack-edit",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "backpack", targets: ["BackpackCLI"]),
+        .library(name: "BackpackModel", targets: ["BackpackModel"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.0.0"),
+    ],
+    targets: [
+        // System libraries from Debian: libopenblas-dev, libhdf5-dev.
+        .systemLibrary(name: "CBLAS", path: "Sources/CBLAS"),
+        .systemLibrary(name: "CHDF5", path: "Sources/CHDF5"),
+
+        .target(name: "BackpackCheckpoint",
+                dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
+        .target(name: "BackpackTokenizer"),
+        .target(name: "BackpackModel", dependencies: ["BackpackCheckpoint", "BackpackTokenizer", "CBLAS"],
+                swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
+        .target(name: "BackpackEditing",
+                dependencies: ["BackpackModel", "BackpackTokenizer", "BackpackCheckpoint",
+                               .product(name: "Yams", package: "Yams")]),
+        .target(name: "BackpackEvaluation",
+                dependencies: ["BackpackModel", "BackpackTokenizer", "BackpackEditing",
+                               .product(name: "Yams", package: "Yams")]),
+        .target(name: "BackpackResults", dependencies: ["CHDF5"]),
+        .executableTarget(name: "BackpackCLI",
+                          dependencies: ["BackpackCheckpoint", "BackpackTokenizer", "BackpackModel",
+                                         "BackpackEditing", "BackpackEvaluation", "BackpackResults",
+                                         .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+
+        // Locates ../shared and the built `backpack` binary for the test targets.
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "CheckpointTests", dependencies: ["BackpackCheckpoint", "TestSupport"]),
+        .testTarget(name: "TokenizerTests", dependencies: ["BackpackTokenizer", "TestSupport"],
+                    resources: [.copy("Goldens")]),
+        .testTarget(name: "ModelTests", dependencies: ["BackpackModel", "BackpackCheckpoint", "TestSupport"]),
+        .testTarget(name: "EditingTests", dependencies: ["BackpackEditing", "BackpackModel", "TestSupport"]),
+        .testTarget(name: "EvaluationTests", dependencies: ["BackpackEvaluation", "BackpackModel", "TestSupport"]),
+        .testTarget(name: "ResultsTests", dependencies: ["BackpackResults", "TestSupport"]),
+        .testTarget(name: "CLITests", dependencies: ["TestSupport"]),
+    ]
+)
