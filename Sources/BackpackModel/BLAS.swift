@@ -1,0 +1,45 @@
+import CBLAS
+import Foundation
+
+/// Single-precision matrix products, row-major throughout.
+///
+/// The system OpenBLAS (Debian's libopenblas-dev) is linked. A faster build can be chosen at
+/// run time with `BACKPACK_BLAS=/path/to/libopenblas.so` (any library exporting `cblas_sgemm`,
+/// or the `scipy_`-prefixed symbols of the PyPI wheel `scipy-openblas32`): Debian's 0.3.21
+/// does not use the second core on this machine's CPUs, newer builds do (`../shared/README.md`).
+enum BLAS {
+    typealias SGEMM = @convention(c) (UInt32, UInt32, UInt32, Int32, Int32, Int32, Float,
+                                      UnsafePointer<Float>?, Int32, UnsafePointer<Float>?, Int32, Float,
+                                      UnsafeMutablePointer<Float>?, Int32) -> Void
+
+    /// The dynamically chosen sgemm, if `BACKPACK_BLAS` names a loadable library.
+    nonisolated(unsafe) private static var override: SGEMM? = loadOverride()
+    static let backendDescription: String = override != nil
+        ? "BACKPACK_BLAS=\(ProcessInfo.processInfo.environment["BACKPACK_BLAS"] ?? "")" : "system OpenBLAS"
+
+    private static func loadOverride() -> SGEMM? {
+        guard let path = ProcessInfo.processInfo.environment["BACKPACK_BLAS"], !path.isEmpty,
+              let handle = dlopen(path, RTLD_NOW | RTLD_LOCAL) else { return nil }
+        for symbol in ["cblas_sgemm", "scipy_cblas_sgemm", "scipy_cblas_sgemm64_"] {
+            if let fn = dlsym(handle, symbol) { return unsafeBitCast(fn, to: SGEMM.self) }
+        }
+        return nil
+    }
+
+    /// C (m, n) = alpha * op(A) op(B) + beta * C, with op(A) (m, k), op(B) (k, n).
+    /// `lda`, `ldb`, `ldc` are row strides of the stored matrices.
+    @inline(__always)
+    static func gemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
+                     alpha: Float = 1, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+                     beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        if m == 0 || n == 0 { return }
+        let noTrans = CblasNoTrans.rawValue, trans = CblasTrans.rawValue
+        if let sgemm = override {
+            sgemm(CblasRowMajor.rawValue, transA ? trans : noTrans, transB ? trans : noTrans,
+                  Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+        } else {
+            cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                        Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+        }
+    }
+}

@@ -1,0 +1,213 @@
+import Foundation
+
+// A Backpack-GPT2 language model (or plain GPT-2, which shares the trunk), computing exactly
+// what the published `modeling_backpack_gpt2.py` computes in eval mode (BACKPACK.md):
+//   C = SenseNetwork(E[ids])          (k, n, d)   per distinct id, cached
+//   hc = Trunk(E[ids] + P)            (n, d)
+//   alpha = SenseWeights(hc)          (k, n, n)   rows sum to 1
+//   o = sum_l alpha[l] @ C[l]         (n, d)      no final LayerNorm
+//   logits = o E^T                    (n, V)      tied embedding
+// Shapes: n = sequence length, d = n_embd, k = num_senses, V = vocab_size.
+
+/// Which positions' logits to compute (the output layer is the costliest part per position).
+public enum LogitSelection: Sendable, Equatable {
+    case all, last, none
+    case positions([Int])
+}
+
+public struct ForwardOptions: Sendable {
+    public var logits: LogitSelection
+    public var senses: Bool
+    public var contextualization: Bool
+    public init(logits: LogitSelection = .all, senses: Bool = false, contextualization: Bool = false) {
+        self.logits = logits; self.senses = senses; self.contextualization = contextualization
+    }
+}
+
+/// What one sequence's forward pass produced.
+public struct ForwardOutput: Sendable {
+    public let ids: [Int]
+    /// o (n, d): the summed sense representation (for plain GPT-2: LN_f of the trunk output).
+    public let hidden: [Float]
+    /// (logitPositions.count, V)
+    public let logits: [Float]
+    public let logitPositions: [Int]
+    /// (k, n, d), when asked for
+    public let senses: [Float]?
+    /// alpha (k, n, n), when asked for
+    public let contextualization: [Float]?
+
+    /// The logits row of a position that was computed.
+    public func logits(at position: Int, vocabulary: Int) -> ArraySlice<Float>? {
+        guard let r = logitPositions.firstIndex(of: position) else { return nil }
+        return logits[(r * vocabulary)..<((r + 1) * vocabulary)]
+    }
+}
+
+public final class LanguageModel: @unchecked Sendable {
+    public let config: BackpackConfig
+    public let parameters: ParameterSet
+    /// Word-level sense edits: token id -> its k sense vectors (k*d), replacing the computed ones.
+    public let senseOverrides: [Int: [Float]]
+    public let senseCache: SenseCache
+
+    let trunk: Trunk
+    let senseNetwork: SenseNetwork?
+    let senseWeights: SenseWeightNetwork?
+    var embedding: Weight { trunk.wte }
+
+    public init(parameters: ParameterSet, senseOverrides: [Int: [Float]] = [:], senseCache: SenseCache? = nil) {
+        config = parameters.config
+        self.parameters = parameters
+        self.senseOverrides = senseOverrides
+        trunk = Trunk(parameters)
+        if config.architecture == .backpack {
+            senseNetwork = SenseNetwork(parameters)
+            senseWeights = SenseWeightNetwork(parameters)
+        } else {
+            senseNetwork = nil; senseWeights = nil
+        }
+        // Bounded at about 1 GB of cached sense vectors.
+        let rowBytes = max(1, config.senses * config.nEmbd * 4)
+        self.senseCache = senseCache ?? SenseCache(capacity: max(1024, (1 << 30) / rowBytes))
+    }
+
+    /// The same weights with other word-level edits; shares the cache of unedited sense vectors.
+    public func withSenseOverrides(_ overrides: [Int: [Float]]) -> LanguageModel {
+        LanguageModel(parameters: parameters, senseOverrides: overrides, senseCache: senseCache)
+    }
+
+    public var isBackpack: Bool { config.architecture == .backpack }
+
+    /// Checks ids before any computation: in range, non-empty, at most n_positions.
+    public func validate(_ ids: [Int], startPosition: Int = 0, source: String = "input") throws {
+        if ids.isEmpty { throw ModelError(file: source, reason: "empty sequence: at least one token is needed") }
+        if startPosition + ids.count > config.nPositions {
+            throw ModelError(file: source, reason: "sequence of \(startPosition + ids.count) tokens is longer than n_positions (\(config.nPositions))")
+        }
+        if let bad = ids.first(where: { $0 < 0 || $0 >= config.vocabSize }) {
+            throw ModelError(file: source, reason: "token id \(bad) is out of range (vocab_size \(config.vocabSize))")
+        }
+    }
+
+    // MARK: Senses
+
+    /// C(id) for each id, (k*d) each, edits applied; computes only ids not yet cached.
+    public func senseVectors(_ ids: [Int]) -> [Int: [Float]] {
+        guard let senseNetwork else { return [:] }
+        let distinct = Array(Set(ids))
+        var found = senseCache.lookup(distinct.filter { senseOverrides[$0] == nil })
+        let missing = distinct.filter { found[$0] == nil && senseOverrides[$0] == nil }.sorted()
+        if !missing.isEmpty {
+            let kd = config.senses * config.nEmbd
+            let s = senseNetwork(missing)
+            var new: [Int: [Float]] = [:]
+            for (j, id) in missing.enumerated() {
+                new[id] = Array(UnsafeBufferPointer(start: s.pointer + j * kd, count: kd))
+            }
+            senseCache.store(new)
+            found.merge(new) { a, _ in a }
+        }
+        for id in distinct { if let o = senseOverrides[id] { found[id] = o } }
+        return found
+    }
+
+    /// The unedited sense vectors of the base weights (cache consulted, overrides ignored).
+    public func baseSenseVectors(_ ids: [Int]) -> [Int: [Float]] {
+        withSenseOverrides([:]).senseVectors(ids)
+    }
+
+    /// E v: the vocabulary scores of a d-vector (a sense vector, a direction). (V)
+    public func unembed(_ vector: [Float]) -> [Float] {
+        let V = config.vocabSize, d = config.nEmbd
+        var out = [Float](repeating: 0, count: V)
+        vector.withUnsafeBufferPointer { v in
+            out.withUnsafeMutableBufferPointer { o in
+                BLAS.gemm(transB: true, m: 1, n: V, k: d, a: v.baseAddress!, lda: d, b: embedding.pointer, ldb: d,
+                          c: o.baseAddress!, ldc: V)
+            }
+        }
+        return out
+    }
+
+    /// Row of the token embedding E (d).
+    public func embeddingRow(_ id: Int) -> [Float] {
+        Array(UnsafeBufferPointer(start: embedding.pointer + id * config.nEmbd, count: config.nEmbd))
+    }
+
+    // MARK: Forward
+
+    public func forward(_ ids: [Int], options: ForwardOptions = .init()) throws -> ForwardOutput {
+        try forward(batch: [ids], options: options)[0]
+    }
+
+    /// Sequences of different lengths, packed: position-wise layers run on all rows at once.
+    public func forward(batch: [[Int]], options: ForwardOptions = .init()) throws -> [ForwardOutput] {
+        for (i, ids) in batch.enumerated() { try validate(ids, source: batch.count > 1 ? "input sequence \(i)" : "input") }
+        let d = config.nEmbd, k = config.senses
+        let hc = trunk(batch)                                            // (N, d)
+        var offsets: [Int] = [], total = 0
+        for ids in batch { offsets.append(total); total += ids.count }
+
+        let senseTable = isBackpack ? senseVectors(batch.flatMap { $0 }) : [:]
+        var results: [(hidden: Buffer, senses: Buffer?, alpha: Buffer?, positions: [Int])] = []
+        for (s, ids) in batch.enumerated() {
+            let n = ids.count
+            let positions: [Int]
+            switch options.logits {
+            case .all: positions = Array(0..<n)
+            case .last: positions = [n - 1]
+            case .none: positions = []
+            case .positions(let p):
+                if let bad = p.first(where: { $0 < 0 || $0 >= n }) {
+                    throw ModelError(file: "input", reason: "logit position \(bad) is outside the sequence of \(n) tokens")
+                }
+                positions = p
+            }
+            let row0 = hc.pointer + offsets[s] * d
+            guard let senseWeights else {
+                let h = Buffer(n * d); h.pointer.update(from: row0, count: n * d)
+                results.append((h, nil, nil, positions)); continue
+            }
+            // senses C (k, n, d) gathered from the per-id table
+            let C = Buffer(k * n * d)
+            for (j, id) in ids.enumerated() {
+                guard let row = senseTable[id] else { continue }
+                row.withUnsafeBufferPointer { r in
+                    for l in 0..<k { (C.pointer + (l * n + j) * d).update(from: r.baseAddress! + l * d, count: d) }
+                }
+            }
+            let qk = senseWeights.queriesAndKeys(row0, rows: n)          // (n, 2d)
+            let alpha = senseWeights.alpha(queries: qk.pointer, qStride: 2 * d, keys: qk.pointer + d, kStride: 2 * d,
+                                           m: n, past: 0)                // (k, n, n)
+            let o = Buffer(n * d, zeroed: true)                           // o = sum_l alpha[l] @ C[l]
+            for l in 0..<k {
+                BLAS.gemm(m: n, n: d, k: n, a: alpha.pointer + l * n * n, lda: n, b: C.pointer + l * n * d, ldb: d,
+                          beta: 1, c: o.pointer, ldc: d)
+            }
+            results.append((o, options.senses ? C : nil, options.contextualization ? alpha : nil, positions))
+        }
+        // logits = o E^T for the chosen rows of every sequence, as one product  (R, V)
+        let V = config.vocabSize
+        let R = results.reduce(0) { $0 + $1.positions.count }
+        let gathered = Buffer(R * d)
+        var r = 0
+        for res in results {
+            for p in res.positions { (gathered.pointer + r * d).update(from: res.hidden.pointer + p * d, count: d); r += 1 }
+        }
+        let logits = Buffer(R * V)
+        BLAS.gemm(transB: true, m: R, n: V, k: d, a: gathered.pointer, lda: d, b: embedding.pointer, ldb: d,
+                  c: logits.pointer, ldc: V)
+        var outputs: [ForwardOutput] = []
+        r = 0
+        for (s, res) in results.enumerated() {
+            let count = res.positions.count
+            outputs.append(ForwardOutput(
+                ids: batch[s], hidden: res.hidden.array,
+                logits: Array(UnsafeBufferPointer(start: logits.pointer + r * V, count: count * V)),
+                logitPositions: res.positions, senses: res.senses?.array, contextualization: res.alpha?.array))
+            r += count
+        }
+        return outputs
+    }
+}

@@ -1,0 +1,82 @@
+import BackpackCheckpoint
+import BackpackTokenizer
+import Foundation
+
+/// A model directory as Hugging Face writes it: `config.json` plus `model.safetensors`
+/// (or sharded with `model.safetensors.index.json`) and/or `pytorch_model.bin`; optionally a
+/// tokenizer and, for edited checkpoints, `sense_overrides.safetensors`.
+public struct ModelDirectory: Sendable {
+    public let url: URL
+    public let config: BackpackConfig
+    public let weightFiles: [URL]
+    public let format: String
+    public let archive: TensorArchive
+
+    public static let overridesFile = "sense_overrides.safetensors"
+
+    public init(_ url: URL) throws {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir) else {
+            throw ModelError(file: url.path, reason: "no such model directory")
+        }
+        guard isDir.boolValue else {
+            throw ModelError(file: url.path, reason: "expected a model directory (config.json with model.safetensors or pytorch_model.bin)")
+        }
+        self.url = url
+        let configURL = url.appendingPathComponent("config.json")
+        guard FileManager.default.fileExists(atPath: configURL.path) else {
+            throw ModelError(file: configURL.path, reason: "missing: a model directory needs config.json")
+        }
+        config = try BackpackConfig.load(configURL)
+        let fm = FileManager.default
+        let single = url.appendingPathComponent("model.safetensors")
+        let index = url.appendingPathComponent("model.safetensors.index.json")
+        let bin = url.appendingPathComponent("pytorch_model.bin")
+        if fm.fileExists(atPath: single.path) {
+            archive = try SafetensorsFile(url: single); format = "safetensors"
+        } else if fm.fileExists(atPath: index.path) {
+            archive = try ShardedSafetensors(index: index); format = "safetensors (sharded)"
+        } else if fm.fileExists(atPath: bin.path) {
+            archive = try TorchCheckpoint(url: bin); format = "pytorch_model.bin (zip + pickle)"
+        } else {
+            throw ModelError(file: url.path, reason: "no weights found: expected model.safetensors, model.safetensors.index.json or pytorch_model.bin")
+        }
+        weightFiles = archive.files
+    }
+
+    /// Verified parameters of the checkpoint.
+    public func parameters() throws -> ParameterSet {
+        try ParameterSet.load(from: archive, config: config, file: weightFiles.first?.path ?? url.path)
+    }
+
+    /// Word-level sense edits saved by `backpack edit`: tensors `token.<id>` of shape (k, d).
+    public func senseOverrides() throws -> [Int: [Float]] {
+        let file = url.appendingPathComponent(Self.overridesFile)
+        guard FileManager.default.fileExists(atPath: file.path) else { return [:] }
+        let overrides = try SafetensorsFile(url: file)
+        var table: [Int: [Float]] = [:]
+        for (name, info) in overrides.tensors {
+            guard name.hasPrefix("token."), let id = Int(name.dropFirst(6)), id >= 0, id < config.vocabSize else {
+                throw ModelError(file: file.path, reason: "tensor '\(name)': expected a name 'token.<id>' with an id below \(config.vocabSize)")
+            }
+            guard info.shape == [config.senses, config.nEmbd] else {
+                throw ModelError(file: file.path, reason: "tensor '\(name)': expected shape [\(config.senses), \(config.nEmbd)], found \(info.shape)")
+            }
+            table[id] = try overrides.floats(name)
+        }
+        return table
+    }
+
+    /// The tokenizer saved with the model, if any.
+    public func tokenizer() throws -> GPT2Tokenizer? {
+        let fm = FileManager.default
+        let names = ["tokenizer.json", "vocab.json", "encoder.json"]
+        guard names.contains(where: { fm.fileExists(atPath: url.appendingPathComponent($0).path) }) else { return nil }
+        return try GPT2Tokenizer.load(from: url)
+    }
+
+    /// The model with its saved sense edits applied.
+    public func load() throws -> LanguageModel {
+        LanguageModel(parameters: try parameters(), senseOverrides: try senseOverrides())
+    }
+}

@@ -1,0 +1,96 @@
+import Foundation
+
+// The sense network C(x) (BACKPACK.md step 1): position-independent, so it runs once per
+// distinct token id and its output is cached. Shapes: u = distinct ids, d = n_embd, k = senses.
+
+struct SenseNetwork: Sendable {
+    let wte: Weight
+    let ln: LayerNorm, ln1: LayerNorm, mlp: MLP, ln2: LayerNorm, final: MLP
+    let d: Int, k: Int
+
+    init(_ p: ParameterSet) {
+        let s = "backpack.sense_network."
+        wte = p[ParameterTable.trunkPrefix(p.config) + "wte.weight"]
+        ln = LayerNorm(p, s + "ln"); ln1 = LayerNorm(p, s + "block.ln_1"); mlp = MLP(p, s + "block.mlp")
+        ln2 = LayerNorm(p, s + "block.ln_2"); final = MLP(p, s + "final_mlp")
+        d = p.config.nEmbd; k = p.config.senses
+    }
+
+    /// ids (u) -> senses (u, k*d): row j holds C(ids[j]) with sense l at columns l*d ..< (l+1)*d.
+    func callAsFunction(_ ids: [Int]) -> Buffer {
+        let u = ids.count
+        let x0 = Buffer(u * d)                                       // E[ids] (u, d)
+        for (j, id) in ids.enumerated() { (x0.pointer + j * d).update(from: wte.pointer + id * d, count: d) }
+        let r = Buffer(u * d), t = Buffer(u * d)
+        ln(x0.pointer, rows: u, into: r.pointer)                     // a = LN(x0)
+        Kernels.add(r.pointer, x0.pointer, count: u * d)             // r = a + x0  (NoMixBlock residual)
+        ln1(r.pointer, rows: u, into: t.pointer)                     // b = LN_1(r)
+        mlp(t.pointer, rows: u, into: x0.pointer)                    // MLP(b)
+        Kernels.add(r.pointer, x0.pointer, count: u * d)             // r = MLP(b) + r
+        ln2(r.pointer, rows: u, into: t.pointer)                     // c = LN_2(r)
+        let s = Buffer(u * k * d)                                    // (u, k*d)
+        final(t.pointer, rows: u, into: s.pointer)
+        return s
+    }
+}
+
+/// Sense vectors per token id, computed once and reused across sequences, batches and
+/// evaluation variants. Thread-safe; bounded (cleared when it outgrows its capacity).
+public final class SenseCache: @unchecked Sendable {
+    private var rows: [Int: [Float]] = [:]          // id -> (k*d)
+    private let lock = NSLock()
+    public let capacity: Int
+
+    public init(capacity: Int) { self.capacity = capacity }
+
+    func lookup(_ ids: some Sequence<Int>) -> [Int: [Float]] {
+        lock.lock(); defer { lock.unlock() }
+        var found: [Int: [Float]] = [:]
+        for id in ids { if let r = rows[id] { found[id] = r } }
+        return found
+    }
+
+    func store(_ new: [Int: [Float]]) {
+        lock.lock(); defer { lock.unlock() }
+        if rows.count + new.count > capacity { rows.removeAll(keepingCapacity: true) }
+        rows.merge(new) { _, b in b }
+    }
+
+    public var count: Int { lock.lock(); defer { lock.unlock() }; return rows.count }
+    public func removeAll() { lock.lock(); rows.removeAll(); lock.unlock() }
+}
+
+/// The sense weights alpha (BACKPACK.md step 3): one key-query layer with k heads of size d/k,
+/// no values, no output projection; mask -10000 on future positions.
+struct SenseWeightNetwork: Sendable {
+    let dense: Dense
+    let d: Int, k: Int
+    init(_ p: ParameterSet) {
+        dense = Dense(p, "backpack.sense_weight_net.c_attn", layout: .linear)
+        d = p.config.nEmbd; k = p.config.senses
+    }
+
+    /// hc (n, d) -> q|k (n, 2d)
+    func queriesAndKeys(_ hc: UnsafePointer<Float>, rows: Int) -> Buffer {
+        let qk = Buffer(rows * 2 * d)
+        dense(hc, rows: rows, into: qk.pointer)
+        return qk
+    }
+
+    /// alpha (k, m, total) for m query rows at positions past ..< past+m over `total` keys.
+    /// `queries` has row stride qStride; `keys` row stride kStride, both with heads side by side.
+    func alpha(queries: UnsafePointer<Float>, qStride: Int, keys: UnsafePointer<Float>, kStride: Int,
+               m: Int, past: Int) -> Buffer {
+        let hd = d / k, total = past + m
+        let scale = 1 / Float(hd).squareRoot()
+        let a = Buffer(k * m * total)
+        for l in 0..<k {
+            let al = a.pointer + l * m * total
+            BLAS.gemm(transB: true, m: m, n: total, k: hd, alpha: scale, a: queries + l * hd, lda: qStride,
+                      b: keys + l * hd, ldb: kStride, c: al, ldc: total)
+            // -10000 on j > i underflows to exactly 0 after exp in float32, as masking does.
+            for i in 0..<m { Kernels.softmaxRow(al + i * total, valid: past + i + 1, width: total) }
+        }
+        return a
+    }
+}

@@ -1,0 +1,120 @@
+import Foundation
+
+// The contextualization network: a standard GPT-2 trunk (BACKPACK.md step 2).
+// Shapes: N = rows of all sequences packed together, n = one sequence's length, d = n_embd,
+// h = n_head, hd = d / h.
+
+/// Keys and values of the positions seen so far, per layer, for incremental decoding.
+final class KVCache: @unchecked Sendable {
+    let capacity: Int, d: Int
+    var length = 0
+    let keys: [Buffer], values: [Buffer]        // per layer: (capacity, d)
+    init(layers: Int, capacity: Int, d: Int) {
+        self.capacity = capacity; self.d = d
+        keys = (0..<layers).map { _ in Buffer(capacity * d) }
+        values = (0..<layers).map { _ in Buffer(capacity * d) }
+    }
+}
+
+struct TrunkLayer: Sendable {
+    let index: Int
+    let ln1: LayerNorm, attn: Dense, attnProj: Dense, ln2: LayerNorm, mlp: MLP
+    let heads: Int
+    let scoreScale: Float
+
+    init(_ p: ParameterSet, prefix: String, index: Int) {
+        let c = p.config
+        self.index = index
+        ln1 = LayerNorm(p, prefix + "ln_1")
+        attn = Dense(p, prefix + "attn.c_attn")
+        attnProj = Dense(p, prefix + "attn.c_proj")
+        ln2 = LayerNorm(p, prefix + "ln_2")
+        mlp = MLP(p, prefix + "mlp")
+        heads = c.nHead
+        var scale: Float = 1
+        if c.scaleAttnWeights ?? true { scale /= Float(c.headDim).squareRoot() }
+        if c.scaleAttnByInverseLayerIdx ?? false { scale /= Float(index + 1) }  // the Backpack's inverse-layer scaling
+        scoreScale = scale
+    }
+
+    /// z (N, d) += Attn(LN_1(z)); z += MLP(LN_2(z)), for sequences packed at `offsets` with `lengths`.
+    /// With a cache (one sequence only), the new rows attend to the cached positions too.
+    func callAsFunction(_ z: UnsafeMutablePointer<Float>, rows: Int, offsets: [Int], lengths: [Int], cache: KVCache?) {
+        let d = attnProj.outputs, hd = d / heads
+        let x = Buffer(rows * d)                                   // (N, d)
+        ln1(z, rows: rows, into: x.pointer)
+        let qkv = Buffer(rows * 3 * d)                             // (N, 3d): q | k | v
+        attn(x.pointer, rows: rows, into: qkv.pointer)
+        let context = Buffer(rows * d)                             // (N, d): heads side by side
+        for (offset, n) in zip(offsets, lengths) {
+            let q = qkv.pointer + offset * 3 * d
+            var keys = UnsafePointer(q + d), values = UnsafePointer(q + 2 * d)
+            var keyStride = 3 * d, past = 0
+            if let cache {
+                // Append this step's keys and values, then attend over the whole cache.
+                past = cache.length
+                let kc = cache.keys[index].pointer, vc = cache.values[index].pointer
+                for i in 0..<n {
+                    (kc + (past + i) * d).update(from: q + i * 3 * d + d, count: d)
+                    (vc + (past + i) * d).update(from: q + i * 3 * d + 2 * d, count: d)
+                }
+                keys = UnsafePointer(kc); values = UnsafePointer(vc); keyStride = d
+            }
+            let total = past + n
+            let scores = Buffer(n * total)                          // (n, past + n)
+            for head in 0..<heads {
+                let c = head * hd
+                // scores = q_h k_h^T * scale, causal, softmax over keys
+                BLAS.gemm(transB: true, m: n, n: total, k: hd, alpha: scoreScale, a: q + c, lda: 3 * d,
+                          b: keys + c, ldb: keyStride, c: scores.pointer, ldc: total)
+                for i in 0..<n { Kernels.softmaxRow(scores.pointer + i * total, valid: past + i + 1, width: total) }
+                // context_h = softmax v_h   (n, hd)
+                BLAS.gemm(m: n, n: hd, k: total, a: scores.pointer, lda: total, b: values + c, ldb: keyStride,
+                          c: context.pointer + offset * d + c, ldc: d)
+            }
+        }
+        let out = Buffer(rows * d)
+        attnProj(context.pointer, rows: rows, into: out.pointer)
+        Kernels.add(z, out.pointer, count: rows * d)
+        ln2(z, rows: rows, into: x.pointer)
+        mlp(x.pointer, rows: rows, into: out.pointer)
+        Kernels.add(z, out.pointer, count: rows * d)
+    }
+}
+
+/// z = E[ids] + P[positions]; the L blocks; hc = LN_f(z).
+struct Trunk: Sendable {
+    let wte: Weight, wpe: Weight
+    let layers: [TrunkLayer]
+    let lnF: LayerNorm
+    let d: Int
+
+    init(_ p: ParameterSet) {
+        let t = ParameterTable.trunkPrefix(p.config)
+        wte = p[t + "wte.weight"]; wpe = p[t + "wpe.weight"]
+        layers = (0..<p.config.nLayer).map { TrunkLayer(p, prefix: t + "h.\($0).", index: $0) }
+        lnF = LayerNorm(p, t + "ln_f")
+        d = p.config.nEmbd
+    }
+
+    /// sequences: token ids, already checked; startPosition: where the first id sits (cache length).
+    /// Returns hc (N, d) for all rows, packed in order.
+    func callAsFunction(_ sequences: [[Int]], startPosition: Int = 0, cache: KVCache? = nil) -> Buffer {
+        let lengths = sequences.map(\.count)
+        var offsets: [Int] = [], total = 0
+        for n in lengths { offsets.append(total); total += n }
+        let z = Buffer(total * d)                                   // (N, d)
+        for (s, ids) in sequences.enumerated() {
+            for (i, id) in ids.enumerated() {
+                let row = z.pointer + (offsets[s] + i) * d
+                let e = wte.pointer + id * d, p = wpe.pointer + (startPosition + i) * d
+                for c in 0..<d { row[c] = e[c] + p[c] }
+            }
+        }
+        for layer in layers { layer(z.pointer, rows: total, offsets: offsets, lengths: lengths, cache: cache) }
+        if let cache { cache.length += total }
+        let hc = Buffer(total * d)
+        lnF(z.pointer, rows: total, into: hc.pointer)
+        return hc
+    }
+}

@@ -1,0 +1,216 @@
+import BackpackCheckpoint
+import Foundation
+
+/// A float32 parameter with a stable address: either a view into a memory-mapped checkpoint
+/// (kept alive by `owner`) or memory of its own (converted from F16/BF16, or edited).
+public struct Weight: @unchecked Sendable {
+    public let shape: [Int]
+    public let pointer: UnsafePointer<Float>
+    public var count: Int { shape.reduce(1, *) }
+    private let storage: Storage
+
+    final class Storage: @unchecked Sendable {
+        let owned: UnsafeMutablePointer<Float>?
+        let owner: AnyObject?
+        init(owned: UnsafeMutablePointer<Float>?, owner: AnyObject?) { self.owned = owned; self.owner = owner }
+        deinit { owned?.deallocate() }
+    }
+
+    public init(shape: [Int], values: [Float]) {
+        precondition(values.count == shape.reduce(1, *), "programmer error: values do not fill the shape")
+        let p = UnsafeMutablePointer<Float>.allocate(capacity: max(values.count, 1))
+        values.withUnsafeBufferPointer { src in
+            if let base = src.baseAddress { p.initialize(from: base, count: values.count) }
+        }
+        self.shape = shape
+        pointer = UnsafePointer(p)
+        storage = Storage(owned: p, owner: nil)
+    }
+
+    /// A view into memory owned by `owner` (for example a mapped checkpoint).
+    init(shape: [Int], borrowing pointer: UnsafePointer<Float>, owner: AnyObject) {
+        self.shape = shape
+        self.pointer = pointer
+        storage = Storage(owned: nil, owner: owner)
+    }
+
+    public var values: [Float] { Array(UnsafeBufferPointer(start: pointer, count: count)) }
+    public var buffer: UnsafeBufferPointer<Float> { UnsafeBufferPointer(start: pointer, count: count) }
+}
+
+/// How a parameter is stored in the checkpoint. GPT-2's `Conv1D` keeps (in, out) so that
+/// y = x W + b; `nn.Linear` keeps (out, in). This list is the one place that says which is which.
+public enum ParameterLayout: Sendable { case vector, embedding, conv1D, linear }
+
+public struct ParameterSpec: Sendable {
+    public let name: String
+    public let shape: [Int]
+    public let layout: ParameterLayout
+}
+
+/// The exact set of parameters an architecture needs, with the checkpoint's names and shapes.
+public enum ParameterTable {
+    public static func trunkPrefix(_ config: BackpackConfig) -> String {
+        config.architecture == .backpack ? "backpack.gpt2_model." : "transformer."
+    }
+
+    public static func specs(for config: BackpackConfig) -> [ParameterSpec] {
+        let d = config.nEmbd, V = config.vocabSize, P = config.nPositions, inner = config.innerDim
+        let t = trunkPrefix(config)
+        var specs: [ParameterSpec] = [
+            .init(name: t + "wte.weight", shape: [V, d], layout: .embedding),
+            .init(name: t + "wpe.weight", shape: [P, d], layout: .embedding),
+        ]
+        func ln(_ name: String) {
+            specs.append(.init(name: name + ".weight", shape: [d], layout: .vector))
+            specs.append(.init(name: name + ".bias", shape: [d], layout: .vector))
+        }
+        func conv(_ name: String, _ inputs: Int, _ outputs: Int) {
+            specs.append(.init(name: name + ".weight", shape: [inputs, outputs], layout: .conv1D))
+            specs.append(.init(name: name + ".bias", shape: [outputs], layout: .vector))
+        }
+        for i in 0..<config.nLayer {
+            let h = t + "h.\(i)."
+            ln(h + "ln_1")
+            conv(h + "attn.c_attn", d, 3 * d)
+            conv(h + "attn.c_proj", d, d)
+            ln(h + "ln_2")
+            conv(h + "mlp.c_fc", d, inner)
+            conv(h + "mlp.c_proj", inner, d)
+        }
+        ln(t + "ln_f")
+        if config.architecture == .backpack {
+            let s = "backpack.sense_network."
+            ln(s + "ln")
+            ln(s + "block.ln_1")
+            conv(s + "block.mlp.c_fc", d, 4 * d)
+            conv(s + "block.mlp.c_proj", 4 * d, d)
+            ln(s + "block.ln_2")
+            conv(s + "final_mlp.c_fc", d, config.senseInnerDim)
+            conv(s + "final_mlp.c_proj", config.senseInnerDim, config.senses * d)
+            specs.append(.init(name: "backpack.sense_weight_net.c_attn.weight", shape: [2 * d, d], layout: .linear))
+            specs.append(.init(name: "backpack.sense_weight_net.c_attn.bias", shape: [2 * d], layout: .vector))
+        }
+        return specs
+    }
+
+    /// Other names the same tensor may carry in a checkpoint (tied or shared).
+    public static func aliases(for config: BackpackConfig) -> [String: String] {
+        let t = trunkPrefix(config)
+        var aliases = ["lm_head.weight": t + "wte.weight"]
+        if config.architecture == .backpack {
+            aliases["backpack.word_embeddings.weight"] = t + "wte.weight"
+            aliases["backpack.position_embeddings.weight"] = t + "wpe.weight"
+        } else {
+            // Some GPT-2 files (the original conversion) carry no "transformer." prefix.
+            aliases["wte.weight"] = t + "wte.weight"
+        }
+        return aliases
+    }
+
+    /// Buffers that are not parameters (the causal mask of each attention layer).
+    static func isIgnoredBuffer(_ name: String) -> Bool {
+        name.hasSuffix(".attn.bias") || name.hasSuffix(".attn.masked_bias")
+    }
+}
+
+/// Every parameter of a model, by checkpoint name, verified against the architecture.
+public struct ParameterSet: Sendable {
+    public var config: BackpackConfig
+    public var weights: [String: Weight]
+
+    public init(config: BackpackConfig, weights: [String: Weight]) {
+        self.config = config
+        self.weights = weights
+    }
+
+    public subscript(_ name: String) -> Weight {
+        guard let w = weights[name] else { preconditionFailure("programmer error: parameter \(name) missing after verification") }
+        return w
+    }
+
+    /// Loads and verifies exhaustively: every needed tensor present with its shape; aliases and
+    /// mask buffers accepted; anything else, or anything missing, is an error listing the keys.
+    public static func load(from archive: TensorArchive, config: BackpackConfig, file: String) throws -> ParameterSet {
+        let specs = ParameterTable.specs(for: config)
+        let aliases = ParameterTable.aliases(for: config)
+        let available = archive.tensors
+        // Plain GPT-2 files without the "transformer." prefix: map "h.0.ln_1.weight" -> "transformer.h.0.ln_1.weight".
+        var rename: [String: String] = [:]
+        if config.architecture == .gpt2 {
+            for name in available.keys where !name.hasPrefix("transformer.") && !name.hasPrefix("lm_head.")
+                && available["transformer." + name] == nil {
+                rename["transformer." + name] = name
+            }
+        }
+        func source(_ name: String) -> String? {
+            if available[name] != nil { return name }
+            if let r = rename[name] { return r }
+            return aliases.first(where: { $0.value == name && available[$0.key] != nil })?.key
+        }
+        var missing: [String] = [], wrongShape: [String] = []
+        var used = Set<String>()
+        var weights: [String: Weight] = [:]
+        for spec in specs {
+            guard let src = source(spec.name), let info = available[src] else { missing.append(spec.name); continue }
+            used.insert(src)
+            if info.shape != spec.shape {
+                wrongShape.append("\(src): expected shape \(spec.shape), found \(info.shape)")
+                continue
+            }
+            weights[spec.name] = try loadWeight(archive, name: src, shape: spec.shape)
+        }
+        var unexpected: [String] = []
+        for (name, info) in available where !used.contains(name) {
+            if ParameterTable.isIgnoredBuffer(name) { continue }
+            if let target = aliases[name] ?? rename.first(where: { $0.value == name })?.key {
+                if let spec = specs.first(where: { $0.name == target }), info.shape != spec.shape {
+                    wrongShape.append("\(name) (alias of \(target)): expected shape \(spec.shape), found \(info.shape)")
+                }
+                continue
+            }
+            unexpected.append(name)
+        }
+        var problems: [String] = []
+        if !missing.isEmpty { problems.append("missing tensors: \(missing.sorted().joined(separator: ", "))") }
+        if !wrongShape.isEmpty { problems.append("shape mismatches: \(wrongShape.sorted().joined(separator: "; "))") }
+        if !unexpected.isEmpty {
+            problems.append("unexpected tensors for a \(config.architecture.rawValue): \(unexpected.sorted().joined(separator: ", "))")
+        }
+        if !problems.isEmpty { throw ModelError(file: file, reason: problems.joined(separator: "; ")) }
+        return ParameterSet(config: config, weights: weights)
+    }
+
+    private static func loadWeight(_ archive: TensorArchive, name: String, shape: [Int]) throws -> Weight {
+        if let mapped = archive as? MappedFloatArchive, let pointer = try mapped.mappedFloat32(name) {
+            return Weight(shape: shape, borrowing: pointer, owner: archive)
+        }
+        return Weight(shape: shape, values: try archive.floats(name))
+    }
+
+    /// Every parameter under its checkpoint name, in the checkpoint's layout (for saving).
+    public func tensors() -> [(name: String, shape: [Int], values: [Float])] {
+        ParameterTable.specs(for: config).map { spec in (spec.name, spec.shape, self[spec.name].values) }
+    }
+
+    /// Number of parameters by part (trunk, sense network, sense weights, embeddings).
+    public func counts() -> [(part: String, count: Int)] {
+        var parts: [String: Int] = [:]
+        for spec in ParameterTable.specs(for: config) {
+            let part: String
+            if spec.name.hasSuffix("wte.weight") { part = "token embedding E (tied with the output)" }
+            else if spec.name.hasSuffix("wpe.weight") { part = "position embedding" }
+            else if spec.name.hasPrefix("backpack.sense_network.") { part = "sense network" }
+            else if spec.name.hasPrefix("backpack.sense_weight_net.") { part = "sense weight network" }
+            else { part = "contextualization trunk" }
+            parts[part, default: 0] += spec.shape.reduce(1, *)
+        }
+        return parts.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+    }
+}
+
+/// An archive that can lend float32 tensors in place (memory-mapped), without copying.
+public protocol MappedFloatArchive: TensorArchive {
+    /// The tensor's values in place if it is float32 and suitably aligned, else nil.
+    func mappedFloat32(_ name: String) throws -> UnsafePointer<Float>?
+}
