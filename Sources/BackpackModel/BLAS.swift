@@ -7,14 +7,14 @@ import Foundation
 /// run time with `BACKPACK_BLAS=/path/to/libopenblas.so` (any library exporting `cblas_sgemm`,
 /// or the `scipy_`-prefixed symbols of the PyPI wheel `scipy-openblas32`): Debian's 0.3.21
 /// does not use the second core on this machine's CPUs, newer builds do (`../shared/README.md`).
-enum BLAS {
+public enum BLAS {
     typealias SGEMM = @convention(c) (UInt32, UInt32, UInt32, Int32, Int32, Int32, Float,
                                       UnsafePointer<Float>?, Int32, UnsafePointer<Float>?, Int32, Float,
                                       UnsafeMutablePointer<Float>?, Int32) -> Void
 
     /// The dynamically chosen sgemm, if `BACKPACK_BLAS` names a loadable library.
     nonisolated(unsafe) private static var override: SGEMM? = loadOverride()
-    static let backendDescription: String = override != nil
+    public static let backendDescription: String = override != nil
         ? "BACKPACK_BLAS=\(ProcessInfo.processInfo.environment["BACKPACK_BLAS"] ?? "")" : "system OpenBLAS"
 
     private static func loadOverride() -> SGEMM? {

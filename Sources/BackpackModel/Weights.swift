@@ -182,7 +182,7 @@ public struct ParameterSet: Sendable {
     }
 
     private static func loadWeight(_ archive: TensorArchive, name: String, shape: [Int]) throws -> Weight {
-        if let mapped = archive as? MappedFloatArchive, let pointer = try mapped.mappedFloat32(name) {
+        if let mapped = archive as? any MappedFloatArchive, let pointer = try mapped.mappedFloat32(name) {
             return Weight(shape: shape, borrowing: pointer, owner: archive)
         }
         return Weight(shape: shape, values: try archive.floats(name))

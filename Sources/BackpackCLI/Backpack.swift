@@ -1,0 +1,16 @@
+import ArgumentParser
+import Foundation
+
+@main
+struct Backpack: ParsableCommand {
+    static let version = "0.1.0"
+    static let configuration = CommandConfiguration(
+        commandName: "backpack",
+        abstract: "Inspect, edit and evaluate Backpack language models.",
+        discussion: """
+            A Backpack LM represents each token as k sense vectors; a GPT-2 trunk only weights them.
+            Without --model, commands use the embedded demo model (Models/backpack-demo).
+            """,
+        version: version,
+        subcommands: [Info.self, Tokenize.self, Forward.self, Senses.self, Generate.self, Init.self, Bench.self])
+}

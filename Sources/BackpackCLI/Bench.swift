@@ -1,0 +1,58 @@
+import ArgumentParser
+import BackpackModel
+import Foundation
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Measure opening time, forward throughput and peak memory (used by `make bench`).",
+        discussion: "Forward passes start with an empty sense cache, so every run pays for the sense network as the PyTorch reference does.")
+
+    @OptionGroup var options: ModelOptions
+    @Option(help: "Timed runs per shape (the best is reported).") var runs = 3
+    @Option(help: "Random seed for the token ids.") var seed: UInt64 = 1
+
+    func run() throws {
+        let start = Date()
+        let dir = try options.directory()
+        let model = LanguageModel(parameters: try dir.parameters())
+        let openSeconds = Date().timeIntervalSince(start)
+        let weightBytes = dir.weightFiles.reduce(0) { $0 + ((try? FileManager.default.attributesOfItem(atPath: $1.path)[.size] as? Int) ?? 0) }
+        print("model          \(dir.url.path) (\(dir.format), \(String(format: "%.0f", Double(weightBytes) / 1e6)) MB)")
+        print("BLAS           \(BLAS.backendDescription)")
+        print(String(format: "open           %.3f s   (target <= 1 s)", openSeconds))
+        var rng = SeededGenerator(seed: seed)
+        let V = UInt64(min(model.config.vocabSize, 50257))
+        func randomIDs(_ n: Int) -> [Int] { (0..<n).map { _ in Int(rng.next() % V) } }
+        let n = min(512, model.config.nPositions)
+        let shapes: [(String, [[Int]], ClosedRange<Double>)] = [
+            ("1x\(n)", [randomIDs(n)], 327...387),
+            ("8x\(min(128, n))", (0..<8).map { _ in randomIDs(min(128, n)) }, 326...438),
+        ]
+        for (name, batch, reference) in shapes {
+            var best = Double.infinity, first = 0.0
+            for r in 0..<(runs + 1) {
+                model.senseCache.removeAll()
+                let t = Date()
+                _ = try model.forward(batch: batch, options: .init(logits: .all))
+                let s = Date().timeIntervalSince(t)
+                if r == 0 { first = s } else { best = min(best, s) }
+            }
+            let tokens = Double(batch.reduce(0) { $0 + $1.count })
+            print(String(format: "forward %-6@ %.3f s best of %d (first %.3f s)  %.0f tokens/s   PyTorch reference %.0f-%.0f tokens/s: x%.2f-x%.2f",
+                         name, best, runs, first, tokens / best, reference.lowerBound, reference.upperBound,
+                         tokens / best / reference.upperBound, tokens / best / reference.lowerBound))
+        }
+        let peak = peakRSSBytes()
+        print(String(format: "peak RSS       %.0f MB = %.2fx the weights (target <= 1.3x)", Double(peak) / 1e6, Double(peak) / Double(max(weightBytes, 1))))
+    }
+}
+
+/// VmHWM from /proc/self/status (Linux), in bytes.
+func peakRSSBytes() -> Int {
+    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
+    for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+        let kb = line.split(separator: " ").compactMap { Int($0) }.first ?? 0
+        return kb * 1024
+    }
+    return 0
+}

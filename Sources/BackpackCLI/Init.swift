@@ -1,0 +1,37 @@
+import ArgumentParser
+import BackpackCheckpoint
+import BackpackModel
+import Foundation
+
+struct Init: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Write a random-weight checkpoint of any size (GPT-2 initialisation).",
+        discussion: "--config takes a config.json, or `backpack-gpt2` for the published 170M architecture. Writes config.json and model.safetensors.")
+
+    @Option(help: "config.json of the architecture, or `backpack-gpt2`.") var config: String
+    @Option(help: "Random seed.") var seed: UInt64 = 0
+    @Option(help: "Output directory (replaced atomically if it exists).") var out: String
+    @Option(help: "Copy this tokenizer's files (vocab.json/merges.txt/tokenizer.json directory) into the output.") var tokenizer: String?
+
+    func run() throws {
+        let cfg = config == "backpack-gpt2" ? BackpackConfig.backpackGPT2 : try BackpackConfig.load(URL(fileURLWithPath: config))
+        let parameters = RandomInitializer.parameters(config: cfg, seed: seed)
+        let target = URL(fileURLWithPath: out)
+        try AtomicOutput.directory(target) { dir in
+            try AtomicOutput.file(dir.appendingPathComponent("config.json"), data: try cfg.jsonData())
+            try SafetensorsWriter.write(parameters.tensors(), metadata: ["format": "pt", "seed": String(seed)],
+                                        to: dir.appendingPathComponent("model.safetensors"))
+            if let tokenizer {
+                let src = URL(fileURLWithPath: tokenizer)
+                for name in ["tokenizer.json", "vocab.json", "merges.txt", "encoder.json", "vocab.bpe"] {
+                    let file = src.appendingPathComponent(name)
+                    if FileManager.default.fileExists(atPath: file.path) {
+                        try FileManager.default.copyItem(at: file, to: dir.appendingPathComponent(name))
+                    }
+                }
+            }
+        }
+        let total = parameters.counts().reduce(0) { $0 + $1.count }
+        print("wrote \(target.path): \(cfg.architecture.rawValue), \(formatCount(total)) parameters, seed \(seed)")
+    }
+}

@@ -1,0 +1,53 @@
+import Foundation
+
+/// Outputs are written beside their target under a temporary name and renamed into place, so
+/// an interrupted run leaves either nothing or the previous complete version — never half a file.
+public enum AtomicOutput {
+    /// Builds a directory at `target` by filling a temporary sibling, then renaming it.
+    /// An existing target is replaced only after the new one is complete.
+    public static func directory(_ target: URL, _ fill: (URL) throws -> Void) throws {
+        let fm = FileManager.default
+        let parent = target.deletingLastPathComponent()
+        try fm.createDirectory(at: parent, withIntermediateDirectories: true)
+        let temp = parent.appendingPathComponent(".\(target.lastPathComponent).tmp-\(UUID().uuidString.prefix(8))")
+        try fm.createDirectory(at: temp, withIntermediateDirectories: false)
+        do { try fill(temp) } catch {
+            try? fm.removeItem(at: temp)
+            throw error
+        }
+        if fm.fileExists(atPath: target.path) {
+            let old = parent.appendingPathComponent(".\(target.lastPathComponent).old-\(UUID().uuidString.prefix(8))")
+            try fm.moveItem(at: target, to: old)
+            try fm.moveItem(at: temp, to: target)
+            try? fm.removeItem(at: old)
+        } else {
+            try fm.moveItem(at: temp, to: target)
+        }
+    }
+
+    /// Writes `data` to a temporary sibling of `target`, then renames it over `target`.
+    public static func file(_ target: URL, data: Data) throws {
+        let temp = target.deletingLastPathComponent()
+            .appendingPathComponent(".\(target.lastPathComponent).tmp-\(UUID().uuidString.prefix(8))")
+        do {
+            try data.write(to: temp)
+            if rename(temp.path, target.path) != 0 {
+                throw ModelError(file: target.path, reason: "cannot rename the finished output into place: \(String(cString: strerror(errno)))")
+            }
+        } catch {
+            try? FileManager.default.removeItem(at: temp)
+            throw error
+        }
+    }
+
+    /// Refuses to write into (or replace) a directory the command reads from.
+    public static func checkNotInput(_ output: URL, inputs: [URL]) throws {
+        let out = output.standardizedFileURL.resolvingSymlinksInPath().path
+        for input in inputs {
+            let path = input.standardizedFileURL.resolvingSymlinksInPath().path
+            if out == path || path.hasPrefix(out + "/") || out.hasPrefix(path + "/") {
+                throw ModelError(file: output.path, reason: "refusing to write into or over the input \(input.path); choose another output path")
+            }
+        }
+    }
+}
