@@ -20,8 +20,8 @@ public final class SafetensorsFile: TensorArchive {
     /// Tensor names in data-offset order.
     public let names: [String]
 
-    private let file: MappedFile
-    private let locations: [String: TensorLocation]
+    let file: MappedFile
+    let locations: [String: TensorLocation]
 
     public init(url: URL) throws {
         self.url = url
@@ -131,7 +131,7 @@ public final class SafetensorsFile: TensorArchive {
         self.names = ranges.map(\.name)
     }
 
-    private func location(_ name: String) throws -> TensorLocation {
+    func location(_ name: String) throws -> TensorLocation {
         guard let loc = locations[name] else {
             throw CheckpointError(file: url.path, reason: "no tensor named '\(name)'")
         }
@@ -206,6 +206,7 @@ public final class ShardedSafetensors: TensorArchive {
         self.metadata = meta
     }
 
+    func shardFile(_ name: String) throws -> SafetensorsFile { try shard(name) }
     private func shard(_ name: String) throws -> SafetensorsFile {
         guard let s = owner[name] else { throw CheckpointError(file: index.path, reason: "no tensor named '\(name)'") }
         return s

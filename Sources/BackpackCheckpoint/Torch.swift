@@ -10,8 +10,8 @@ public final class TorchCheckpoint: TensorArchive {
     /// Names in the order the state dict lists them.
     public let names: [String]
 
-    private let file: MappedFile
-    private let locations: [String: TensorLocation]
+    let file: MappedFile
+    let locations: [String: TensorLocation]
 
     public init(url: URL) throws {
         self.url = url
@@ -102,7 +102,7 @@ public final class TorchCheckpoint: TensorArchive {
         self.names = names
     }
 
-    private func location(_ name: String) throws -> TensorLocation {
+    func location(_ name: String) throws -> TensorLocation {
         guard let loc = locations[name] else {
             throw CheckpointError(file: url.path, reason: "no tensor named '\(name)'")
         }

@@ -40,6 +40,9 @@ public struct BackpackConfig: Codable, Sendable, Equatable {
     public var eosTokenId: Int?
     /// e.g. 0.02 (used by `backpack init`)
     public var initializerRange: Float?
+    /// false when the output embedding (`lm_head.weight`) is a tensor of its own, as after the
+    /// Transformer baseline's input-embedding edit; absent means tied.
+    public var tieWordEmbeddings: Bool?
 
     enum CodingKeys: String, CodingKey {
         case architectures
@@ -59,6 +62,7 @@ public struct BackpackConfig: Codable, Sendable, Equatable {
         case bosTokenId = "bos_token_id"
         case eosTokenId = "eos_token_id"
         case initializerRange = "initializer_range"
+        case tieWordEmbeddings = "tie_word_embeddings"
     }
 
     /// The published `stanfordnlp/backpack-gpt2` architecture.
@@ -66,7 +70,8 @@ public struct BackpackConfig: Codable, Sendable, Equatable {
         architectures: [Architecture.backpack.rawValue], modelType: "gpt2", nEmbd: 768, nLayer: 12, nHead: 12,
         nPositions: 512, vocabSize: 50264, numSenses: 16, senseIntermediateScale: 4,
         activationFunction: "gelu_new", layerNormEpsilon: 1e-5, scaleAttnByInverseLayerIdx: true,
-        scaleAttnWeights: true, nInner: nil, bosTokenId: 50256, eosTokenId: 50256, initializerRange: 0.02)
+        scaleAttnWeights: true, nInner: nil, bosTokenId: 50256, eosTokenId: 50256, initializerRange: 0.02,
+        tieWordEmbeddings: nil)
 
     public var architecture: Architecture {
         if let names = architectures, names.contains(Architecture.gpt2.rawValue) { return .gpt2 }
@@ -78,6 +83,7 @@ public struct BackpackConfig: Codable, Sendable, Equatable {
     public var innerDim: Int { nInner ?? 4 * nEmbd }
     public var senseInnerDim: Int { (senseIntermediateScale ?? 4) * nEmbd }
     public var epsilon: Float { layerNormEpsilon ?? 1e-5 }
+    public var tied: Bool { tieWordEmbeddings ?? true }
 
     /// Reads and checks `config.json`; errors name the file and the key.
     public static func load(_ url: URL) throws -> BackpackConfig {
@@ -138,6 +144,7 @@ public struct BackpackConfig: Codable, Sendable, Equatable {
         ]
         if let bos = bosTokenId { object["bos_token_id"] = bos }
         if let eos = eosTokenId { object["eos_token_id"] = eos }
+        if !tied { object["tie_word_embeddings"] = false }
         switch architecture {
         case .backpack:
             object["architectures"] = [Architecture.backpack.rawValue]

@@ -54,13 +54,15 @@ public final class LanguageModel: @unchecked Sendable {
     let trunk: Trunk
     let senseNetwork: SenseNetwork?
     let senseWeights: SenseWeightNetwork?
-    var embedding: Weight { trunk.wte }
+    /// The output embedding: E (tied) unless the checkpoint carries its own `lm_head.weight`.
+    let embedding: Weight
 
     public init(parameters: ParameterSet, senseOverrides: [Int: [Float]] = [:], senseCache: SenseCache? = nil) {
         config = parameters.config
         self.parameters = parameters
         self.senseOverrides = senseOverrides
         trunk = Trunk(parameters)
+        embedding = parameters.weights["lm_head.weight"] ?? trunk.wte
         if config.architecture == .backpack {
             senseNetwork = SenseNetwork(parameters)
             senseWeights = SenseWeightNetwork(parameters)

@@ -37,7 +37,7 @@ public struct ModelDirectory: Sendable {
         } else if fm.fileExists(atPath: index.path) {
             archive = try ShardedSafetensors(index: index); format = "safetensors (sharded)"
         } else if fm.fileExists(atPath: bin.path) {
-            archive = try TorchCheckpointPENDING(url: bin); format = "pytorch_model.bin (zip + pickle)"
+            archive = try TorchCheckpoint(url: bin); format = "pytorch_model.bin (zip + pickle)"
         } else {
             throw ModelError(file: url.path, reason: "no weights found: expected model.safetensors, model.safetensors.index.json or pytorch_model.bin")
         }

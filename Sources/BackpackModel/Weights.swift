@@ -79,6 +79,7 @@ public enum ParameterTable {
             conv(h + "mlp.c_proj", inner, d)
         }
         ln(t + "ln_f")
+        if !config.tied { specs.append(.init(name: "lm_head.weight", shape: [V, d], layout: .embedding)) }
         if config.architecture == .backpack {
             let s = "backpack.sense_network."
             ln(s + "ln")
@@ -97,7 +98,7 @@ public enum ParameterTable {
     /// Other names the same tensor may carry in a checkpoint (tied or shared).
     public static func aliases(for config: BackpackConfig) -> [String: String] {
         let t = trunkPrefix(config)
-        var aliases = ["lm_head.weight": t + "wte.weight"]
+        var aliases: [String: String] = config.tied ? ["lm_head.weight": t + "wte.weight"] : [:]
         if config.architecture == .backpack {
             aliases["backpack.word_embeddings.weight"] = t + "wte.weight"
             aliases["backpack.position_embeddings.weight"] = t + "wpe.weight"
@@ -198,7 +199,8 @@ public struct ParameterSet: Sendable {
         var parts: [String: Int] = [:]
         for spec in ParameterTable.specs(for: config) {
             let part: String
-            if spec.name.hasSuffix("wte.weight") { part = "token embedding E (tied with the output)" }
+            if spec.name.hasSuffix("wte.weight") { part = config.tied ? "token embedding E (tied with the output)" : "input token embedding" }
+            else if spec.name == "lm_head.weight" { part = "output embedding (untied)" }
             else if spec.name.hasSuffix("wpe.weight") { part = "position embedding" }
             else if spec.name.hasPrefix("backpack.sense_network.") { part = "sense network" }
             else if spec.name.hasPrefix("backpack.sense_weight_net.") { part = "sense weight network" }
@@ -209,8 +211,3 @@ public struct ParameterSet: Sendable {
     }
 }
 
-/// An archive that can lend float32 tensors in place (memory-mapped), without copying.
-public protocol MappedFloatArchive: TensorArchive {
-    /// The tensor's values in place if it is float32 and suitably aligned, else nil.
-    func mappedFloat32(_ name: String) throws -> UnsafePointer<Float>?
-}

@@ -45,7 +45,7 @@ enum CheckpointSource: String, CaseIterable, Sendable {
     func load() throws -> LanguageModel {
         let file = TestPaths.fixtures.appendingPathComponent(rawValue)
         let config = try BackpackConfig.load(file.deletingLastPathComponent().appendingPathComponent("config.json"))
-        let archive: TensorArchive = self == .safetensors ? try SafetensorsFile(url: file) : try SafetensorsFile(url: file)
+        let archive: TensorArchive = self == .safetensors ? try SafetensorsFile(url: file) : try TorchCheckpoint(url: file)
         return LanguageModel(parameters: try ParameterSet.load(from: archive, config: config, file: file.path))
     }
 }
