@@ -232,3 +232,27 @@ private func timed<T>(_ label: String, _ body: () throws -> T) rethrows -> (T, D
         #expect(e?.reason.contains("zz") == true)
     }
 }
+
+@Suite struct LoaderTests {
+    @Test func opensFoldersAndFiles() throws {
+        #expect(try CheckpointLoader.open(TestPaths.tinyModel) is SafetensorsFile)
+        #expect(try CheckpointLoader.open(TestPaths.tinyLegacyBin) is TorchCheckpoint)
+        #expect(try CheckpointLoader.open(TestPaths.tinyModel.appendingPathComponent("pytorch_model.bin")) is TorchCheckpoint)
+        #expect(throws: CheckpointError.self) { try CheckpointLoader.open(TestPaths.toyTokenizer) }
+    }
+
+    /// Opt-in: `BACKPACK_EXTRA_CHECKPOINTS=/path/a:/path/b` (e.g. the real 684 MB pytorch_model.bin).
+    /// Opening must take well under a second; every tensor must be readable.
+    @Test func extraCheckpointsOpenFast() throws {
+        let env = ProcessInfo.processInfo.environment["BACKPACK_EXTRA_CHECKPOINTS"] ?? ""
+        for path in env.split(separator: ":") where !path.isEmpty {
+            let url = URL(fileURLWithPath: String(path))
+            let (archive, secs) = try timed(url.path) { try CheckpointLoader.open(url) }
+            #expect(secs < 1, "\(path): \(secs) s")
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            var total = 0
+            for (name, info) in archive.tensors where info.dtype.isFloatingPoint { total += try archive.floats(name).count }
+            print("[checkpoint] read \(archive.tensors.count) tensors (\(total) floats) of \(path) in \(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6) ms")
+        }
+    }
+}
