@@ -33,8 +33,9 @@ public struct TensorInfo: Sendable, Equatable {
     public let name: String
     public let dtype: DType
     public let shape: [Int]
-    /// Number of elements (product of the shape; 1 for a scalar). Validated not to overflow at load.
-    public var count: Int { shape.reduce(1, *) }
+    /// Number of elements (product of the shape; 1 for a scalar). Readers validate that it does not
+    /// overflow; for a hand-made invalid shape (negative or overflowing) this is 0 instead of a trap.
+    public var count: Int { checkedProduct(shape) ?? 0 }
 
     public init(name: String, dtype: DType, shape: [Int]) {
         self.name = name
@@ -93,6 +94,8 @@ final class MappedFile: @unchecked Sendable {
     let url: URL
     let size: Int
     private let base: UnsafeMutableRawPointer?
+    /// Kept open for `pread`, which copies large tensors faster than faulting in mapped pages.
+    private let fd: Int32
 
     init(url: URL) throws {
         self.url = url
@@ -101,14 +104,17 @@ final class MappedFile: @unchecked Sendable {
         guard fd >= 0 else {
             throw CheckpointError(file: path, reason: "cannot open: \(String(cString: strerror(errno)))")
         }
-        defer { close(fd) }
         var st = stat()
         guard fstat(fd, &st) == 0 else {
-            throw CheckpointError(file: path, reason: "cannot stat: \(String(cString: strerror(errno)))")
+            let reason = "cannot stat: \(String(cString: strerror(errno)))"
+            close(fd)
+            throw CheckpointError(file: path, reason: reason)
         }
         guard (st.st_mode & S_IFMT) == S_IFREG else {
+            close(fd)
             throw CheckpointError(file: path, reason: "not a regular file")
         }
+        self.fd = fd
         let size = Int(st.st_size)
         self.size = size
         if size == 0 {
@@ -116,6 +122,7 @@ final class MappedFile: @unchecked Sendable {
         } else {
             let p = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0)
             guard let p, p != MAP_FAILED else {
+                close(fd)
                 throw CheckpointError(file: path, reason: "mmap failed: \(String(cString: strerror(errno)))")
             }
             base = p
@@ -124,6 +131,21 @@ final class MappedFile: @unchecked Sendable {
 
     deinit {
         if let base { munmap(base, size) }
+        close(fd)
+    }
+
+    /// Copies `count` bytes at `offset` into `dst` with pread (falls back to the map on error).
+    func copy(to dst: UnsafeMutableRawPointer, offset: Int, count: Int) {
+        var done = 0
+        while done < count {
+            let n = pread(fd, dst + done, count - done, off_t(offset + done))
+            if n > 0 { done += n; continue }
+            if n < 0, errno == EINTR { continue }
+            break
+        }
+        if done < count, let base {
+            memcpy(dst + done, base + offset + done, count - done)
+        }
     }
 
     var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: size) }
@@ -170,7 +192,9 @@ func readFloats(_ file: MappedFile, _ loc: TensorLocation) throws -> [Float] {
     switch loc.info.dtype {
     case .f32:
         return [Float](unsafeUninitializedCapacity: n) { buf, initialized in
-            if let dst = buf.baseAddress { memcpy(dst, p, n * 4) }
+            if let dst = buf.baseAddress {
+                if n >= 1 << 18 { file.copy(to: dst, offset: loc.offset, count: n * 4) } else { memcpy(dst, p, n * 4) }
+            }
             initialized = n
         }
     case .f16:
