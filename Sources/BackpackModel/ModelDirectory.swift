@@ -67,7 +67,6 @@ public struct ModelDirectory: Sendable {
         return table
     }
 
-/*TOKENIZER-PENDING
     /// The tokenizer saved with the model, if any.
     public func tokenizer() throws -> GPT2Tokenizer? {
         let fm = FileManager.default
@@ -76,7 +75,6 @@ public struct ModelDirectory: Sendable {
         return try GPT2Tokenizer.load(from: url)
     }
 
-TOKENIZER-PENDING*/
     /// The model with its saved sense edits applied.
     public func load() throws -> LanguageModel {
         LanguageModel(parameters: try parameters(), senseOverrides: try senseOverrides())
