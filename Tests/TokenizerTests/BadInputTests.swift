@@ -88,6 +88,7 @@ import TestSupport
         let url = c.load.isEmpty ? dir : dir.appendingPathComponent(c.load)
         let error = #expect(throws: TokenizerError.self) { try GPT2Tokenizer.load(path: url) }
         let message = error?.description ?? ""
+        print("[\(c.name)] \(message)")
         for part in c.expected {
             #expect(message.contains(part), "message: \(message)")
         }

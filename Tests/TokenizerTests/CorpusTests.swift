@@ -57,7 +57,7 @@ import TestSupport
                 differences.append(String(format: "U+%04X swift=%d regex=%d", v, got, expected[Int(v)]))
             }
         }
-        print("unicode classes vs regex \(ref.regex) (Unicode \(ref.unicodedata) in Python): \(differences.count) differences \(differences.prefix(20))")
+        print("unicode classes vs regex \(ref.regex) (its own Unicode tables; Python unicodedata \(ref.unicodedata)): \(differences.count) differences \(differences.prefix(20))")
         // Swift's and regex's Unicode versions may differ on newly assigned code points only.
         let assignedDiffs = differences.filter { d in
             guard let hex = UInt32(d.dropFirst(2).prefix(while: { $0 != " " }), radix: 16),
