@@ -1,28 +1,32 @@
 import CHDF5
 import Foundation
 
-// Threading: the Debian libhdf5 is the serial build, which is not thread-safe. The API of this
-// module is meant to be used from one thread at a time. As a safeguard every HDF5 call made here
+// Threading: the API of this module is meant to be used from one thread at a time. HDF5 builds
+// are not in general thread-safe (Debian's libhdf5_serial 1.10.8 happens to be built with
+// --enable-threadsafe, but nothing here relies on that). As a safeguard every HDF5 call made here
 // (including the closes in deinit) runs under one process-wide recursive lock, so accidental use
-// from several threads (for example parallel tests) serialises instead of corrupting HDF5 state.
+// from several threads (for example parallel tests) serialises instead of corrupting HDF5 state,
+// and an HDF5 call and the read of its error stack always happen together.
 // Handles (H5File, H5Group) are not Sendable and must not be shared between tasks.
 
 enum H5Library {
     /// The process-wide lock around every HDF5 call.
     static let lock = NSRecursiveLock()
 
-    /// Opens the library once and turns off its automatic stderr error printing.
+    /// Opens the library once.
     private static let initialised: Bool = {
         _ = H5open()
-        _ = bp_silence_errors()
         return true
     }()
 
-    /// Runs `body` under the HDF5 lock, after making sure the library is initialised.
+    /// Runs `body` under the HDF5 lock, after making sure the library is initialised and its
+    /// automatic stderr error printing is off. (Debian's libhdf5 is built thread-safe, which
+    /// makes the error-printing setting per thread, so it is switched off on every entry.)
     static func locked<T>(_ body: () throws -> T) rethrows -> T {
         lock.lock()
         defer { lock.unlock() }
         _ = initialised
+        _ = bp_silence_errors()
         return try body()
     }
 
@@ -32,7 +36,11 @@ enum H5Library {
         let n = buf.withUnsafeMutableBufferPointer { bp_error_stack_message($0.baseAddress, $0.count) }
         if n == 0 { return "" }
         let bytes = buf.prefix(Int(n)).map { UInt8(bitPattern: $0) }
+        // Some HDF5 messages embed newlines; keep the error on one line.
         return String(decoding: bytes, as: UTF8.self)
+            .split(whereSeparator: { $0 == "\n" || $0 == "\r" })
+            .map { $0.trimmingCharacters(in: .whitespaces) }
+            .joined(separator: " ")
     }
 }
 
@@ -95,3 +103,14 @@ final class H5Handle {
 @inline(__always) func closeSpace(_ id: hid_t) { if id >= 0 { _ = H5Sclose(id) } }
 @inline(__always) func closeType(_ id: hid_t) { if id >= 0 { _ = H5Tclose(id) } }
 @inline(__always) func closePlist(_ id: hid_t) { if id >= 0 { _ = H5Pclose(id) } }
+
+extension H5Library {
+    /// Open HDF5 identifiers of all kinds (files, groups, datasets, attributes, named types)
+    /// across all files in this process; for leak checks in tests.
+    static func openObjectCountAllFiles() -> Int {
+        locked {
+            let all = UInt32(H5F_OBJ_FILE | H5F_OBJ_DATASET | H5F_OBJ_GROUP | H5F_OBJ_DATATYPE | H5F_OBJ_ATTR)
+            return Int(max(0, H5Fget_obj_count(hid_t(all), all)))
+        }
+    }
+}

@@ -162,6 +162,32 @@ struct ResultsFileTests {
         #expect(try Self.tempFiles(in: dir).isEmpty)
     }
 
+    @Test func appendLeavesNoOpenHandlesAndIgnoresStaleTempFiles() throws {
+        let dir = try TestPaths.temporaryDirectory("results-leak")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let url = dir.appendingPathComponent("results.h5")
+        // A temp file left by a killed process must not disturb later appends.
+        let stale = dir.appendingPathComponent(".results.h5.tmp-deadbeef")
+        try Data("half-written".utf8).write(to: stale)
+        // Hold the HDF5 lock so that tests running in parallel cannot change the global count.
+        try H5Library.locked {
+            let before = H5Library.openObjectCountAllFiles()
+            try ResultsFile.append(to: url) { try Self.fillRun($0, seed: 0) }
+            #expect(H5Library.openObjectCountAllFiles() == before)
+            #expect(throws: BodyFailed.self) {
+                try ResultsFile.append(to: url) { run in
+                    _ = try run.createGroup("partial")
+                    throw BodyFailed()
+                }
+            }
+            #expect(H5Library.openObjectCountAllFiles() == before)
+            _ = try ResultsFile.summary(of: url)
+            #expect(H5Library.openObjectCountAllFiles() == before)
+        }
+        #expect(try Self.tempFiles(in: dir) == [stale.lastPathComponent])
+        #expect(try ResultsFile.runs(in: url).count == 1)
+    }
+
     @Test func runIDFormat() throws {
         let date = Date(timeIntervalSince1970: 1_795_722_303)  // 2026-11-26T19:45:03Z
         let id = ResultsFile.makeRunID(date: date)

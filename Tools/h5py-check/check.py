@@ -22,7 +22,7 @@ def fmt_value(value, limit=6):
         return repr(value)
     if isinstance(value, np.ndarray):
         flat = value.ravel()
-        items = [fmt_value(v) for v in flat[:limit]]
+        items = [fmt_value(v.item() if isinstance(v, np.generic) else v) for v in flat[:limit]]
         more = ", ..." if flat.size > limit else ""
         return f"{value.dtype}{list(value.shape)} [{', '.join(items)}{more}]"
     if isinstance(value, np.generic):
@@ -46,14 +46,10 @@ def describe_dataset(ds):
     if h5py.check_string_dtype(ds.dtype) is not None:
         info = h5py.check_string_dtype(ds.dtype)
         parts.append(f"string({info.encoding}, {'vlen' if info.length is None else info.length})")
-        data = ds.asstr()[()] if ds.shape != () else ds.asstr()[()]
+        data = ds.asstr()[()]
     else:
         data = ds[()]
-    if isinstance(data, np.ndarray):
-        preview = fmt_value(data)
-    else:
-        preview = fmt_value(data)
-    return ", ".join(parts) + " -> " + preview
+    return ", ".join(parts) + " -> " + fmt_value(data)
 
 
 def walk(group, indent=""):
