@@ -31,7 +31,7 @@ let package = Package(
         .target(name: "BackpackEvaluation",
                 dependencies: ["BackpackModel", "BackpackTokenizer", "BackpackEditing",
                                .product(name: "Yams", package: "Yams")]),
-        .target(name: "BackpackResults", dependencies: ["CHDF5"]),
+        .target(name: "BackpackResults", dependencies: ["CHDF5"], exclude: ["LAYOUT.md"]),
         .executableTarget(name: "BackpackCLI",
                           dependencies: ["BackpackCheckpoint", "BackpackTokenizer", "BackpackModel",
                                          "BackpackEditing", "BackpackEvaluation", "BackpackResults",
