@@ -139,6 +139,22 @@ public final class LanguageModel: @unchecked Sendable {
 
     // MARK: Forward
 
+    /// rows of o at `positions` times E^T, into a fresh array  (positions.count, V)
+    private func unembedRows(of hidden: Buffer, positions: [Int]) -> [Float] {
+        let d = config.nEmbd, V = config.vocabSize, R = positions.count
+        if R == 0 { return [] }
+        let contiguous = positions == Array(0..<R)
+        let rows = contiguous ? hidden : Buffer(R * d)
+        if !contiguous {
+            for (r, p) in positions.enumerated() { (rows.pointer + r * d).update(from: hidden.pointer + p * d, count: d) }
+        }
+        return [Float](unsafeUninitializedCapacity: R * V) { out, initialized in
+            BLAS.gemm(transB: true, m: R, n: V, k: d, a: rows.pointer, lda: d, b: embedding.pointer, ldb: d,
+                      c: out.baseAddress!, ldc: V)
+            initialized = R * V
+        }
+    }
+
     public func forward(_ ids: [Int], options: ForwardOptions = .init()) throws -> ForwardOutput {
         try forward(batch: [ids], options: options)[0]
     }
@@ -189,26 +205,40 @@ public final class LanguageModel: @unchecked Sendable {
             }
             results.append((o, options.senses ? C : nil, options.contextualization ? alpha : nil, positions))
         }
-        // logits = o E^T for the chosen rows of every sequence, as one product  (R, V)
+        // logits = o E^T for the chosen rows. A sequence with many rows gets its own product,
+        // written straight into its output array (no second copy of an (n, V) matrix); sequences
+        // with few rows (evaluation prompts: one row each) share one product, so E is read once.
         let V = config.vocabSize
-        let R = results.reduce(0) { $0 + $1.positions.count }
-        let gathered = Buffer(R * d)
-        var r = 0
-        for res in results {
-            for p in res.positions { (gathered.pointer + r * d).update(from: res.hidden.pointer + p * d, count: d); r += 1 }
+        var logits = [[Float]](repeating: [], count: results.count)
+        let ownProduct = results.map { $0.positions.count >= 32 || results.count == 1 }
+        for (s, res) in results.enumerated() where ownProduct[s] {
+            logits[s] = unembedRows(of: res.hidden, positions: res.positions)
         }
-        let logits = Buffer(R * V)
-        BLAS.gemm(transB: true, m: R, n: V, k: d, a: gathered.pointer, lda: d, b: embedding.pointer, ldb: d,
-                  c: logits.pointer, ldc: V)
+        let shared = results.indices.filter { !ownProduct[$0] }
+        let R = shared.reduce(0) { $0 + results[$1].positions.count }
+        if R > 0 {
+            let gathered = Buffer(R * d)
+            var r = 0
+            for s in shared {
+                for p in results[s].positions {
+                    (gathered.pointer + r * d).update(from: results[s].hidden.pointer + p * d, count: d); r += 1
+                }
+            }
+            let product = Buffer(R * V)
+            BLAS.gemm(transB: true, m: R, n: V, k: d, a: gathered.pointer, lda: d, b: embedding.pointer, ldb: d,
+                      c: product.pointer, ldc: V)
+            r = 0
+            for s in shared {
+                let count = results[s].positions.count
+                logits[s] = Array(UnsafeBufferPointer(start: product.pointer + r * V, count: count * V))
+                r += count
+            }
+        }
         var outputs: [ForwardOutput] = []
-        r = 0
         for (s, res) in results.enumerated() {
-            let count = res.positions.count
             outputs.append(ForwardOutput(
-                ids: batch[s], hidden: res.hidden.array,
-                logits: Array(UnsafeBufferPointer(start: logits.pointer + r * V, count: count * V)),
-                logitPositions: res.positions, senses: res.senses?.array, contextualization: res.alpha?.array))
-            r += count
+                ids: batch[s], hidden: res.hidden.array, logits: logits[s], logitPositions: res.positions,
+                senses: res.senses?.array, contextualization: res.alpha?.array))
         }
         return outputs
     }
