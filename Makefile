@@ -10,7 +10,7 @@ BENCH_MODEL     = $(BENCH_DIR)/backpack-gpt2-random
 BLAS_VENV       = .venv-blas
 SCIPY_OPENBLAS  = scipy-openblas32==0.3.34.481.3
 
-.PHONY: deps build release test bench demo clean
+.PHONY: deps blas build release test bench demo clean
 
 deps:
 	@missing=""; for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -19,6 +19,13 @@ deps:
 	  SUDO=""; [ "$$(id -u)" -eq 0 ] || SUDO=sudo; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
 	fi
+
+# A newer OpenBLAS than Debian's (which uses one core here), from PyPI; the toolkit finds it
+# in .venv-blas by itself. Optional: without it (offline), the system OpenBLAS is used.
+blas:
+	@[ -n "$$(ls $(BLAS_VENV)/lib/python3*/site-packages/scipy_openblas32/lib/libscipy_openblas*.so 2>/dev/null)" ] || \
+	  (python3 -m venv $(BLAS_VENV) && $(BLAS_VENV)/bin/pip install -q $(SCIPY_OPENBLAS)) || \
+	  echo "note: could not install $(SCIPY_OPENBLAS); using the system OpenBLAS"
 
 build: deps
 	$(SWIFT) build
@@ -30,17 +37,14 @@ test: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
 
-# Full-size random Backpack-GPT2 (170M parameters, published config). Prints throughput,
-# opening time and peak memory with Debian's OpenBLAS and, when PyPI is reachable, with the
-# newer OpenBLAS of the scipy-openblas32 wheel (BACKPACK_BLAS).
-bench: release
+# Full-size random Backpack-GPT2 (170M parameters, published config): opening time, forward
+# throughput and peak memory, with Debian's OpenBLAS and with the newer scipy-openblas32.
+bench: release blas
 	@[ -f $(BENCH_MODEL)/model.safetensors ] || $(BIN_RELEASE) init --config backpack-gpt2 --seed 0 --out $(BENCH_MODEL)
 	@echo "== Debian OpenBLAS"
+	@BACKPACK_BLAS= $(BIN_RELEASE) bench --model $(BENCH_MODEL)
+	@echo "== default BLAS (scipy-openblas32 from .venv-blas when installed)"
 	@$(BIN_RELEASE) bench --model $(BENCH_MODEL)
-	@[ -d $(BLAS_VENV) ] || (python3 -m venv $(BLAS_VENV) && $(BLAS_VENV)/bin/pip install -q $(SCIPY_OPENBLAS)) || true
-	@lib=$$(ls $(BLAS_VENV)/lib/python3*/site-packages/scipy_openblas32/lib/libscipy_openblas*.so 2>/dev/null | head -1); \
-	if [ -n "$$lib" ]; then echo "== $(SCIPY_OPENBLAS)"; BACKPACK_BLAS=$$lib $(BIN_RELEASE) bench --model $(BENCH_MODEL); \
-	else echo "(scipy-openblas32 not available: skipped the faster BLAS)"; fi
 
 clean:
 	rm -rf .build $(BENCH_DIR)

@@ -38,9 +38,19 @@ struct Bench: ParsableCommand {
                 if r == 0 { first = s } else { best = min(best, s) }
             }
             let tokens = Double(batch.reduce(0) { $0 + $1.count })
+            // Where the time goes: the sense network alone, then everything but the output layer.
+            model.senseCache.removeAll()
+            var t = Date()
+            _ = model.senseVectors(batch.flatMap { $0 })
+            let senseSeconds = Date().timeIntervalSince(t)
+            t = Date()
+            _ = try model.forward(batch: batch, options: .init(logits: .none))
+            let noLogitSeconds = Date().timeIntervalSince(t)
             print(String(format: "forward %-6@ %.3f s best of %d (first %.3f s)  %.0f tokens/s   PyTorch reference %.0f-%.0f tokens/s: x%.2f-x%.2f",
                          name, best, runs, first, tokens / best, reference.lowerBound, reference.upperBound,
                          tokens / best / reference.upperBound, tokens / best / reference.lowerBound))
+            print(String(format: "               sense network %.3f s, trunk and sense weights %.3f s, output layer %.3f s",
+                         senseSeconds, noLogitSeconds, max(0, best - noLogitSeconds - senseSeconds)))
         }
         let peak = peakRSSBytes()
         print(String(format: "peak RSS       %.0f MB = %.2fx the weights (target <= 1.3x)", Double(peak) / 1e6, Double(peak) / Double(max(weightBytes, 1))))

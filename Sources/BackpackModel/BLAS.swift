@@ -3,10 +3,11 @@ import Foundation
 
 /// Single-precision matrix products, row-major throughout.
 ///
-/// The system OpenBLAS (Debian's libopenblas-dev) is linked. A faster build can be chosen at
-/// run time with `BACKPACK_BLAS=/path/to/libopenblas.so` (any library exporting `cblas_sgemm`,
-/// or the `scipy_`-prefixed symbols of the PyPI wheel `scipy-openblas32`): Debian's 0.3.21
-/// does not use the second core on this machine's CPUs, newer builds do (`../shared/README.md`).
+/// The system OpenBLAS (Debian's libopenblas-dev) is linked. A faster build is used when found:
+/// `BACKPACK_BLAS=/path/to/lib.so` (any library exporting `cblas_sgemm`, or the `scipy_`-prefixed
+/// symbols of the PyPI wheel `scipy-openblas32`), else that wheel in `.venv-blas` (`make blas`).
+/// Debian's 0.3.21 does not use the second core on this machine's CPUs; newer builds do
+/// (`../shared/README.md`). The choice is printed by `backpack bench`.
 public enum BLAS {
     typealias SGEMM = @convention(c) (UInt32, UInt32, UInt32, Int32, Int32, Int32, Float,
                                       UnsafePointer<Float>?, Int32, UnsafePointer<Float>?, Int32, Float,
@@ -14,12 +15,35 @@ public enum BLAS {
 
     /// The dynamically chosen sgemm, if `BACKPACK_BLAS` names a loadable library.
     nonisolated(unsafe) private static var override: SGEMM? = loadOverride()
-    public static let backendDescription: String = override != nil
-        ? "BACKPACK_BLAS=\(ProcessInfo.processInfo.environment["BACKPACK_BLAS"] ?? "")" : "system OpenBLAS"
+    public static var backendDescription: String {
+        override != nil ? (overridePath ?? "?") : "system OpenBLAS (libopenblas, Debian)"
+    }
 
+    private static func findVenvBLAS() -> String? {
+        var dir = URL(fileURLWithPath: CommandLine.arguments.first ?? "").resolvingSymlinksInPath().deletingLastPathComponent()
+        let fm = FileManager.default
+        for _ in 0..<5 {
+            let lib = dir.appendingPathComponent(".venv-blas/lib")
+            if let pythons = try? fm.contentsOfDirectory(atPath: lib.path) {
+                for python in pythons.sorted() {
+                    let so = lib.appendingPathComponent("\(python)/site-packages/scipy_openblas32/lib/libscipy_openblas.so")
+                    if fm.fileExists(atPath: so.path) { return so.path }
+                }
+            }
+            dir = dir.deletingLastPathComponent()
+        }
+        return nil
+    }
+
+    nonisolated(unsafe) private static var overridePath: String?
+
+    /// BACKPACK_BLAS if set (an empty value forces the system library), else the scipy-openblas32
+    /// wheel that `make blas` installs in .venv-blas beside the build folder, if present.
     private static func loadOverride() -> SGEMM? {
-        guard let path = ProcessInfo.processInfo.environment["BACKPACK_BLAS"], !path.isEmpty,
+        let env = ProcessInfo.processInfo.environment["BACKPACK_BLAS"]
+        guard let path = env ?? findVenvBLAS(), !path.isEmpty,
               let handle = dlopen(path, RTLD_NOW | RTLD_LOCAL) else { return nil }
+        overridePath = path
         for symbol in ["cblas_sgemm", "scipy_cblas_sgemm", "scipy_cblas_sgemm64_"] {
             if let fn = dlsym(handle, symbol) { return unsafeBitCast(fn, to: SGEMM.self) }
         }

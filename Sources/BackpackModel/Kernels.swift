@@ -20,8 +20,13 @@ enum Kernels {
 
     /// gelu_new(x) = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), in place.
     static func geluNew(_ x: UnsafeMutablePointer<Float>, count: Int) {
+        var i = 0
+        while i + 16 <= count {
+            VectorMath.store(VectorMath.geluNew(VectorMath.load(x, i)), x, i)
+            i += 16
+        }
         let c: Float = 0.7978845608028654  // sqrt(2/pi)
-        for i in 0..<count {
+        for i in i..<count {
             let v = x[i]
             x[i] = 0.5 * v * (1 + tanhf(c * (v + 0.044715 * v * v * v)))
         }
@@ -45,7 +50,17 @@ enum Kernels {
         var maxValue = -Float.infinity
         for j in 0..<valid where row[j] > maxValue { maxValue = row[j] }
         var sum: Float = 0
-        for j in 0..<valid { let e = expf(row[j] - maxValue); row[j] = e; sum += e }
+        var j = 0
+        let shift = Float16x(repeating: maxValue)
+        var partial = Float16x(repeating: 0)
+        while j + 16 <= valid {
+            let e = VectorMath.exp(VectorMath.load(row, j) - shift)
+            VectorMath.store(e, row, j)
+            partial += e
+            j += 16
+        }
+        sum = partial.sum()
+        for j in j..<valid { let e = expf(row[j] - maxValue); row[j] = e; sum += e }
         let inv = 1 / sum
         for j in 0..<valid { row[j] *= inv }
         for j in valid..<width { row[j] = 0 }

@@ -68,7 +68,8 @@ enum CheckpointSource: String, CaseIterable, Sendable {
         #expect(worst.logits <= Reference.logitTolerance)
         #expect(worst.senses <= Reference.senseTolerance)
         #expect(worst.ctx <= Reference.senseTolerance)
-        #expect(worst.hidden <= Reference.senseTolerance)
+        // o sums k x n weighted sense vectors: its float32 rounding is a few times that of one sense.
+        #expect(worst.hidden <= 5e-5)
     }
 
     @Test func raggedBatchEqualsSequencesOneByOne() throws {
