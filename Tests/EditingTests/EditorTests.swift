@@ -113,7 +113,7 @@ func parse(_ text: String, name: String = "inline.yaml") throws -> EditFile {
         let tok = try Fixture.gpt2Tokenizer()
         let model = Fixture.smallGPT2Backpack()
         let e = try error(head + "  - words: [nurse, hairdresserx]\n    senses: [10]\n    scale: 0\n", tokenizer: tok, model: model)
-        #expect(e.contains("inline.yaml:3:21: word 'hairdresserx': \" hairdresserx\" is"))
+        #expect(e.contains("inline.yaml:3:20: word 'hairdresserx': \" hairdresserx\" is"))
         #expect(e.contains("pieces: all"))
         let d = try error(head + "  - words: [nurse]\n    senses: [10]\n    project_out: {direction: {embedding_difference: [she, zzqxjw]}}\n",
                           tokenizer: tok, model: model)
