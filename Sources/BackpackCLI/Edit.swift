@@ -32,7 +32,8 @@ struct Edit: ParsableCommand {
         try Editor.validate(files, config: dir.config, tokenizer: tokenizer)
         if check { print("ok: \(files.count) edit file(s), \(files.reduce(0) { $0 + $1.interventions.count }) intervention(s) valid for \(dir.url.path)"); return }
         let outcome = try Editor.apply(files, to: try dir.load(), tokenizer: tokenizer)
-        try EditedCheckpoint.write(outcome, files: files, base: dir, to: target, toolVersion: Backpack.version)
+        try EditedCheckpoint.write(outcome, files: files, base: dir, to: target, toolVersion: Backpack.version,
+                                     tokenizerSource: options.tokenizer.map { URL(fileURLWithPath: $0) })
         for r in outcome.records {
             print("\(URL(fileURLWithPath: r.file).lastPathComponent) #\(r.index)\(r.name.map { " (\($0))" } ?? ""): \(r.summary)")
             for s in r.skipped { print("  skipped \(s)") }

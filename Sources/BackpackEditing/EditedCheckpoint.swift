@@ -11,7 +11,7 @@ public enum EditedCheckpoint {
                                         "tokenizer_config.json", "special_tokens_map.json"]
 
     public static func write(_ outcome: EditOutcome, files: [EditFile], base: ModelDirectory, to target: URL,
-                             toolVersion: String) throws {
+                             toolVersion: String, tokenizerSource: URL? = nil) throws {
         try AtomicOutput.checkNotInput(target, inputs: [base.url])
         let model = outcome.model
         let config = model.config
@@ -29,11 +29,18 @@ public enum EditedCheckpoint {
                 try SafetensorsWriter.write(tensors, metadata: ["tool": "backpack \(toolVersion)"],
                                             to: tmp.appendingPathComponent(ModelDirectory.overridesFile))
             }
-            for name in tokenizerFiles {
-                let src = base.url.appendingPathComponent(name)
-                if FileManager.default.fileExists(atPath: src.path) {
-                    try FileManager.default.copyItem(at: src, to: tmp.appendingPathComponent(name))
-                }
+            // the tokenizer: from --tokenizer when given (a directory or a file plus its merges), else the base directory's
+            var sources: [URL] = tokenizerFiles.map { base.url.appendingPathComponent($0) }
+            if let t = tokenizerSource {
+                var isDir: ObjCBool = false
+                FileManager.default.fileExists(atPath: t.path, isDirectory: &isDir)
+                let dir = isDir.boolValue ? t : t.deletingLastPathComponent()
+                sources = isDir.boolValue ? tokenizerFiles.map { dir.appendingPathComponent($0) }
+                    : [t] + ["merges.txt", "vocab.bpe"].map { dir.appendingPathComponent($0) }
+            }
+            for src in sources where FileManager.default.fileExists(atPath: src.path) {
+                let dst = tmp.appendingPathComponent(src.lastPathComponent)
+                if !FileManager.default.fileExists(atPath: dst.path) { try FileManager.default.copyItem(at: src, to: dst) }
             }
             let manifest = Manifest(
                 tool: "backpack-edit", toolVersion: toolVersion,
