@@ -1,5 +1,6 @@
 import ArgumentParser
 import BackpackCheckpoint
+import BackpackEditing
 import BackpackModel
 import Foundation
 
@@ -9,6 +10,7 @@ struct Forward: ParsableCommand {
         discussion: "Writes float32 `logits` (n, V), `senses` (k, n, d), `contextualization` (k, n, n), `hidden` (n, d) and `input_ids`. This is how other implementations are checked against this one.")
 
     @OptionGroup var options: ModelOptions
+    @OptionGroup var editOptions: EditOptions
     @Option(help: "Token ids, comma-separated.") var ids: String?
     @Option(help: "Text to tokenize with the model's tokenizer.") var text: String?
     @Option(help: "Output .safetensors file.") var out: String
@@ -19,7 +21,7 @@ struct Forward: ParsableCommand {
 
     func run() throws {
         let dir = try options.directory()
-        let model = try dir.load()
+        let model = try editOptions.apply(to: try dir.load(), tokenizer: try options.optionalTokenizer(for: dir)).model
         let sequence: [Int]
         if let ids { sequence = try parseIDs(ids) } else { sequence = try options.loadTokenizer(for: dir).encode(text ?? "") }
         let c = model.config, n = sequence.count

@@ -1,4 +1,5 @@
 import ArgumentParser
+import BackpackEditing
 import BackpackModel
 import Foundation
 
@@ -7,6 +8,7 @@ struct Generate: ParsableCommand {
         abstract: "Continue a prompt (keys, values and senses are cached: each new token costs one position).")
 
     @OptionGroup var options: ModelOptions
+    @OptionGroup var editOptions: EditOptions
     @Option(help: "The prompt.") var prompt: String
     @Option(help: "Tokens to generate.") var maxTokens = 40
     @Option(help: "Sampling temperature; 0 is greedy.") var temperature: Float = 1
@@ -21,8 +23,8 @@ struct Generate: ParsableCommand {
 
     func run() throws {
         let dir = try options.directory()
-        let model = try dir.load()
         let tokenizer = try options.loadTokenizer(for: dir)
+        let model = try editOptions.apply(to: try dir.load(), tokenizer: tokenizer).model
         var ids = tokenizer.encode(prompt)
         if ids.isEmpty, let eot = tokenizer.endOfTextID { ids = [eot] }
         let session = GenerationSession(model: model)

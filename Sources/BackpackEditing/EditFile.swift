@@ -1,0 +1,524 @@
+import BackpackCheckpoint
+import Foundation
+import Yams
+
+// An edit file (schema `backpack-edit/1`, YAML) decoded into a closed vocabulary of typed
+// values. Decoding checks the structure (keys, types, ranges that need no model); everything
+// that needs the model (senses < k, words in the vocabulary) is checked by `Editor.resolve`
+// before any computation. Every error says `file:line:column: message` and the expected form.
+
+/// A place in an edit file (1-based, as libyaml counts: columns in Unicode scalars).
+public struct SourcePlace: Sendable, Equatable, CustomStringConvertible {
+    public let file: String
+    public let line: Int
+    public let column: Int
+    public init(file: String, line: Int, column: Int) { self.file = file; self.line = line; self.column = column }
+    public var description: String { "\(file):\(line):\(column)" }
+}
+
+/// An error in an edit file (or in something it names): where, and what was expected.
+public struct EditError: Error, CustomStringConvertible, Sendable {
+    public let place: SourcePlace?
+    public let file: String
+    public let message: String
+    public init(_ place: SourcePlace, _ message: String) { self.place = place; file = place.file; self.message = message }
+    public init(file: String, _ message: String) { place = nil; self.file = file; self.message = message }
+    public var description: String { "\(place.map { $0.description } ?? file): \(message)" }
+}
+
+/// A word as written in an edit file, or a raw token id (`{token: 383}`).
+public enum WordRef: Sendable, Equatable {
+    case word(String, SourcePlace)
+    case token(Int, SourcePlace)
+    public var place: SourcePlace {
+        switch self { case .word(_, let p), .token(_, let p): return p }
+    }
+    public var label: String {
+        switch self { case .word(let w, _): return w; case .token(let t, _): return "#\(t)" }
+    }
+}
+
+/// Where an intervention's words come from.
+public enum WordSource: Sendable {
+    case inline([WordRef])
+    /// One word per line, '#' comments; the path is relative to the edit file.
+    case file(String, SourcePlace)
+}
+
+/// Extra spellings of each word, opt-in.
+public enum WordVariant: String, Sendable, CaseIterable {
+    case capitalized, upper
+    case noSpace = "no_space"
+}
+
+/// What to do with a word that is several tokens.
+public enum PiecesPolicy: String, Sendable, CaseIterable {
+    /// The default: an error listing the pieces.
+    case error
+    /// Edit every piece.
+    case all
+    /// Edit the first piece only.
+    case first
+    /// Leave the word out (recorded in the outcome); the paper's protocol for multi-token nouns.
+    case skip
+}
+
+/// Which tokens an intervention edits.
+public enum TokenSelection: Sendable {
+    case words(WordSource, variants: [WordVariant], pieces: PiecesPolicy)
+    case tokens([(Int, SourcePlace)])
+    /// Every token: folded into the sense network's last layer.
+    case vocabulary
+    /// Only for `fit_scale`: the suite's `nouns`.
+    case suiteNouns(variants: [WordVariant], pieces: PiecesPolicy)
+}
+
+public enum SenseSelection: Sendable {
+    case indices([(Int, SourcePlace)])
+    case all
+    /// The `top` senses by mean contribution to logit(a) - logit(b) over the selected words.
+    case localized(a: WordRef, b: WordRef, top: Int, SourcePlace)
+}
+
+/// Word pairs: inline or a file (.json: a list of pairs, or an object holding `definitional_pairs`
+/// anywhere; otherwise one pair per line, two words separated by spaces or a comma).
+public enum PairSource: Sendable {
+    case inline([(WordRef, WordRef)])
+    case file(String, SourcePlace)
+}
+
+public indirect enum Direction: Sendable {
+    /// E[a] - E[b] (output embedding rows).
+    case embeddingDifference(WordRef, WordRef)
+    /// mean over pairs of E[a] - E[b].
+    case meanDifference([(WordRef, WordRef)])
+    /// The top-k principal subspace of the pairs' differences (Bolukbasi et al. 2016).
+    case pca(PairSource, k: Int)
+    /// A sense vector C(word)_l of the base model.
+    case sense(WordRef, sense: Int, SourcePlace)
+}
+
+public enum Operation: Sendable {
+    case scale(Float)
+    case projectOut(Direction, strength: Float)
+    case replaceAssociation(remove: WordRef, add: WordRef)
+    case add(Direction, amount: Float)
+    case fitScale(suite: String, a: WordRef, b: WordRef, SourcePlace)
+
+    public var name: String {
+        switch self {
+        case .scale: return "scale"
+        case .projectOut: return "project_out"
+        case .replaceAssociation: return "replace_association"
+        case .add: return "add"
+        case .fitScale: return "fit_scale"
+        }
+    }
+}
+
+/// What the operation changes.
+public enum EditTarget: String, Sendable {
+    /// Sense vectors (Backpack models); the default.
+    case senses
+    /// The input embedding rows (wte) of the words, untying the output embedding (the paper's
+    /// Transformer baseline).
+    case inputEmbedding = "input_embedding"
+}
+
+public struct Intervention: Sendable {
+    public let name: String?
+    public let place: SourcePlace
+    public let selection: TokenSelection
+    public let senses: SenseSelection
+    public let operation: Operation
+    public let target: EditTarget
+}
+
+public struct EditFile: Sendable {
+    public static let schema = "backpack-edit/1"
+    public let url: URL
+    /// The file verbatim (kept for manifests).
+    public let text: String
+    public let sha256: String
+    public let name: String
+    public let description: String?
+    public let references: [String]
+    public let interventions: [Intervention]
+
+    public static func load(_ url: URL) throws -> EditFile {
+        let data: Data
+        do { data = try Data(contentsOf: url) } catch {
+            throw EditError(file: url.path, "cannot read the edit file (\(error.localizedDescription))")
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw EditError(file: url.path, "not UTF-8 text; expected a YAML edit file (schema: \(schema))")
+        }
+        return try parse(text, url: url)
+    }
+
+    public static func parse(_ text: String, url: URL) throws -> EditFile {
+        let file = url.path
+        let root: Node?
+        do { root = try Yams.compose(yaml: text) } catch let error as YamlError {
+            throw yamlError(error, file: file)
+        } catch {
+            throw EditError(file: file, "not valid YAML (\(error))")
+        }
+        guard let root else { throw EditError(file: file, "empty file; expected a mapping with `schema: \(schema)` and `interventions:`") }
+        let r = Reader(file: file)
+        let top = try r.mapping(root, "the edit file",
+                                allowed: ["schema", "name", "description", "references", "interventions"],
+                                form: "a mapping with schema, name, description, references, interventions")
+        guard let schemaNode = top["schema"] else {
+            throw EditError(r.place(root), "missing key `schema`; expected `schema: \(schema)`")
+        }
+        let schemaValue = try r.string(schemaNode, "schema")
+        guard schemaValue == schema else {
+            throw EditError(r.place(schemaNode), "unsupported schema '\(schemaValue)'; expected `schema: \(schema)`")
+        }
+        let name = try top["name"].map { try r.string($0, "name") } ?? url.deletingPathExtension().lastPathComponent
+        let description = try top["description"].map { try r.string($0, "description") }
+        var references: [String] = []
+        if let refs = top["references"] {
+            references = try r.sequence(refs, "references", form: "a list of strings").map { try r.string($0, "a reference") }
+        }
+        guard let list = top["interventions"] else {
+            throw EditError(r.place(root), "missing key `interventions`; expected an ordered list of interventions")
+        }
+        let items = try r.sequence(list, "interventions", form: "a list of interventions, each a mapping")
+        if items.isEmpty { throw EditError(r.place(list), "`interventions` is empty; expected at least one intervention") }
+        let interventions = try items.map { try r.intervention($0) }
+        return EditFile(url: url, text: text, sha256: SHA256Hex.of(Data(text.utf8)), name: name,
+                        description: description, references: references, interventions: interventions)
+    }
+
+    static func yamlError(_ error: YamlError, file: String) -> EditError {
+        switch error {
+        case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _):
+            return EditError(SourcePlace(file: file, line: mark.line, column: mark.column), "YAML syntax: \(problem)")
+        default:
+            return EditError(file: file, "not valid YAML (\(error))")
+        }
+    }
+}
+
+/// SHA-256 in memory (edit files are small; `FileDigest` hashes files on disk).
+enum SHA256Hex {
+    static let k: [UInt32] = [
+        0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+        0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+        0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+        0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+        0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+        0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+        0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+        0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2]
+
+    static func of(_ data: Data) -> String {
+        var h: [UInt32] = [0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19]
+        var bytes = [UInt8](data)
+        let bitLength = UInt64(bytes.count) * 8
+        bytes.append(0x80)
+        while bytes.count % 64 != 56 { bytes.append(0) }
+        for i in (0..<8).reversed() { bytes.append(UInt8((bitLength >> (UInt64(i) * 8)) & 0xff)) }
+        func rotr(_ x: UInt32, _ n: UInt32) -> UInt32 { (x >> n) | (x << (32 - n)) }
+        var w = [UInt32](repeating: 0, count: 64)
+        for chunk in stride(from: 0, to: bytes.count, by: 64) {
+            for t in 0..<16 {
+                let b = chunk + 4 * t
+                w[t] = UInt32(bytes[b]) << 24 | UInt32(bytes[b + 1]) << 16 | UInt32(bytes[b + 2]) << 8 | UInt32(bytes[b + 3])
+            }
+            for t in 16..<64 {
+                let s0 = rotr(w[t - 15], 7) ^ rotr(w[t - 15], 18) ^ (w[t - 15] >> 3)
+                let s1 = rotr(w[t - 2], 17) ^ rotr(w[t - 2], 19) ^ (w[t - 2] >> 10)
+                w[t] = w[t - 16] &+ s0 &+ w[t - 7] &+ s1
+            }
+            var (a, b, c, d, e, f, g, hh) = (h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7])
+            for t in 0..<64 {
+                let S1 = rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25)
+                let ch = (e & f) ^ (~e & g)
+                let t1 = hh &+ S1 &+ ch &+ k[t] &+ w[t]
+                let S0 = rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22)
+                let maj = (a & b) ^ (a & c) ^ (b & c)
+                let t2 = S0 &+ maj
+                hh = g; g = f; f = e; e = d &+ t1; d = c; c = b; b = a; a = t1 &+ t2
+            }
+            h[0] = h[0] &+ a; h[1] = h[1] &+ b; h[2] = h[2] &+ c; h[3] = h[3] &+ d
+            h[4] = h[4] &+ e; h[5] = h[5] &+ f; h[6] = h[6] &+ g; h[7] = h[7] &+ hh
+        }
+        return h.map { String(format: "%08x", $0) }.joined()
+    }
+}
+
+/// Reads typed values out of Yams nodes, with the node's place in every error.
+struct Reader {
+    let file: String
+
+    func place(_ node: Node) -> SourcePlace {
+        SourcePlace(file: file, line: node.mark?.line ?? 0, column: node.mark?.column ?? 0)
+    }
+
+    func describe(_ node: Node) -> String {
+        switch node {
+        case .scalar(let s): return "'\(s.string)'"
+        case .mapping: return "a mapping"
+        case .sequence: return "a list"
+        case .alias: return "an alias"
+        }
+    }
+
+    func mapping(_ node: Node, _ what: String, allowed: [String], form: String) throws -> [String: Node] {
+        guard case .mapping(let m) = node else {
+            throw EditError(place(node), "\(what): expected \(form), found \(describe(node))")
+        }
+        var out: [String: Node] = [:]
+        for (key, value) in m {
+            guard case .scalar(let k) = key else { throw EditError(place(key), "\(what): keys must be plain words") }
+            guard allowed.contains(k.string) else {
+                throw EditError(place(key), "\(what): unknown key '\(k.string)'; expected one of \(allowed.joined(separator: ", "))")
+            }
+            if out[k.string] != nil { throw EditError(place(key), "\(what): key '\(k.string)' appears twice") }
+            out[k.string] = value
+        }
+        return out
+    }
+
+    func sequence(_ node: Node, _ what: String, form: String) throws -> [Node] {
+        guard case .sequence(let s) = node else {
+            throw EditError(place(node), "\(what): expected \(form), found \(describe(node))")
+        }
+        return Array(s)
+    }
+
+    func string(_ node: Node, _ what: String) throws -> String {
+        guard case .scalar(let s) = node else {
+            throw EditError(place(node), "\(what): expected a string, found \(describe(node))")
+        }
+        return s.string
+    }
+
+    func int(_ node: Node, _ what: String) throws -> Int {
+        guard case .scalar(let s) = node, s.style == .plain, let v = Int(s.string) else {
+            throw EditError(place(node), "\(what): expected an integer, found \(describe(node))")
+        }
+        return v
+    }
+
+    func number(_ node: Node, _ what: String) throws -> Float {
+        guard case .scalar(let s) = node, s.style == .plain, let v = Double(s.string), v.isFinite else {
+            throw EditError(place(node), "\(what): expected a finite number, found \(describe(node))")
+        }
+        return Float(v)
+    }
+
+    /// `word` or `{token: ID}`.
+    func word(_ node: Node, _ what: String) throws -> WordRef {
+        if case .mapping = node {
+            let m = try mapping(node, what, allowed: ["token"], form: "a word or {token: ID}")
+            guard let t = m["token"] else { throw EditError(place(node), "\(what): expected {token: ID}") }
+            return .token(try int(t, "\(what) token"), place(t))
+        }
+        guard case .scalar(let s) = node else {
+            throw EditError(place(node), "\(what): expected a word (string) or {token: ID}, found \(describe(node))")
+        }
+        if s.string.isEmpty { throw EditError(place(node), "\(what): empty word") }
+        return .word(s.string, place(node))
+    }
+
+    func pair(_ node: Node, _ what: String) throws -> (WordRef, WordRef) {
+        let items = try sequence(node, what, form: "a pair [a, b]")
+        guard items.count == 2 else { throw EditError(place(node), "\(what): expected a pair [a, b], found \(items.count) items") }
+        return (try word(items[0], what), try word(items[1], what))
+    }
+
+    func pairs(_ node: Node, _ what: String) throws -> [(WordRef, WordRef)] {
+        let items = try sequence(node, what, form: "a list of pairs [[a, b], ...]")
+        if items.isEmpty { throw EditError(place(node), "\(what): expected at least one pair") }
+        return try items.map { try pair($0, what) }
+    }
+
+    static let operationKeys = ["scale", "project_out", "replace_association", "add", "fit_scale"]
+
+    func intervention(_ node: Node) throws -> Intervention {
+        let m = try mapping(node, "intervention",
+                            allowed: ["name", "words", "tokens", "scope", "variants", "pieces", "senses", "target"] + Self.operationKeys,
+                            form: "a mapping with words/tokens/scope, senses and one operation")
+        let here = place(node)
+        let name = try m["name"].map { try string($0, "name") }
+        let ops = Self.operationKeys.filter { m[$0] != nil }
+        guard ops.count == 1, let opKey = ops.first, let opNode = m[opKey] else {
+            throw EditError(here, "intervention: expected exactly one operation (\(Self.operationKeys.joined(separator: ", "))), found \(ops.isEmpty ? "none" : ops.joined(separator: ", "))")
+        }
+        let operation = try self.operation(opKey, opNode)
+
+        var variants: [WordVariant] = []
+        if let v = m["variants"] {
+            variants = try sequence(v, "variants", form: "a list of capitalized, upper, no_space").map { item in
+                let s = try string(item, "variant")
+                guard let variant = WordVariant(rawValue: s) else {
+                    throw EditError(place(item), "variants: unknown variant '\(s)'; expected one of capitalized, upper, no_space")
+                }
+                return variant
+            }
+        }
+        var pieces = PiecesPolicy.error
+        if let p = m["pieces"] {
+            let s = try string(p, "pieces")
+            guard let policy = PiecesPolicy(rawValue: s) else {
+                throw EditError(place(p), "pieces: unknown policy '\(s)'; expected one of error, all, first, skip")
+            }
+            pieces = policy
+        }
+        let chosen = ["words", "tokens", "scope"].filter { m[$0] != nil }
+        if chosen.count > 1 {
+            throw EditError(here, "intervention: give only one of words, tokens, scope (found \(chosen.joined(separator: ", ")))")
+        }
+        let selection: TokenSelection
+        if let w = m["words"] {
+            selection = .words(try wordSource(w), variants: variants, pieces: pieces)
+        } else if let t = m["tokens"] {
+            let items = try sequence(t, "tokens", form: "a list of token ids such as [73, 259]")
+            if items.isEmpty { throw EditError(place(t), "tokens: expected at least one token id") }
+            selection = .tokens(try items.map { (try int($0, "token id"), place($0)) })
+        } else if let s = m["scope"] {
+            let v = try string(s, "scope")
+            guard v == "vocabulary" else { throw EditError(place(s), "scope: unknown scope '\(v)'; expected `scope: vocabulary` (or words:/tokens: for word-level edits)") }
+            selection = .vocabulary
+        } else if case .fitScale = operation {
+            selection = .suiteNouns(variants: variants, pieces: pieces)
+        } else {
+            throw EditError(here, "intervention: expected `words:`, `tokens:` or `scope: vocabulary`")
+        }
+        if (m["variants"] != nil || m["pieces"] != nil), case .tokens = selection {
+            throw EditError(here, "variants/pieces apply to `words:`, not to `tokens:`")
+        }
+
+        var target = EditTarget.senses
+        if let t = m["target"] {
+            let s = try string(t, "target")
+            guard let v = EditTarget(rawValue: s) else { throw EditError(place(t), "target: unknown target '\(s)'; expected senses or input_embedding") }
+            target = v
+        }
+
+        var senses = SenseSelection.all
+        if let s = m["senses"] {
+            if target == .inputEmbedding { throw EditError(place(s), "senses: not used with `target: input_embedding` (an embedding row has no senses)") }
+            senses = try senseSelection(s)
+        } else if target == .senses {
+            throw EditError(here, "intervention: missing `senses:`; expected a list of indices such as [10], `all`, or {localized: {pair: [he, she], top: 1}}")
+        }
+        if target == .inputEmbedding {
+            switch operation {
+            case .scale, .projectOut, .add: break
+            default: throw EditError(here, "target input_embedding: expected scale, project_out or add, found \(operation.name)")
+            }
+            if case .vocabulary = selection { throw EditError(here, "target input_embedding: expected words: or tokens:, not scope: vocabulary") }
+        }
+        if case .vocabulary = selection {
+            switch operation {
+            case .fitScale: throw EditError(here, "scope: vocabulary cannot be used with fit_scale (it fits one scale per word)")
+            default: break
+            }
+            if case .localized = senses { throw EditError(here, "scope: vocabulary needs explicit senses (localized ranks senses over words)") }
+        }
+        return Intervention(name: name, place: here, selection: selection, senses: senses, operation: operation, target: target)
+    }
+
+    func wordSource(_ node: Node) throws -> WordSource {
+        if case .mapping = node {
+            let m = try mapping(node, "words", allowed: ["file"], form: "a list of words or {file: lists/x.txt}")
+            guard let f = m["file"] else { throw EditError(place(node), "words: expected {file: PATH}") }
+            return .file(try string(f, "words file"), place(f))
+        }
+        let items = try sequence(node, "words", form: "a list of words or {file: lists/x.txt}")
+        if items.isEmpty { throw EditError(place(node), "words: expected at least one word") }
+        return .inline(try items.map { try word($0, "word") })
+    }
+
+    func senseSelection(_ node: Node) throws -> SenseSelection {
+        switch node {
+        case .scalar(let s):
+            guard s.string == "all" else {
+                throw EditError(place(node), "senses: expected a list of indices such as [10], `all`, or {localized: {pair: [he, she], top: 1}}, found '\(s.string)'")
+            }
+            return .all
+        case .sequence(let items):
+            if items.isEmpty { throw EditError(place(node), "senses: expected at least one sense index") }
+            return .indices(try items.map { item in
+                let v = try int(item, "sense index")
+                if v < 0 { throw EditError(place(item), "sense index \(v): expected 0 or more (senses are 0-based)") }
+                return (v, place(item))
+            })
+        default:
+            let m = try mapping(node, "senses", allowed: ["localized"], form: "{localized: {pair: [he, she], top: 1}}")
+            guard let l = m["localized"] else { throw EditError(place(node), "senses: expected {localized: {pair: [he, she], top: 1}}") }
+            let lm = try mapping(l, "localized", allowed: ["pair", "top"], form: "{pair: [he, she], top: 1}")
+            guard let p = lm["pair"] else { throw EditError(place(l), "localized: missing `pair: [he, she]`") }
+            let (a, b) = try pair(p, "localized pair")
+            let top = try lm["top"].map { try int($0, "top") } ?? 1
+            if top < 1 { throw EditError(place(lm["top"] ?? l), "top: expected 1 or more, found \(top)") }
+            return .localized(a: a, b: b, top: top, place(l))
+        }
+    }
+
+    func strength(_ node: Node?, _ what: String, default value: Float) throws -> Float {
+        guard let node else { return value }
+        let v = try number(node, what)
+        if v < 0 || v > 1 { throw EditError(place(node), "\(what) \(v): expected a number in [0, 1] (the fraction of the component removed)") }
+        return v
+    }
+
+    func operation(_ key: String, _ node: Node) throws -> Operation {
+        switch key {
+        case "scale":
+            return .scale(try number(node, "scale"))
+        case "project_out":
+            let m = try mapping(node, "project_out", allowed: ["direction", "strength"], form: "{direction: D, strength: 1.0}")
+            guard let d = m["direction"] else { throw EditError(place(node), "project_out: missing `direction:`") }
+            return .projectOut(try direction(d), strength: try strength(m["strength"], "strength", default: 1))
+        case "replace_association":
+            let m = try mapping(node, "replace_association", allowed: ["remove", "add"], form: "{remove: Apple, add: HP}")
+            guard let r = m["remove"], let a = m["add"] else { throw EditError(place(node), "replace_association: expected {remove: WORD, add: WORD}") }
+            return .replaceAssociation(remove: try word(r, "remove"), add: try word(a, "add"))
+        case "add":
+            let m = try mapping(node, "add", allowed: ["direction", "amount"], form: "{direction: D, amount: a}")
+            guard let d = m["direction"], let a = m["amount"] else { throw EditError(place(node), "add: expected {direction: D, amount: NUMBER}") }
+            return .add(try direction(d), amount: try number(a, "amount"))
+        default:  // fit_scale
+            let m = try mapping(node, "fit_scale", allowed: ["suite", "pair"], form: "{suite: ../Evaluations/pronoun-fit.yaml, pair: [he, she]}")
+            guard let s = m["suite"] else { throw EditError(place(node), "fit_scale: missing `suite:` (a pronoun suite YAML with prompts, placeholder, nouns)") }
+            let (a, b) = try m["pair"].map { try pair($0, "fit_scale pair") }
+                ?? (.word("he", place(node)), .word("she", place(node)))
+            return .fitScale(suite: try string(s, "suite"), a: a, b: b, place(s))
+        }
+    }
+
+    func direction(_ node: Node) throws -> Direction {
+        let m = try mapping(node, "direction", allowed: ["embedding_difference", "mean_difference", "pca", "sense"],
+                            form: "one of {embedding_difference: [she, he]}, {mean_difference: [[she, he], ...]}, {pca: {pairs: ..., k: 1}}, {sense: {word: x, sense: 3}}")
+        guard m.count == 1, let (key, value) = m.first else {
+            throw EditError(place(node), "direction: expected exactly one of embedding_difference, mean_difference, pca, sense")
+        }
+        switch key {
+        case "embedding_difference":
+            let (a, b) = try pair(value, "embedding_difference")
+            return .embeddingDifference(a, b)
+        case "mean_difference":
+            return .meanDifference(try pairs(value, "mean_difference"))
+        case "pca":
+            let pm = try mapping(value, "pca", allowed: ["pairs", "k"], form: "{pairs: [[a, b], ...] or FILE, k: 1}")
+            guard let p = pm["pairs"] else { throw EditError(place(value), "pca: missing `pairs:` (inline pairs or a file path)") }
+            let source: PairSource
+            if case .scalar = p { source = .file(try string(p, "pairs file"), place(p)) } else { source = .inline(try pairs(p, "pca pairs")) }
+            let k = try pm["k"].map { try int($0, "k") } ?? 1
+            if k < 1 { throw EditError(place(pm["k"] ?? value), "k: expected 1 or more, found \(k)") }
+            return .pca(source, k: k)
+        default:  // sense
+            let sm = try mapping(value, "sense direction", allowed: ["word", "sense"], form: "{word: x, sense: 3}")
+            guard let w = sm["word"], let s = sm["sense"] else { throw EditError(place(value), "sense direction: expected {word: x, sense: 3}") }
+            let l = try int(s, "sense")
+            if l < 0 { throw EditError(place(s), "sense \(l): expected 0 or more") }
+            return .sense(try word(w, "sense direction word"), sense: l, place(s))
+        }
+    }
+}

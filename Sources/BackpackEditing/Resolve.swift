@@ -1,0 +1,318 @@
+import BackpackModel
+import BackpackTokenizer
+import Foundation
+import Yams
+
+// Resolution: every name in an edit file becomes token ids, sense indices and loaded suites,
+// checked against the model's config and tokenizer BEFORE any computation.
+
+/// A direction with every word resolved to a token id.
+enum ResolvedDirection {
+    case embeddingDifference(Int, Int)
+    case meanDifference([(Int, Int)])
+    case pca([(Int, Int)], k: Int)
+    case sense(Int, sense: Int)
+}
+
+enum ResolvedOperation {
+    case scale(Float)
+    case projectOut(ResolvedDirection, strength: Float)
+    case replaceAssociation(remove: Int, add: Int)
+    case add(ResolvedDirection, amount: Float)
+    case fitScale(PronounSuite, a: Int, b: Int)
+}
+
+enum ResolvedSenses {
+    case indices([Int])
+    case localized(a: Int, b: Int, top: Int)
+}
+
+struct ResolvedIntervention {
+    let file: EditFile
+    let index: Int
+    let intervention: Intervention
+    /// Token ids to edit (empty for scope: vocabulary), in first-seen order, with how each was written.
+    let tokens: [Int]
+    let labels: [Int: String]
+    /// Words left out under `pieces: skip`, with their pieces.
+    let skipped: [String]
+    let senses: ResolvedSenses
+    let operation: ResolvedOperation
+}
+
+/// The prompts of a pronoun suite (Evaluations/pronoun-fit.yaml): `prompts`, `placeholder`, `nouns`.
+public struct PronounSuite: Sendable {
+    public let url: URL
+    public let prompts: [String]
+    public let placeholder: String
+    public let nouns: [WordRef]
+
+    public static func load(_ url: URL) throws -> PronounSuite {
+        let file = url.path
+        guard let data = try? Data(contentsOf: url), let text = String(data: data, encoding: .utf8) else {
+            throw EditError(file: file, "cannot read the prompt suite")
+        }
+        let root: Node?
+        do { root = try Yams.compose(yaml: text) } catch let e as YamlError { throw EditFile.yamlError(e, file: file) }
+        guard let root, case .mapping(let m) = root else { throw EditError(file: file, "expected a mapping with prompts, placeholder, nouns") }
+        let r = Reader(file: file)
+        guard let p = m["prompts"] else { throw EditError(r.place(root), "missing `prompts:` (a list of prompt strings)") }
+        let prompts = try r.sequence(p, "prompts", form: "a list of prompt strings").map { try r.string($0, "prompt") }
+        if prompts.isEmpty { throw EditError(r.place(p), "prompts: expected at least one prompt") }
+        let placeholder = try m["placeholder"].map { try r.string($0, "placeholder") } ?? "PROFESSION"
+        if placeholder.isEmpty { throw EditError(r.place(root), "placeholder: expected a non-empty string") }
+        var nouns: [WordRef] = []
+        if let n = m["nouns"] {
+            switch try r.wordSource(n) {
+            case .inline(let words): nouns = words
+            case .file(let path, let place): nouns = try WordList.read(path, relativeTo: url, place: place)
+            }
+        }
+        for (i, prompt) in prompts.enumerated() where !prompt.contains(placeholder) {
+            throw EditError(r.place(try r.sequence(p, "prompts", form: "")[i]), "prompt does not contain the placeholder '\(placeholder)'")
+        }
+        return PronounSuite(url: url, prompts: prompts, placeholder: placeholder, nouns: nouns)
+    }
+
+    /// The prompt's ids with the word's ids in place of the placeholder (a space before the
+    /// placeholder belongs to the word's token, as GPT-2 tokenizes " word").
+    public func ids(prompt: String, word: [Int], tokenizer: GPT2Tokenizer) -> [Int] {
+        let parts = prompt.components(separatedBy: placeholder)
+        var ids: [Int] = []
+        for (i, part) in parts.enumerated() {
+            var text = part
+            if i < parts.count - 1, text.hasSuffix(" ") { text.removeLast() }
+            ids += tokenizer.encode(text)
+            if i < parts.count - 1 { ids += word }
+        }
+        return ids
+    }
+}
+
+enum WordList {
+    /// One word per line; '#' starts a comment; blank lines ignored.
+    static func read(_ path: String, relativeTo base: URL, place: SourcePlace) throws -> [WordRef] {
+        let url = path.hasPrefix("/") ? URL(fileURLWithPath: path)
+            : base.deletingLastPathComponent().appendingPathComponent(path).standardizedFileURL
+        guard let data = try? Data(contentsOf: url), let text = String(data: data, encoding: .utf8) else {
+            throw EditError(place, "cannot read the word list \(url.path) (paths are relative to the file that names them)")
+        }
+        var words: [WordRef] = []
+        for (i, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            var line = String(raw)
+            if let hash = line.firstIndex(of: "#") { line = String(line[..<hash]) }
+            let word = line.trimmingCharacters(in: .whitespaces)
+            if word.isEmpty { continue }
+            words.append(.word(word, SourcePlace(file: url.path, line: i + 1, column: 1)))
+        }
+        if words.isEmpty { throw EditError(place, "the word list \(url.path) has no words") }
+        return words
+    }
+
+    static func resolvePath(_ path: String, relativeTo base: URL) -> URL {
+        path.hasPrefix("/") ? URL(fileURLWithPath: path)
+            : base.deletingLastPathComponent().appendingPathComponent(path).standardizedFileURL
+    }
+}
+
+struct Resolver {
+    let config: BackpackConfig
+    let tokenizer: GPT2Tokenizer?
+
+    func pieces(_ ids: [Int]) -> String {
+        ids.map { id in tokenizer?.displayPiece(id).map { "'\($0)'" } ?? "#\(id)" }.joined(separator: " ")
+    }
+
+    func checkToken(_ id: Int, _ place: SourcePlace) throws -> Int {
+        guard id >= 0, id < config.vocabSize else {
+            throw EditError(place, "token id \(id) is out of range; expected 0..<\(config.vocabSize) (vocab_size)")
+        }
+        return id
+    }
+
+    /// A single-token word (" " + word) or a raw token.
+    func single(_ ref: WordRef, _ what: String) throws -> Int {
+        switch ref {
+        case .token(let id, let place): return try checkToken(id, place)
+        case .word(let word, let place):
+            guard let tokenizer else {
+                throw EditError(place, "\(what) '\(word)': words need a tokenizer (pass --tokenizer, or write {token: ID})")
+            }
+            let ids = tokenizer.encode(" " + word)
+            guard ids.count == 1 else {
+                throw EditError(place, "\(what) '\(word)': \" \(word)\" is \(ids.count) tokens (\(pieces(ids))); expected a single-token word, or write {token: ID}")
+            }
+            return try checkToken(ids[0], place)
+        }
+    }
+
+    func spellings(_ word: String, _ variants: [WordVariant]) -> [String] {
+        var out = [" " + word]
+        for v in variants {
+            switch v {
+            case .capitalized: out.append(" " + word.prefix(1).uppercased() + word.dropFirst())
+            case .upper: out.append(" " + word.uppercased())
+            case .noSpace: out.append(word)
+            }
+        }
+        var seen = Set<String>()
+        return out.filter { seen.insert($0).inserted }
+    }
+
+    /// Token ids of words under a variants/pieces policy.
+    func tokens(_ words: [WordRef], variants: [WordVariant], pieces policy: PiecesPolicy)
+        throws -> (ids: [Int], labels: [Int: String], skipped: [String]) {
+        var ids: [Int] = [], labels: [Int: String] = [:], skipped: [String] = []
+        func add(_ id: Int, _ label: String) {
+            if labels[id] == nil { ids.append(id); labels[id] = label }
+        }
+        for ref in words {
+            switch ref {
+            case .token(let id, let place): add(try checkToken(id, place), "#\(id)")
+            case .word(let word, let place):
+                guard let tokenizer else {
+                    throw EditError(place, "word '\(word)': words need a tokenizer (pass --tokenizer, or use `tokens:`)")
+                }
+                for spelling in spellings(word, variants) {
+                    let t = tokenizer.encode(spelling)
+                    if t.isEmpty { throw EditError(place, "word '\(word)': tokenizes to nothing") }
+                    if t.count == 1 { add(try checkToken(t[0], place), spelling); continue }
+                    switch policy {
+                    case .error:
+                        throw EditError(place, "word '\(word)': \"\(spelling)\" is \(t.count) tokens (\(pieces(t))); expected one token, or set `pieces: all`, `pieces: first` or `pieces: skip`")
+                    case .all: for id in t { add(try checkToken(id, place), spelling) }
+                    case .first: add(try checkToken(t[0], place), spelling)
+                    case .skip: skipped.append("\"\(spelling)\" (\(pieces(t)))")
+                    }
+                }
+            }
+        }
+        return (ids, labels, skipped)
+    }
+
+    func pairs(_ source: PairSource, base: URL) throws -> [(Int, Int)] {
+        switch source {
+        case .inline(let list): return try list.map { (try single($0.0, "pair word"), try single($0.1, "pair word")) }
+        case .file(let path, let place):
+            let url = WordList.resolvePath(path, relativeTo: base)
+            guard let data = try? Data(contentsOf: url) else { throw EditError(place, "cannot read the pairs file \(url.path)") }
+            var words: [(String, String)] = []
+            if url.pathExtension.lowercased() == "json" {
+                guard let json = try? JSONSerialization.jsonObject(with: data) else {
+                    throw EditError(place, "pairs file \(url.path): not valid JSON")
+                }
+                func find(_ v: Any) -> [[String]]? {
+                    if let list = v as? [[String]] { return list }
+                    if let dict = v as? [String: Any] {
+                        if let d = dict["definitional_pairs"] as? [[String]] { return d }
+                        for key in dict.keys.sorted() { if let f = find(dict[key] as Any) { return f } }
+                    }
+                    return nil
+                }
+                guard let list = find(json) else {
+                    throw EditError(place, "pairs file \(url.path): expected a JSON list of pairs, or an object holding `definitional_pairs`")
+                }
+                for p in list {
+                    guard p.count == 2 else { throw EditError(place, "pairs file \(url.path): expected pairs of two words, found \(p)") }
+                    words.append((p[0], p[1]))
+                }
+            } else {
+                let text = String(decoding: data, as: UTF8.self)
+                for line in text.split(separator: "\n") {
+                    let body = line.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+                    let parts = body.split(whereSeparator: { $0 == " " || $0 == "," || $0 == "\t" })
+                    if parts.isEmpty { continue }
+                    guard parts.count == 2 else { throw EditError(place, "pairs file \(url.path): expected two words per line, found '\(line)'") }
+                    words.append((String(parts[0]), String(parts[1])))
+                }
+            }
+            if words.isEmpty { throw EditError(place, "pairs file \(url.path): no pairs") }
+            return try words.map { (try single(.word($0.0, place), "pair word"), try single(.word($0.1, place), "pair word")) }
+        }
+    }
+
+    func direction(_ d: Direction, base: URL) throws -> ResolvedDirection {
+        switch d {
+        case .embeddingDifference(let a, let b): return .embeddingDifference(try single(a, "direction word"), try single(b, "direction word"))
+        case .meanDifference(let list): return .meanDifference(try pairs(.inline(list), base: base))
+        case .pca(let source, let k):
+            let p = try pairs(source, base: base)
+            if k > p.count {
+                throw EditError(file: base.path, "pca: k = \(k) is more than the \(p.count) pairs")
+            }
+            return .pca(p, k: k)
+        case .sense(let word, let sense, let place):
+            guard config.architecture == .backpack else { throw EditError(place, "sense direction: a plain GPT-2 has no senses") }
+            guard sense < config.senses else { throw EditError(place, "sense \(sense) is out of range; expected 0..<\(config.senses) (num_senses)") }
+            return .sense(try single(word, "sense direction word"), sense: sense)
+        }
+    }
+
+    func resolve(_ file: EditFile, _ index: Int, _ iv: Intervention) throws -> ResolvedIntervention {
+        let base = file.url
+        if iv.target == .senses, config.architecture != .backpack {
+            throw EditError(iv.place, "this model is a plain GPT-2 (no sense vectors); expected `target: input_embedding`")
+        }
+        var senses = ResolvedSenses.indices([])
+        switch iv.senses {
+        case .all: senses = .indices(Array(0..<config.senses))
+        case .indices(let list):
+            var seen: [Int] = []
+            for (l, place) in list {
+                guard l < config.senses else {
+                    throw EditError(place, "sense \(l) is out of range; expected 0..<\(config.senses) (num_senses, 0-based)")
+                }
+                if !seen.contains(l) { seen.append(l) }
+            }
+            senses = .indices(seen)
+        case .localized(let a, let b, let top, let place):
+            guard top <= config.senses else { throw EditError(place, "top \(top): the model has only \(config.senses) senses") }
+            senses = .localized(a: try single(a, "localized pair word"), b: try single(b, "localized pair word"), top: top)
+        }
+        let operation: ResolvedOperation
+        var suite: PronounSuite?
+        switch iv.operation {
+        case .scale(let s): operation = .scale(s)
+        case .projectOut(let d, let strength): operation = .projectOut(try direction(d, base: base), strength: strength)
+        case .replaceAssociation(let r, let a):
+            operation = .replaceAssociation(remove: try single(r, "remove"), add: try single(a, "add"))
+        case .add(let d, let amount): operation = .add(try direction(d, base: base), amount: amount)
+        case .fitScale(let path, let a, let b, let place):
+            guard tokenizer != nil else { throw EditError(place, "fit_scale needs a tokenizer (its prompts are text)") }
+            let url = WordList.resolvePath(path, relativeTo: base)
+            guard FileManager.default.fileExists(atPath: url.path) else {
+                throw EditError(place, "fit_scale suite \(url.path) does not exist (paths are relative to the edit file)")
+            }
+            let s = try PronounSuite.load(url)
+            suite = s
+            operation = .fitScale(s, a: try single(a, "fit_scale pair word"), b: try single(b, "fit_scale pair word"))
+        }
+        var ids: [Int] = [], labels: [Int: String] = [:], skipped: [String] = []
+        switch iv.selection {
+        case .vocabulary: break
+        case .tokens(let list):
+            for (id, place) in list where labels[id] == nil { ids.append(try checkToken(id, place)); labels[id] = "#\(id)" }
+        case .words(let source, let variants, let policy):
+            let words: [WordRef]
+            switch source {
+            case .inline(let w): words = w
+            case .file(let path, let place): words = try WordList.read(path, relativeTo: base, place: place)
+            }
+            (ids, labels, skipped) = try tokens(words, variants: variants, pieces: policy)
+        case .suiteNouns(let variants, let policy):
+            guard let suite, !suite.nouns.isEmpty else {
+                throw EditError(iv.place, "fit_scale without `words:` uses the suite's `nouns`, and the suite has none")
+            }
+            (ids, labels, skipped) = try tokens(suite.nouns, variants: variants, pieces: policy)
+        }
+        if case .fitScale = operation, case .words(_, _, let policy) = iv.selection, policy == .all || policy == .first {
+            // allowed: each piece is fitted on its own
+            _ = policy
+        }
+        if case .vocabulary = iv.selection {} else if ids.isEmpty {
+            throw EditError(iv.place, "no token to edit (every word was skipped: \(skipped.joined(separator: ", ")))")
+        }
+        return ResolvedIntervention(file: file, index: index, intervention: iv, tokens: ids, labels: labels,
+                                    skipped: skipped, senses: senses, operation: operation)
+    }
+}

@@ -1,0 +1,50 @@
+import BackpackEditing
+import BackpackModel
+import Foundation
+import Testing
+import TestSupport
+
+/// Every shipped edit in Edits/ parses, validates and applies on a small random model with
+/// GPT-2's vocabulary and tokenizer.
+@Suite struct ShippedEditsTests {
+    static let backpackEdits = ["paper-remove-sense10", "paper-optimize-sense10", "debias-project-gender", "macbook-apple-to-hp"]
+
+    static func load(_ name: String) throws -> EditFile {
+        try EditFile.load(TestPaths.repoRoot.appendingPathComponent("Edits/\(name).yaml"))
+    }
+
+    @Test(arguments: backpackEdits)
+    func appliesToASmallBackpack(name: String) throws {
+        let tok = try Fixture.gpt2Tokenizer()
+        let model = Fixture.smallGPT2Backpack()
+        let file = try Self.load(name)
+        try Editor.validate([file], config: model.config, tokenizer: tok)
+        let outcome = try Editor.apply([file], to: model, tokenizer: tok)
+        for r in outcome.records { print("\(name): \(r.summary); skipped \(r.skipped)") }
+        #expect(!outcome.model.senseOverrides.isEmpty)
+        if name == "paper-optimize-sense10" {
+            for fit in outcome.records[0].fitted { #expect(fit.objective <= fit.objectiveAtOne) }
+        }
+    }
+
+    @Test func gpt2BaselineUntiesAndProjects() throws {
+        let tok = try Fixture.gpt2Tokenizer()
+        let model = Fixture.smallGPT2Backpack(architecture: .gpt2)
+        let file = try Self.load("gpt2-nullspace-baseline")
+        let outcome = try Editor.apply([file], to: model, tokenizer: tok)
+        let edited = outcome.model
+        #expect(edited.config.tieWordEmbeddings == false)
+        let lmHead = try #require(edited.parameters.weights["lm_head.weight"])
+        #expect(lmHead.values == model.parameters["transformer.wte.weight"].values)
+        let she = tok.encode(" she")[0], he = tok.encode(" he")[0], nurse = tok.encode(" nurse")[0]
+        let dir = zip(model.embeddingRow(she), model.embeddingRow(he)).map { $0 - $1 }
+        let d = model.config.nEmbd
+        let wte = edited.parameters["transformer.wte.weight"].values
+        let row = Array(wte[(nurse * d)..<((nurse + 1) * d)])
+        let dot = zip(row, dir).reduce(Float(0)) { $0 + $1.0 * $1.1 }
+        #expect(abs(dot) < 1e-5)
+        // the senses of a Backpack edit are refused on a plain GPT-2
+        #expect(throws: EditError.self) { try Editor.validate([try Self.load("paper-remove-sense10")], config: model.config, tokenizer: tok) }
+        #expect(!outcome.records[0].skipped.isEmpty || outcome.records[0].tokens.count == 40)
+    }
+}
