@@ -47,5 +47,25 @@ let package = Package(
         .testTarget(name: "EvaluationTests", dependencies: ["BackpackEvaluation", "BackpackModel", "TestSupport"]),
         .testTarget(name: "ResultsTests", dependencies: ["BackpackResults", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["TestSupport"]),
+
+        // Hostile inputs, size limits, kill-during-write (docs/HARDENING.md).
+        .testTarget(name: "HardeningTests",
+                    dependencies: ["BackpackCheckpoint", "BackpackTokenizer", "BackpackModel", "BackpackEditing", "TestSupport"],
+                    exclude: ["Corpus"]),
+        // libFuzzer harnesses: `make fuzz` builds them with -sanitize=fuzzer,address -D FUZZING;
+        // a plain build makes replay tools (`FuzzX FILE...` runs each file through the harness).
+        .target(name: "FuzzSupport", path: "Fuzz/Sources/FuzzSupport"),
+        .executableTarget(name: "FuzzSafetensors", dependencies: ["BackpackCheckpoint", "FuzzSupport"],
+                          path: "Fuzz/Sources/FuzzSafetensors", swiftSettings: [.unsafeFlags(["-parse-as-library"])]),
+        .executableTarget(name: "FuzzTorch", dependencies: ["BackpackCheckpoint", "FuzzSupport"],
+                          path: "Fuzz/Sources/FuzzTorch", swiftSettings: [.unsafeFlags(["-parse-as-library"])]),
+        .executableTarget(name: "FuzzConfig", dependencies: ["BackpackModel", "FuzzSupport"],
+                          path: "Fuzz/Sources/FuzzConfig", swiftSettings: [.unsafeFlags(["-parse-as-library"])]),
+        .executableTarget(name: "FuzzTokenizerFiles", dependencies: ["BackpackTokenizer", "FuzzSupport"],
+                          path: "Fuzz/Sources/FuzzTokenizerFiles", swiftSettings: [.unsafeFlags(["-parse-as-library"])]),
+        .executableTarget(name: "FuzzEncode", dependencies: ["BackpackTokenizer", "FuzzSupport"],
+                          path: "Fuzz/Sources/FuzzEncode", swiftSettings: [.unsafeFlags(["-parse-as-library"])]),
+        .executableTarget(name: "FuzzEditFile", dependencies: ["BackpackEditing", "FuzzSupport"],
+                          path: "Fuzz/Sources/FuzzEditFile", swiftSettings: [.unsafeFlags(["-parse-as-library"])]),
     ]
 )

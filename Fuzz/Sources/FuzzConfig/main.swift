@@ -1,0 +1,21 @@
+import BackpackModel
+import FuzzSupport
+
+/// config.json decoding and validation (BackpackConfig.load).
+func fuzzOne(_ data: UnsafeRawBufferPointer) {
+    let url = FuzzIO.file("config.json", data)
+    guard let c = try? BackpackConfig.load(url) else { return }
+    _ = try? c.jsonData()
+}
+
+#if FUZZING
+@_cdecl("LLVMFuzzerTestOneInput")
+public func LLVMFuzzerTestOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
+    fuzzOne(UnsafeRawBufferPointer(start: data, count: size))
+    return 0
+}
+#else
+@main struct Replay {
+    static func main() { FuzzIO.replay(CommandLine.arguments.dropFirst(), fuzzOne) }
+}
+#endif

@@ -1,0 +1,78 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Shared plumbing for the libFuzzer harnesses (Fuzz/Sources/Fuzz*).
+///
+/// The readers take file URLs, so each input is written to a per-process file on tmpfs
+/// (`/dev/shm` when present) and overwritten by the next input.
+public enum FuzzIO {
+    public static let directory: URL = {
+        let base = FileManager.default.fileExists(atPath: "/dev/shm") ? "/dev/shm" : NSTemporaryDirectory()
+        let dir = URL(fileURLWithPath: base).appendingPathComponent("backpack-fuzz-\(getpid())")
+        try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        return dir
+    }()
+
+    /// Writes `bytes` to `directory/name` (truncating) and returns its URL.
+    @discardableResult
+    public static func file(_ name: String, _ bytes: UnsafeRawBufferPointer) -> URL {
+        let url = directory.appendingPathComponent(name)
+        let fd = open(url.path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        precondition(fd >= 0, "fuzz: cannot create \(url.path)")
+        var done = 0
+        while done < bytes.count, let base = bytes.baseAddress {
+            let n = write(fd, base + done, bytes.count - done)
+            precondition(n > 0 || errno == EINTR, "fuzz: write failed")
+            if n > 0 { done += n }
+        }
+        close(fd)
+        return url
+    }
+
+    @discardableResult
+    public static func file(_ name: String, _ bytes: some Collection<UInt8>) -> URL {
+        Array(bytes).withUnsafeBytes { file(name, $0) }
+    }
+
+    /// The folder with the test fixtures (`BACKPACK_SHARED`, else `../shared` beside the repository).
+    public static let shared: URL = {
+        if let env = ProcessInfo.processInfo.environment["BACKPACK_SHARED"], !env.isEmpty {
+            return URL(fileURLWithPath: env)
+        }
+        // .../Fuzz/Sources/FuzzSupport/FuzzSupport.swift -> repository root -> ../shared
+        var u = URL(fileURLWithPath: #filePath)
+        for _ in 0..<4 { u.deleteLastPathComponent() }
+        return u.deletingLastPathComponent().appendingPathComponent("shared")
+    }()
+
+    /// Without -D FUZZING the harnesses are replay tools: each argument (a file, or a folder of
+    /// files such as a seed corpus or a crash) is run through the harness once.
+    public static func replay(_ arguments: some Sequence<String>, _ body: (UnsafeRawBufferPointer) -> Void) {
+        var count = 0
+        for arg in arguments {
+            var isDir: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: arg, isDirectory: &isDir) else {
+                FileHandle.standardError.write(Data("no such file: \(arg)\n".utf8))
+                exit(2)
+            }
+            let files: [String]
+            if isDir.boolValue {
+                let names = (try? FileManager.default.contentsOfDirectory(atPath: arg)) ?? []
+                files = names.sorted().map { (arg as NSString).appendingPathComponent($0) }
+            } else {
+                files = [arg]
+            }
+            for f in files {
+                guard let data = FileManager.default.contents(atPath: f) else { continue }
+                data.withUnsafeBytes { body($0) }
+                count += 1
+            }
+        }
+        print("replayed \(count) input(s) without a crash")
+        try? FileManager.default.removeItem(at: directory)
+    }
+}

@@ -1,0 +1,23 @@
+import BackpackCheckpoint
+import FuzzSupport
+
+/// pytorch_model.bin: zip central directory + restricted unpickler, then every tensor read.
+func fuzzOne(_ data: UnsafeRawBufferPointer) {
+    let url = FuzzIO.file("pytorch_model.bin", data)
+    guard let t = try? TorchCheckpoint(url: url) else { return }
+    for (name, info) in t.tensors where info.count <= 1 << 20 {
+        if info.dtype.isFloatingPoint { _ = try? t.floats(name) } else { _ = try? t.ints(name) }
+    }
+}
+
+#if FUZZING
+@_cdecl("LLVMFuzzerTestOneInput")
+public func LLVMFuzzerTestOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
+    fuzzOne(UnsafeRawBufferPointer(start: data, count: size))
+    return 0
+}
+#else
+@main struct Replay {
+    static func main() { FuzzIO.replay(CommandLine.arguments.dropFirst(), fuzzOne) }
+}
+#endif
