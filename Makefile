@@ -10,7 +10,7 @@ BENCH_MODEL     = $(BENCH_DIR)/backpack-gpt2-random
 BLAS_VENV       = .venv-blas
 SCIPY_OPENBLAS  = scipy-openblas32==0.3.34.481.3
 
-.PHONY: deps blas build release test bench demo clean
+.PHONY: deps blas build release test bench demo clean fuzz test-asan
 
 deps:
 	@missing=""; for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -48,3 +48,34 @@ bench: release blas
 
 clean:
 	rm -rf .build $(BENCH_DIR)
+
+# libFuzzer harnesses (Fuzz/Sources), built with -sanitize=fuzzer,address -D FUZZING into a
+# separate scratch path; each runs FUZZ_SECONDS from its seed corpus (Fuzz/Corpus/<harness>).
+# New inputs go to .build-fuzz/corpus/<harness>, crashes to .build-fuzz/artifacts/.
+# One harness: make fuzz FUZZ_HARNESSES=FuzzTorch FUZZ_SECONDS=600
+FUZZ_SECONDS   ?= 60
+FUZZ_HARNESSES ?= FuzzSafetensors FuzzTorch FuzzConfig FuzzTokenizerFiles FuzzEncode FuzzEditFile
+FUZZ_SCRATCH   ?= .build-fuzz
+FUZZ_BUILD      = --scratch-path $(FUZZ_SCRATCH) -Xswiftc -sanitize=fuzzer,address -Xswiftc -DFUZZING
+
+fuzz:
+	@for h in $(FUZZ_HARNESSES); do $(SWIFT) build $(FUZZ_BUILD) --product $$h || exit 1; done
+	@bin=$$($(SWIFT) build $(FUZZ_BUILD) --show-bin-path); failed=""; \
+	for h in $(FUZZ_HARNESSES); do \
+	  mkdir -p $(FUZZ_SCRATCH)/corpus/$$h $(FUZZ_SCRATCH)/artifacts; \
+	  echo "== $$h: $(FUZZ_SECONDS) s"; \
+	  $$bin/$$h -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+	    -artifact_prefix=$(FUZZ_SCRATCH)/artifacts/$$h- $(FUZZ_SCRATCH)/corpus/$$h Fuzz/Corpus/$$h \
+	    > $(FUZZ_SCRATCH)/$$h.log 2>&1; rc=$$?; \
+	  grep -E "stat::number_of_executed_units|stat::peak_rss_mb|^==[0-9]+==ERROR|Test unit written|deadly signal" $(FUZZ_SCRATCH)/$$h.log; \
+	  [ $$rc -eq 0 ] || failed="$$failed $$h"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "fuzz: crashes in$$failed (see $(FUZZ_SCRATCH)/*.log and $(FUZZ_SCRATCH)/artifacts)"; exit 1; fi; \
+	echo "fuzz: no crashes"
+
+# The whole test suite under AddressSanitizer, in its own scratch path. The library build
+# comes first (the test targets import modules they do not list as dependencies).
+test-asan: deps
+	$(SWIFT) build -Xswiftc -sanitize=address --scratch-path .build-asan
+	$(SWIFT) build --build-tests -Xswiftc -sanitize=address --scratch-path .build-asan
+	$(SWIFT) test --skip-build --scratch-path .build-asan

@@ -92,6 +92,11 @@ public struct GPT2Tokenizer: Sendable {
             addedIDs.insert(eot)
         }
         addedList.sort { $0.bytes.count > $1.bytes.count }
+        // The tables below are indexed by id: refuse ids far beyond the number of tokens, so that
+        // a few bytes of JSON (`{"a": 16777215}`) cannot make them allocate hundreds of MB.
+        guard maxID < 2 * pieceByID.count + (1 << 16) else {
+            throw TokenizerError.file(vocabFile, nil, "ids are too sparse: the largest id is \(maxID) but there are only \(pieceByID.count) tokens (ids must be below \(2 * pieceByID.count + (1 << 16)))")
+        }
 
         var pieces = [String?](repeating: nil, count: maxID + 1)
         var tokenBytes = [[UInt8]](repeating: [], count: maxID + 1)

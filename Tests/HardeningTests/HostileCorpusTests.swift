@@ -25,7 +25,8 @@ enum HostileCorpus {
     }()
 
     /// Shared between the two tests: one line per file for docs/HARDENING.md.
-    static func report(_ line: String) {
+    static func report(_ full: String) {
+        let line = full.count > 400 ? String(full.prefix(400)) + "…" : full
         guard let path = ProcessInfo.processInfo.environment["HARDENING_REPORT"], !path.isEmpty else { return }
         let fd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0o644)
         guard fd >= 0 else { return }

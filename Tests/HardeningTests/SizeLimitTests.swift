@@ -75,13 +75,13 @@ let sizeClaims: [SizeClaim] = [
               arguments: ["info", "DIR"], expect: "sizes a Backpack model can have"),
     SizeClaim(label: "vocab.json: one piece with id 2^24-1",
               files: { ["vocab.json": Array(#"{"a": 16777215}"#.utf8), "merges.txt": merges] },
-              arguments: ["tokenize", "--model", "TINY", "--tokenizer", "DIR/vocab.json", "a"], expect: "vocab.json"),
+              arguments: ["tokenize", "--model", "TINY", "--tokenizer", "DIR/vocab.json", "a"], expect: "ids are too sparse: the largest id is 16777215"),
     SizeClaim(label: "vocab.json: id 2^62",
               files: { ["vocab.json": Array(#"{"a": 4611686018427387904}"#.utf8), "merges.txt": merges] },
               arguments: ["tokenize", "--model", "TINY", "--tokenizer", "DIR/vocab.json", "a"], expect: "out of range"),
     SizeClaim(label: "tokenizer.json: added token id 2^24-1",
-              files: { ["tokenizer.json": Array(#"{"model":{"type":"BPE","vocab":{"a":0},"merges":[]},"added_tokens":[{"id":16777215,"content":"<x>"}]}"#.utf8)] },
-              arguments: ["tokenize", "--model", "TINY", "--tokenizer", "DIR/tokenizer.json", "a"], expect: "tokenizer.json"),
+              files: { ["tokenizer.json": Array(#"{"model":{"type":"BPE","vocab":{"a":0},"merges":[]},"pre_tokenizer":{"type":"ByteLevel"},"added_tokens":[{"id":16777215,"content":"<x>"}]}"#.utf8)] },
+              arguments: ["tokenize", "--model", "TINY", "--tokenizer", "DIR/tokenizer.json", "a"], expect: "ids are too sparse"),
 ]
 
 @Suite struct SizeLimitTests {
@@ -126,6 +126,9 @@ let sizeClaims: [SizeClaim] = [
         let v = dir.appendingPathComponent("vocab.json"), m = dir.appendingPathComponent("merges.txt")
         try writeBytes(Array(#"{"a": 4611686018427387904}"#.utf8), v)
         try writeBytes(merges, m)
+        #expect(throws: TokenizerError.self) { try GPT2Tokenizer(vocabulary: v, merges: m) }
+        // Regression: ids up to 2^24 were accepted and sized two id-indexed tables (~400 MB).
+        try writeBytes(Array(#"{"a": 16777215}"#.utf8), v)
         #expect(throws: TokenizerError.self) { try GPT2Tokenizer(vocabulary: v, merges: m) }
         let c = dir.appendingPathComponent("config.json")
         try writeBytes(Array(#"{"n_embd":4611686018427387904,"n_layer":1,"n_head":1,"n_positions":1,"vocab_size":1}"#.utf8), c)

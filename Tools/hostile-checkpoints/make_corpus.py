@@ -275,7 +275,7 @@ p = P().glob("os", "system").s("touch").tuple1().op(0x51).stop()
 case(tag, archive(p.bytes()), f"{R} 'os.system'", "BINPERSID with a callable")
 tag = "persid-wrong-shape"
 p = P().mark().s("module").s("os").s("x").s("cpu").i(1).tuple().op(0x51).stop()
-case(tag, archive(p.bytes()), "persistent id: storage type must be a torch.*Storage global", "BINPERSID whose type is a string")
+case(tag, archive(p.bytes()), "persistent id must be ('storage', type, key, location, numel)", "BINPERSID whose tag is not 'storage'")
 tag = "next-buffer"
 p = P(5).op(0x97).stop()
 case(tag, archive(p.bytes()), "unsupported or disallowed opcode 0x97", "protocol 5 out-of-band buffer")
@@ -298,7 +298,10 @@ p = P().op(0x7D).s(f"touch {MARKER}{tag}").tuple1().reduce().stop()
 case(tag, archive(p.bytes()), "REDUCE on a dict", "REDUCE on a dict")
 tag = "reduce-ordereddict-args"
 p = P().glob("collections", "OrderedDict").mark().s("k").s(f"touch {MARKER}{tag}").op(0x86).op(0x5D).tuple().reduce().stop()
-case(tag, archive(p.bytes()), "REDUCE collections.OrderedDict: arguments must be a tuple", "OrderedDict with non-tuple args")
+case(tag, archive(p.bytes()), "REDUCE collections.OrderedDict: expected no arguments, got 2", "OrderedDict(key, payload)")
+tag = "reduce-args-not-tuple"
+p = P().glob("collections", "OrderedDict").op(0x5D).s(f"touch {MARKER}{tag}").op(0x61).reduce().stop()
+case(tag, archive(p.bytes()), "REDUCE collections.OrderedDict: arguments must be a tuple, found list", "OrderedDict with list args")
 tag = "reduce-ordereddict-items"
 p = P().glob("collections", "OrderedDict").mark().s(f"touch {MARKER}{tag}").tuple().tuple1().reduce().stop()
 case(tag, archive(p.bytes()), "REDUCE collections.OrderedDict: expected no arguments, got 1", "OrderedDict(items)")
@@ -372,7 +375,8 @@ p = P()
 for _ in range(300):
     p.mark()
 case("many-marks", archive(p.stop().bytes()), "nested MARKs", "300 MARKs")
-case("pop-past-mark", archive(P().op(0x4E).mark().op(0x30).op(0x30).stop().bytes()), "stack underflow", "POP past a MARK")
+case("pop-past-mark", archive(P().op(0x4E).mark().tuple1().stop().bytes()), "TUPLE1: popped past a MARK", "TUPLE1 reaching below a MARK")
+case("pop-empty", archive(P().op(0x30).stop().bytes()), "POP: stack underflow", "POP on an empty stack")
 
 # Huge length prefixes.
 case("binunicode-2g", archive(P().raw(b"X" + le32(0x7FFFFFFF) + b"A").stop().bytes()),
@@ -486,7 +490,7 @@ case("zip64-count-max", zipfile_bytes([M("archive/data.pkl", GOOD_PKL)], count_o
      "64-bit field at offset", "zip64 record claiming 2^64-1 entries")
 case("zip64-record-outside", zipfile_bytes([M("archive/data.pkl", GOOD_PKL)], zip64=True, zip64_rec_override=2 ** 40),
      "zip64 end-of-central-directory record at 1099511627776 is invalid or outside the file", "zip64 locator pointing past the end")
-ex = le16(1) + le16(8) + le64(2 ** 62)
+ex = le16(1) + le16(16) + le64(2 ** 62) + le64(2 ** 62)
 case("zip64-extra-size-huge", zipfile_bytes([M("archive/data.pkl", GOOD_PKL, csize=0xFFFFFFFF, usize=0xFFFFFFFF, cextra=ex)]),
      "runs outside the archive's data area", "zip64 extra field claiming 2^62-byte member")
 ex = le16(1) + le16(4) + le32(7)
