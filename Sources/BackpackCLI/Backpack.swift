@@ -12,5 +12,5 @@ struct Backpack: ParsableCommand {
             Without --model, commands use the embedded demo model (Models/backpack-demo).
             """,
         version: version,
-        subcommands: [Info.self, Tokenize.self, Forward.self, Senses.self, Generate.self, Init.self, Bench.self])
+        subcommands: [Info.self, Tokenize.self, Forward.self, Senses.self, Generate.self, Init.self, Bench.self, Eval.self, Report.self, DataCommand.self])
 }
