@@ -2,7 +2,7 @@ import Foundation
 
 /// A small JSON reader for the tokenizer files. Unlike JSONSerialization it keeps object keys
 /// in file order (duplicates included) and reports syntax errors as `file:line:column`.
-indirect enum JSONValue {
+indirect enum JSONValue: Sendable {
     case object([(String, JSONValue)])
     case array([JSONValue])
     case string(String)
