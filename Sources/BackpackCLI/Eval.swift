@@ -70,8 +70,15 @@ struct Eval: ParsableCommand {
 }
 
 enum EvalSupport {
+    /// Progress on stderr: on a terminal, counters ("12/390 prompts") redraw one line; in a log,
+    /// only the finished steps are written.
     static func progress(_ s: String) {
-        FileHandle.standardError.write(Data((s + "\n").utf8))
+        let partial = s.range(of: #"\d+/\d+"#, options: .regularExpression) != nil
+        if isatty(2) != 0 {
+            FileHandle.standardError.write(Data(("\r\u{1B}[K" + s + (partial ? "" : "\n")).utf8))
+        } else if !partial {
+            FileHandle.standardError.write(Data((s + "\n").utf8))
+        }
     }
 
     /// Evaluations/ in the working directory or above it, or above the executable.
