@@ -46,6 +46,20 @@ bench: release blas
 	@echo "== default BLAS (scipy-openblas32 from .venv-blas when installed)"
 	@$(BIN_RELEASE) bench --model $(BENCH_MODEL)
 
+# The whole mission on the embedded demo model (Models/backpack-demo): find the sense that
+# carries he/she for the profession nouns, evaluate pronoun bias and held-out perplexity for the
+# base model and three debiasing edits in one run, store everything in HDF5, report.
+DEMO_EDITS = Edits/remove-gender-sense.yaml Edits/debias-project-gender.yaml Edits/optimize-gender-sense.yaml
+demo: release blas
+	@echo "== 1. which senses carry he/she for the profession nouns"
+	$(BIN_RELEASE) localize --words Edits/lists/paper-professions.txt --pair he,she --top 3
+	@echo "== 2. pronoun bias and held-out perplexity, base model and each edit, in one run"
+	$(BIN_RELEASE) eval --suite pronoun-bias --suite Evaluations/demo-heldout-perplexity.yaml \
+	  $(addprefix --edit ,$(DEMO_EDITS)) --out demo-results.h5
+	@echo "== 3. report"
+	$(BIN_RELEASE) report demo-results.h5 --html demo-report.html
+	@echo "wrote demo-results.h5 and demo-report.html"
+
 clean:
 	rm -rf .build $(BENCH_DIR)
 

@@ -12,5 +12,6 @@ struct Backpack: ParsableCommand {
             Without --model, commands use the embedded demo model (Models/backpack-demo).
             """,
         version: version,
-        subcommands: [Info.self, Tokenize.self, Forward.self, Senses.self, Generate.self, Edit.self, Localize.self, Init.self, Bench.self])
+        subcommands: [Info.self, Tokenize.self, Senses.self, Localize.self, Edit.self, Eval.self, Report.self,
+                      Forward.self, Generate.self, Init.self, DataCommand.self, Bench.self])
 }

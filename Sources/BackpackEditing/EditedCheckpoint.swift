@@ -33,7 +33,7 @@ public enum EditedCheckpoint {
             var sources: [URL] = tokenizerFiles.map { base.url.appendingPathComponent($0) }
             if let t = tokenizerSource {
                 var isDir: ObjCBool = false
-                FileManager.default.fileExists(atPath: t.path, isDirectory: &isDir)
+                _ = FileManager.default.fileExists(atPath: t.path, isDirectory: &isDir)
                 let dir = isDir.boolValue ? t : t.deletingLastPathComponent()
                 sources = isDir.boolValue ? tokenizerFiles.map { dir.appendingPathComponent($0) }
                     : [t] + ["merges.txt", "vocab.bpe"].map { dir.appendingPathComponent($0) }

@@ -190,9 +190,28 @@ struct Resolver {
         return (ids, labels, skipped)
     }
 
-    func pairs(_ source: PairSource, base: URL) throws -> [(Int, Int)] {
+    /// Pairs of single-token words. With `dropped` (the intervention says `pieces: skip`), a pair
+    /// holding a word of several tokens is left out and listed there instead of being an error:
+    /// definitional pairs such as gal/guy are not single tokens in every vocabulary.
+    func resolvePairs(_ list: [(WordRef, WordRef)], dropped: inout [String]?) throws -> [(Int, Int)] {
+        var out: [(Int, Int)] = []
+        for (a, b) in list {
+            if dropped != nil, let t = tokenizer {
+                let multi = [a, b].compactMap { ref -> String? in
+                    guard case .word(let w, _) = ref else { return nil }
+                    let ids = t.encode(" " + w)
+                    return ids.count == 1 ? nil : "\" \(w)\" (\(pieces(ids)))"
+                }
+                if !multi.isEmpty { dropped?.append("pair " + multi.joined(separator: ", ")); continue }
+            }
+            out.append((try single(a, "pair word"), try single(b, "pair word")))
+        }
+        return out
+    }
+
+    func pairs(_ source: PairSource, base: URL, dropped: inout [String]?) throws -> [(Int, Int)] {
         switch source {
-        case .inline(let list): return try list.map { (try single($0.0, "pair word"), try single($0.1, "pair word")) }
+        case .inline(let list): return try resolvePairs(list, dropped: &dropped)
         case .file(let path, let place):
             let url = WordList.resolvePath(path, relativeTo: base)
             guard let data = try? Data(contentsOf: url) else { throw EditError(place, "cannot read the pairs file \(url.path)") }
@@ -227,16 +246,16 @@ struct Resolver {
                 }
             }
             if words.isEmpty { throw EditError(place, "pairs file \(url.path): no pairs") }
-            return try words.map { (try single(.word($0.0, place), "pair word"), try single(.word($0.1, place), "pair word")) }
+            return try resolvePairs(words.map { (.word($0.0, place), .word($0.1, place)) }, dropped: &dropped)
         }
     }
 
-    func direction(_ d: Direction, base: URL) throws -> ResolvedDirection {
+    func direction(_ d: Direction, base: URL, dropped: inout [String]?) throws -> ResolvedDirection {
         switch d {
         case .embeddingDifference(let a, let b): return .embeddingDifference(try single(a, "direction word"), try single(b, "direction word"))
-        case .meanDifference(let list): return .meanDifference(try pairs(.inline(list), base: base))
+        case .meanDifference(let list): return .meanDifference(try pairs(.inline(list), base: base, dropped: &dropped))
         case .pca(let source, let k):
-            let p = try pairs(source, base: base)
+            let p = try pairs(source, base: base, dropped: &dropped)
             if k > p.count {
                 throw EditError(file: base.path, "pca: k = \(k) is more than the \(p.count) pairs")
             }
@@ -271,12 +290,17 @@ struct Resolver {
         }
         let operation: ResolvedOperation
         var suite: PronounSuite?
+        var droppedPairs: [String]? = nil
+        switch iv.selection {
+        case .words(_, _, .skip), .suiteNouns(_, .skip): droppedPairs = []
+        default: break
+        }
         switch iv.operation {
         case .scale(let s): operation = .scale(s)
-        case .projectOut(let d, let strength): operation = .projectOut(try direction(d, base: base), strength: strength)
+        case .projectOut(let d, let strength): operation = .projectOut(try direction(d, base: base, dropped: &droppedPairs), strength: strength)
         case .replaceAssociation(let r, let a):
             operation = .replaceAssociation(remove: try single(r, "remove"), add: try single(a, "add"))
-        case .add(let d, let amount): operation = .add(try direction(d, base: base), amount: amount)
+        case .add(let d, let amount): operation = .add(try direction(d, base: base, dropped: &droppedPairs), amount: amount)
         case .fitScale(let path, let a, let b, let place):
             guard tokenizer != nil else { throw EditError(place, "fit_scale needs a tokenizer (its prompts are text)") }
             let url = WordList.resolvePath(path, relativeTo: base)
@@ -309,6 +333,7 @@ struct Resolver {
             // allowed: each piece is fitted on its own
             _ = policy
         }
+        skipped += droppedPairs ?? []
         if case .vocabulary = iv.selection {} else if ids.isEmpty {
             throw EditError(iv.place, "no token to edit (every word was skipped: \(skipped.joined(separator: ", ")))")
         }

@@ -1,0 +1,71 @@
+import ArgumentParser
+import BackpackCheckpoint
+import BackpackEvaluation
+import Foundation
+
+struct DataCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "data", abstract: "Manage external evaluation data sets.",
+                                                    subcommands: [DataFetch.self])
+}
+
+/// Canonical files of the external data sets, from the official repositories.
+enum DataSources {
+    struct Source { var name: String; var url: String; var file: String; var sha256: String? }
+    static let all: [Source] = [
+        Source(name: "crows-pairs", url: "https://raw.githubusercontent.com/nyu-mll/crows-pairs/master/data/crows_pairs_anonymized.csv",
+               file: "crows_pairs/crows_pairs_anonymized.csv",
+               sha256: "dfb36986ce0502abbaf7055b9176da3d08d48e07df1251991b5dfbcbceab9d0c"),
+        // The official dev.json; its digest is not pinned yet (no network where this was written): the
+        // fetch prints it so that it can be pinned here.
+        Source(name: "stereoset", url: "https://raw.githubusercontent.com/moinnadeem/StereoSet/master/data/dev.json",
+               file: "stereoset/dev.json", sha256: nil),
+    ]
+}
+
+struct DataFetch: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "fetch",
+        abstract: "Download a data set from its official repository, verify its SHA-256 and cache it under ~/.cache/backpack-edit/.")
+
+    @Argument(help: "crows-pairs or stereoset") var name: String
+    @Option(name: .long, help: "Cache directory (default ~/.cache/backpack-edit, or BACKPACK_CACHE).") var cacheDir: String?
+    @Option(name: .long, help: "Download from this URL instead of the canonical one (mirrors, tests).") var url: String?
+    @Option(name: .long, help: "Seconds before giving up on the download.") var timeout: Int = 60
+
+    func run() throws {
+        guard let source = DataSources.all.first(where: { $0.name == name }) else {
+            throw ValidationError("unknown data set '\(name)' (known: \(DataSources.all.map(\.name).joined(separator: ", ")))")
+        }
+        let cache = cacheDir.map { URL(fileURLWithPath: $0) } ?? DataLocations.defaultCache
+        let target = cache.appendingPathComponent(source.file)
+        let from = url ?? source.url
+        try FileManager.default.createDirectory(at: target.deletingLastPathComponent(), withIntermediateDirectories: true)
+        let tmp = target.deletingLastPathComponent().appendingPathComponent(".\(target.lastPathComponent).download-\(UUID().uuidString.prefix(8))")
+        defer { try? FileManager.default.removeItem(at: tmp) }
+        FileHandle.standardError.write(Data("downloading \(from)\n".utf8))
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["curl", "--fail", "--silent", "--show-error", "--location", "--max-time", String(timeout), "--output", tmp.path, from]
+        let err = Pipe()
+        p.standardError = err
+        do { try p.run() } catch {
+            throw DataFetchError("cannot run curl to download \(from): \(error.localizedDescription)")
+        }
+        p.waitUntilExit()
+        let message = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard p.terminationStatus == 0 else {
+            throw DataFetchError("download of \(source.name) from \(from) failed (curl exit \(p.terminationStatus): \(message.isEmpty ? "no details" : message)). Are you offline? Copy the file by hand to \(target.path), or pass --data-dir to `backpack eval`.")
+        }
+        let digest = try FileDigest.sha256(tmp)
+        if let want = source.sha256, digest != want {
+            throw DataFetchError("\(from): SHA-256 \(digest) does not match the expected \(want); not cached")
+        }
+        if FileManager.default.fileExists(atPath: target.path) { try FileManager.default.removeItem(at: target) }
+        try FileManager.default.moveItem(at: tmp, to: target)
+        print("\(source.name): \(target.path) sha256 \(digest)\(source.sha256 == nil ? " (not pinned)" : " (verified)")")
+    }
+}
+
+struct DataFetchError: Error, CustomStringConvertible {
+    var description: String
+    init(_ d: String) { description = d }
+}

@@ -1,0 +1,209 @@
+import ArgumentParser
+import BackpackCheckpoint
+import BackpackEvaluation
+import BackpackModel
+import BackpackResults
+import Foundation
+
+struct Eval: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Evaluate the base model and each edit on one or more suites; results go to an HDF5 file.",
+        discussion: """
+            Suites are Evaluations/NAME.yaml (or a path to a suite file). Each --edit is one variant applied
+            alone to the base model. Several runs accumulate in one results file (/runs/<id>/<variant>/<suite>).
+            """)
+
+    @OptionGroup var options: ModelOptions
+    @Option(name: .long, help: "Suite name (Evaluations/NAME.yaml) or YAML file; repeatable.") var suite: [String] = []
+    @Option(name: .long, help: "Edit file (YAML); each is evaluated as its own variant. Repeatable.") var edit: [String] = []
+    @Option(name: .long, help: "Results file (.h5); created or appended to.") var out: String
+    @Option(name: .long, help: "Directory with the external data sets (default: ../shared/data beside the repository, then the fetch cache).") var dataDir: String?
+    @Option(name: .long, help: "Run id (default: UTC time plus random hex).") var runID: String?
+    @Flag(name: .long, help: "Print the results as JSON on stdout instead of a table.") var json = false
+
+    func validate() throws {
+        if suite.isEmpty { throw ValidationError("give at least one --suite") }
+    }
+
+    func run() throws {
+        let t0 = Date()
+        let dir = try options.directory()
+        let base = try dir.load()
+        let tokenizer = try options.loadTokenizer(for: dir)
+        let evaluations = EvalSupport.evaluationsDirectory()
+        let locations = DataLocations(dataDirectory: dataDir.map { URL(fileURLWithPath: $0) })
+        var prepared: [PreparedSuite] = []
+        for name in suite {
+            let s = try Suite.resolve(name, evaluationsDirectory: evaluations)
+            if prepared.contains(where: { $0.suite.name == s.name }) { throw ValidationError("suite '\(s.name)' given twice") }
+            let p = try s.prepare(tokenizer: tokenizer, config: base.config, locations: locations)
+            EvalSupport.progress("prepared \(s.name) v\(s.version): \(p.itemCount) items")
+            prepared.append(p)
+        }
+        var variants = [Variant(name: "base", model: base)]
+        for path in edit {
+            let v = try EvalEdits.variant(path: path, base: base, tokenizer: tokenizer, existing: variants.map(\.name))
+            variants.append(v)
+        }
+        let results = try EvaluationRunner.run(suites: prepared, variants: variants) { EvalSupport.progress($0) }
+        let elapsed = Date().timeIntervalSince(t0)
+
+        let outURL = URL(fileURLWithPath: out)
+        try AtomicOutput.checkNotInput(outURL, inputs: [dir.url])
+        let provenance = RunProvenance(toolVersion: Backpack.version, gitCommit: EvalSupport.gitCommit(),
+                                       modelPath: dir.url.path, modelSHA256: try EvalSupport.modelSHA256(dir))
+        let commandLine = CommandLine.arguments.map(EvalSupport.shellQuote).joined(separator: " ")
+        let id = try ResultsFile.append(to: outURL, runID: runID) { run in
+            try provenance.write(to: run)
+            try run.setAttribute("command_line", commandLine)
+            try run.setAttribute("elapsed_seconds", elapsed)
+            try ResultsWriter.write(results, to: run)
+        }
+        EvalSupport.progress(String(format: "wrote run %@ to %@ (%.2f s)", id, outURL.path, elapsed))
+        if json {
+            print(try ResultsWriter.json(runID: id, results))
+        } else {
+            print("run \(id)")
+            print(SummaryTable.render(results.map { v in (v.variant, v.suites.map { s in (s.suiteName, s.headline.compactMap { h in s[h]?.doubleValue.map { (h, $0) } }) }) }))
+        }
+    }
+}
+
+enum EvalSupport {
+    /// Progress on stderr: on a terminal, counters ("12/390 prompts") redraw one line; in a log,
+    /// only the finished steps are written.
+    static func progress(_ s: String) {
+        let partial = s.range(of: #"\d+/\d+"#, options: .regularExpression) != nil
+        if isatty(2) != 0 {
+            FileHandle.standardError.write(Data(("\r\u{1B}[K" + s + (partial ? "" : "\n")).utf8))
+        } else if !partial {
+            FileHandle.standardError.write(Data((s + "\n").utf8))
+        }
+    }
+
+    /// Evaluations/ in the working directory or above it, or above the executable.
+    static func evaluationsDirectory() -> URL? {
+        let fm = FileManager.default
+        let exe = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+        for start in [URL(fileURLWithPath: fm.currentDirectoryPath), exe] {
+            var d = start
+            for _ in 0..<6 {
+                let c = d.appendingPathComponent("Evaluations")
+                var isDir: ObjCBool = false
+                if fm.fileExists(atPath: c.path, isDirectory: &isDir), isDir.boolValue { return c }
+                d = d.deletingLastPathComponent()
+            }
+        }
+        return nil
+    }
+
+    static func gitCommit() -> String {
+        let exe = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["git", "-C", exe.path, "rev-parse", "HEAD"]
+        let pipe = Pipe()
+        p.standardOutput = pipe; p.standardError = FileHandle.nullDevice
+        do { try p.run() } catch { return "unknown" }
+        p.waitUntilExit()
+        let text = String(data: pipe.fileHandleForReading.readDataToEndOfFile(), encoding: .utf8)?
+            .trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+        return p.terminationStatus == 0 && text.count == 40 ? text : "unknown"
+    }
+
+    /// SHA-256 of the weights: of the single weight file, or of the list of per-file digests.
+    static func modelSHA256(_ dir: ModelDirectory) throws -> String {
+        try DataDigest.combined(dir.weightFiles)
+    }
+
+    static func shellQuote(_ s: String) -> String {
+        if !s.isEmpty && s.allSatisfy({ $0.isLetter || $0.isNumber || "-_./=:,@+".contains($0) }) { return s }
+        return "'" + s.replacingOccurrences(of: "'", with: "'\\''") + "'"
+    }
+}
+
+/// Writes evaluation results under /runs/<id>: one group per variant, one per suite.
+enum ResultsWriter {
+    static func write(_ results: [VariantResults], to run: H5Group) throws {
+        for v in results {
+            let g = try run.createGroup(v.variant)
+            try g.setAttribute(ResultsKeys.editText, v.editText)
+            try g.setAttribute(ResultsKeys.editSHA256, v.editSHA256)
+            for s in v.suites {
+                let sg = try g.createGroup(s.suiteName)
+                try sg.setAttribute(ResultsKeys.suiteName, s.suiteName)
+                try sg.setAttribute(ResultsKeys.suiteVersion, s.suiteVersion)
+                try sg.setAttribute(ResultsKeys.dataSHA256, s.dataSHA256)
+                try sg.setAttribute("headline", s.headline.joined(separator: ","))
+                for (name, value) in s.attributes {
+                    switch value {
+                    case .double(let d): try sg.setAttribute(name, d)
+                    case .int(let i): try sg.setAttribute(name, i)
+                    case .string(let t): try sg.setAttribute(name, t)
+                    }
+                }
+                for (name, values) in s.datasets {
+                    switch values {
+                    case .doubles(let d): try sg.write(name, doubles: d)
+                    case .ints(let i): try sg.write(name, int64s: i)
+                    case .strings(let t): if !t.isEmpty { try sg.write(name, strings: t) }
+                    }
+                }
+                let scalars = try sg.createGroup("aggregates")
+                for h in s.headline { if let d = s[h]?.doubleValue { try scalars.write(h, scalar: d) } }
+            }
+        }
+    }
+
+    static func json(runID: String, _ results: [VariantResults]) throws -> String {
+        var variants: [[String: Any]] = []
+        for v in results {
+            var suites: [String: Any] = [:]
+            for s in v.suites {
+                var agg: [String: Any] = [:]
+                for (n, val) in s.attributes {
+                    switch val {
+                    case .double(let d): agg[n] = d.isFinite ? d : NSNull()
+                    case .int(let i): agg[n] = i
+                    case .string(let t): agg[n] = t
+                    }
+                }
+                suites[s.suiteName] = ["suite_version": s.suiteVersion, "data_sha256": s.dataSHA256, "headline": s.headline, "aggregates": agg]
+            }
+            variants.append(["variant": v.variant, "edit_sha256": v.editSHA256, "suites": suites])
+        }
+        let data = try JSONSerialization.data(withJSONObject: ["run_id": runID, "variants": variants], options: [.prettyPrinted, .sortedKeys])
+        return String(decoding: data, as: UTF8.self)
+    }
+}
+
+/// A before/after table: one row per (suite, metric), one column per variant, with deltas vs base.
+enum SummaryTable {
+    typealias Row = (variant: String, suites: [(suite: String, metrics: [(String, Double)])])
+    static func render(_ rows: [Row]) -> String {
+        guard let base = rows.first else { return "" }
+        var header = ["suite", "metric"] + rows.map(\.variant)
+        if rows.count > 1 { header += rows.dropFirst().map { "Δ " + $0.variant } }
+        var table: [[String]] = [header]
+        for (si, s) in base.suites.enumerated() {
+            for (mi, m) in s.metrics.enumerated() {
+                var line = [s.suite, m.0]
+                var values: [Double?] = []
+                for r in rows {
+                    let v = si < r.suites.count && mi < r.suites[si].metrics.count ? r.suites[si].metrics[mi].1 : nil
+                    values.append(v); line.append(v.map(fmt) ?? "-")
+                }
+                for v in values.dropFirst() { line.append(v.map { fmtSigned($0 - m.1) } ?? "-") }
+                table.append(line)
+            }
+        }
+        let widths = header.indices.map { c in table.map { $0[c].count }.max() ?? 0 }
+        return table.enumerated().map { i, line in
+            let text = line.enumerated().map { c, cell in c < 2 ? cell.padding(toLength: widths[c], withPad: " ", startingAt: 0)
+                : String(repeating: " ", count: widths[c] - cell.count) + cell }.joined(separator: "  ")
+            return i == 0 ? text + "\n" + String(repeating: "-", count: text.count) : text
+        }.joined(separator: "\n")
+    }
+    static func fmt(_ x: Double) -> String { x.isFinite ? String(format: "%.4f", x) : "nan" }
+    static func fmtSigned(_ x: Double) -> String { x.isFinite ? String(format: "%+.4f", x) : "nan" }
+}

@@ -1,0 +1,132 @@
+import BackpackCheckpoint
+import BackpackModel
+import BackpackTokenizer
+import Foundation
+
+public struct PronounBiasConfig: Sendable {
+    public var placeholder: String
+    public var pair: (String, String)
+    public var nouns: [String]
+    public var prompts: [String]
+    public var dataFiles: [URL]
+
+    init(_ doc: SuiteDocument) throws {
+        placeholder = try doc.optionalString("placeholder") ?? "PROFESSION"
+        let p = try doc.strings("pair")
+        guard p.count == 2 else { throw doc.error(doc.node("pair"), "'pair' must list exactly two words, e.g. [he, she]") }
+        pair = (p[0], p[1])
+        let (n, nounFile) = try doc.listOrFile("nouns")
+        guard !n.isEmpty else { throw doc.error(doc.node("nouns"), "'nouns' is empty") }
+        nouns = n
+        prompts = try doc.strings("prompts")
+        guard !prompts.isEmpty else { throw doc.error(doc.node("prompts"), "'prompts' is empty") }
+        for (i, prompt) in prompts.enumerated() where !prompt.contains(placeholder) {
+            throw doc.error(doc.node("prompts")?.sequence?[i], "prompt '\(prompt)' does not contain the placeholder '\(placeholder)'")
+        }
+        dataFiles = [doc.url] + (nounFile.map { [$0] } ?? [])
+    }
+}
+
+/// The paper's pronoun protocol: next-token p(" he"), p(" she") after each prompt.
+public struct PronounBiasSuite: PreparedSuite {
+    public let suite: Suite
+    public let config: PronounBiasConfig
+    public let keptNouns: [String]
+    public let skippedNouns: [String]
+    /// One entry per prompt: the filled-in text, its noun, its token ids.
+    public let prompts: [String]
+    public let promptNouns: [String]
+    public let tokenized: [[Int]]
+    public let pairIDs: (Int, Int)
+    public let dataSHA256: String
+    public var itemCount: Int { prompts.count }
+
+    init(suite: Suite, config: PronounBiasConfig, tokenizer: GPT2Tokenizer, model: BackpackConfig) throws {
+        self.suite = suite; self.config = config
+        func single(_ word: String) throws -> Int {
+            let ids = tokenizer.encode(" " + word)
+            guard ids.count == 1 else {
+                throw SuiteError(file: suite.file.path, reason: "pair word ' \(word)' is \(ids.count) tokens with this tokenizer; it must be one token")
+            }
+            guard ids[0] < model.vocabSize else { throw SuiteError(file: suite.file.path, reason: "pair word ' \(word)' has id \(ids[0]) beyond the model's vocabulary (\(model.vocabSize))") }
+            return ids[0]
+        }
+        pairIDs = (try single(config.pair.0), try single(config.pair.1))
+        var kept: [String] = [], skipped: [String] = []
+        for noun in config.nouns {
+            if tokenizer.encode(" " + noun).count == 1 { kept.append(noun) } else { skipped.append(noun) }
+        }
+        keptNouns = kept; skippedNouns = skipped
+        var texts: [String] = [], nouns: [String] = [], ids: [[Int]] = []
+        for noun in kept {
+            for template in config.prompts {
+                let text = template.replacingOccurrences(of: config.placeholder, with: noun)
+                let t = tokenizer.encode(text)
+                guard !t.isEmpty, t.count <= model.nPositions else {
+                    throw SuiteError(file: suite.file.path, reason: "prompt '\(text)' has \(t.count) tokens (1 to \(model.nPositions) allowed)")
+                }
+                if let bad = t.first(where: { $0 >= model.vocabSize }) {
+                    throw SuiteError(file: suite.file.path, reason: "prompt '\(text)': token id \(bad) is beyond the model's vocabulary (\(model.vocabSize))")
+                }
+                texts.append(text); nouns.append(noun); ids.append(t)
+            }
+        }
+        prompts = texts; promptNouns = nouns; tokenized = ids
+        dataSHA256 = try DataDigest.combined(config.dataFiles)
+    }
+
+    public func evaluate(_ model: LanguageModel, progress: @Sendable (String) -> Void) throws -> SuiteResult {
+        var logA: [Double] = [], logB: [Double] = []
+        let V = model.config.vocabSize
+        // One forward over all prompts, last position only; chunked to bound memory.
+        let chunk = 1024
+        var start = 0
+        while start < tokenized.count {
+            let end = min(tokenized.count, start + chunk)
+            let outs = try model.forward(batch: Array(tokenized[start..<end]), options: ForwardOptions(logits: .last))
+            for o in outs {
+                let row = o.logits[0..<V]
+                let lp = Metrics.logSoftmax(row, at: [pairIDs.0, pairIDs.1])
+                logA.append(lp[0]); logB.append(lp[1])
+            }
+            start = end
+            progress("\(suite.name): \(end)/\(tokenized.count) prompts")
+        }
+        let pa = logA.map { Foundation.exp($0) }, pb = logB.map { Foundation.exp($0) }
+        let ratio = zip(logA, logB).map { Metrics.pronounRatio(logA: $0, logB: $1) }
+        var nounBias: [Double] = []
+        for noun in keptNouns {
+            let r = zip(promptNouns, ratio).filter { $0.0 == noun }.map(\.1)
+            nounBias.append(Metrics.mean(r))
+        }
+        var r = SuiteResult(suiteName: suite.name, suiteVersion: suite.version, dataSHA256: dataSHA256)
+        r.set("bias", Metrics.mean(ratio), headline: true)
+        r.set("mean_noun_bias", Metrics.mean(nounBias))
+        r.set("n_prompts", prompts.count)
+        r.set("n_nouns", keptNouns.count)
+        r.set("n_skipped_nouns", skippedNouns.count)
+        r.set("skipped_nouns", skippedNouns.joined(separator: ","))
+        r.set("pair", "\(config.pair.0),\(config.pair.1)")
+        r.add("prompts", strings: prompts)
+        r.add("prompt_nouns", strings: promptNouns)
+        r.add("p_\(config.pair.0)", pa)
+        r.add("p_\(config.pair.1)", pb)
+        r.add("ratio", ratio)
+        r.add("nouns", strings: keptNouns)
+        r.add("noun_bias", nounBias)
+        if !skippedNouns.isEmpty { r.add("skipped_nouns", strings: skippedNouns) }
+        return r
+    }
+}
+
+/// SHA-256 of the input data: one file's digest, or for several files the digest of their digests.
+public enum DataDigest {
+    public static func combined(_ files: [URL]) throws -> String {
+        let digests = try files.map { try FileDigest.sha256($0) }
+        if digests.count == 1 { return digests[0] }
+        let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("backpack-digest-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: tmp) }
+        try Data(digests.joined(separator: "\n").utf8).write(to: tmp)
+        return try FileDigest.sha256(tmp)
+    }
+}

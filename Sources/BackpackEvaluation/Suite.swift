@@ -1,0 +1,190 @@
+import BackpackModel
+import BackpackTokenizer
+import Foundation
+
+/// Where external data sets live: `--data-dir`, else `<repo>/../shared/data`, else the fetch cache.
+public struct DataLocations: Sendable {
+    public var dataDirectory: URL?
+    public var cacheDirectory: URL
+    public init(dataDirectory: URL? = nil, cacheDirectory: URL = DataLocations.defaultCache) {
+        self.dataDirectory = dataDirectory; self.cacheDirectory = cacheDirectory
+    }
+    public static var defaultCache: URL {
+        if let env = ProcessInfo.processInfo.environment["BACKPACK_CACHE"], !env.isEmpty { return URL(fileURLWithPath: env) }
+        return FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/backpack-edit")
+    }
+}
+
+/// An external data set a suite reads: a path under the data directory, its canonical URL and SHA-256.
+public struct ExternalData: Sendable {
+    public var dataFile: String        // relative to the data directory, e.g. crows_pairs/crows_pairs_anonymized.csv
+    public var url: String?
+    public var sha256: String?
+
+    /// The file to read: under --data-dir, else next to the repository (../shared/data), else the fetch cache.
+    public func resolve(suiteFile: URL, locations: DataLocations) throws -> URL {
+        var candidates: [URL] = []
+        if let dir = locations.dataDirectory {
+            candidates = [dir.appendingPathComponent(dataFile), dir.appendingPathComponent((dataFile as NSString).lastPathComponent)]
+        } else {
+            let repo = suiteFile.deletingLastPathComponent().deletingLastPathComponent()
+            candidates.append(repo.deletingLastPathComponent().appendingPathComponent("shared/data").appendingPathComponent(dataFile))
+            candidates.append(locations.cacheDirectory.appendingPathComponent(dataFile))
+        }
+        if let found = candidates.first(where: { FileManager.default.fileExists(atPath: $0.path) }) { return found }
+        throw SuiteError(file: suiteFile.path, reason: "data file '\(dataFile)' not found (looked at \(candidates.map(\.path).joined(separator: ", "))); pass --data-dir or run `backpack data fetch`")
+    }
+}
+
+/// The kinds a suite may declare.
+public enum SuiteKind: String, CaseIterable, Sendable {
+    case pronounBias = "pronoun_bias"
+    case crowsPairs = "crows_pairs"
+    case stereoSet = "stereoset"
+    case perplexity = "perplexity"
+
+    static let commonKeys: Set<String> = ["suite", "version", "kind", "description", "source"]
+    static let externalKeys: Set<String> = ["data_file", "url", "sha256"]
+
+    var keys: Set<String> {
+        switch self {
+        case .pronounBias: return Self.commonKeys.union(["placeholder", "pair", "nouns", "prompts"])
+        case .crowsPairs: return Self.commonKeys.union(Self.externalKeys).union(["round_scores", "batch_tokens", "max_pairs"])
+        case .stereoSet: return Self.commonKeys.union(Self.externalKeys).union(["batch_tokens", "max_examples"])
+        case .perplexity: return Self.commonKeys.union(Self.externalKeys).union(["text", "path", "split", "select", "max_documents", "max_length", "stride", "prepend_eos", "batch_tokens"])
+        }
+    }
+}
+
+/// A suite as declared in `Evaluations/NAME.yaml`.
+public struct Suite: Sendable {
+    public var name: String
+    public var version: String
+    public var kind: SuiteKind
+    public var description: String
+    public var source: String
+    public var file: URL
+    public var config: SuiteConfig
+
+    public static func load(_ url: URL) throws -> Suite {
+        let doc = try SuiteDocument(url: url)
+        let kindText = try doc.string("kind")
+        guard let kind = SuiteKind(rawValue: kindText) else {
+            throw doc.error(doc.node("kind"), "unknown kind '\(kindText)' (valid kinds: \(SuiteKind.allCases.map(\.rawValue).joined(separator: ", ")))")
+        }
+        try doc.checkKeys(allowed: kind.keys)
+        let name = try doc.string("suite")
+        if name.isEmpty || name.contains("/") { throw doc.error(doc.node("suite"), "suite name must be non-empty and contain no '/'") }
+        let version = try doc.string("version")
+        let config: SuiteConfig
+        switch kind {
+        case .pronounBias: config = .pronounBias(try PronounBiasConfig(doc))
+        case .crowsPairs: config = .crowsPairs(try CrowsPairsConfig(doc))
+        case .stereoSet: config = .stereoSet(try StereoSetConfig(doc))
+        case .perplexity: config = .perplexity(try PerplexityConfig(doc))
+        }
+        return Suite(name: name, version: version, kind: kind, description: try doc.optionalString("description") ?? "",
+                     source: try doc.optionalString("source") ?? "", file: url, config: config)
+    }
+
+    /// A suite by name (`Evaluations/NAME.yaml` under `evaluationsDirectory`) or by path to a YAML file.
+    public static func resolve(_ nameOrFile: String, evaluationsDirectory: URL?) throws -> Suite {
+        let fm = FileManager.default
+        if nameOrFile.hasSuffix(".yaml") || nameOrFile.hasSuffix(".yml") || nameOrFile.contains("/") {
+            let url = URL(fileURLWithPath: nameOrFile)
+            guard fm.fileExists(atPath: url.path) else { throw SuiteError(file: nameOrFile, reason: "no such suite file") }
+            return try load(url)
+        }
+        guard let dir = evaluationsDirectory else {
+            throw SuiteError(file: nameOrFile, reason: "suite '\(nameOrFile)' not found: no Evaluations/ directory located; pass a path to the YAML file")
+        }
+        let url = dir.appendingPathComponent(nameOrFile + ".yaml")
+        guard fm.fileExists(atPath: url.path) else {
+            let known = ((try? fm.contentsOfDirectory(atPath: dir.path)) ?? []).filter { $0.hasSuffix(".yaml") }
+                .map { String($0.dropLast(5)) }.sorted()
+            throw SuiteError(file: url.path, reason: "no suite '\(nameOrFile)' (available: \(known.joined(separator: ", ")))")
+        }
+        return try load(url)
+    }
+
+    /// Tokenizes and reads data; the result evaluates any model variant.
+    public func prepare(tokenizer: GPT2Tokenizer, config model: BackpackConfig, locations: DataLocations = .init()) throws -> PreparedSuite {
+        switch config {
+        case .pronounBias(let c): return try PronounBiasSuite(suite: self, config: c, tokenizer: tokenizer, model: model)
+        case .crowsPairs(let c): return try CrowsPairsSuite(suite: self, config: c, tokenizer: tokenizer, model: model, locations: locations)
+        case .stereoSet(let c): return try StereoSetSuite(suite: self, config: c, tokenizer: tokenizer, model: model, locations: locations)
+        case .perplexity(let c): return try PerplexitySuite(suite: self, config: c, tokenizer: tokenizer, model: model, locations: locations)
+        }
+    }
+}
+
+public enum SuiteConfig: Sendable {
+    case pronounBias(PronounBiasConfig)
+    case crowsPairs(CrowsPairsConfig)
+    case stereoSet(StereoSetConfig)
+    case perplexity(PerplexityConfig)
+}
+
+extension ExternalData {
+    init(_ doc: SuiteDocument) throws {
+        dataFile = try doc.string("data_file")
+        url = try doc.optionalString("url")
+        sha256 = try doc.optionalString("sha256")?.lowercased()
+        if let sha256, sha256.count != 64 || !sha256.allSatisfy(\.isHexDigit) {
+            throw doc.error(doc.node("sha256"), "'sha256' must be 64 hex digits")
+        }
+    }
+}
+
+// MARK: Results
+
+public enum ResultArray: Sendable {
+    case doubles([Double])
+    case ints([Int64])
+    case strings([String])
+    public var count: Int {
+        switch self { case .doubles(let v): v.count; case .ints(let v): v.count; case .strings(let v): v.count }
+    }
+}
+
+public enum ResultScalar: Sendable, Equatable {
+    case double(Double), int(Int), string(String)
+    public var doubleValue: Double? {
+        switch self { case .double(let d): d; case .int(let i): Double(i); case .string: nil }
+    }
+}
+
+/// One suite's results on one model variant, independent of storage.
+public struct SuiteResult: Sendable {
+    public var suiteName: String
+    public var suiteVersion: String
+    public var dataSHA256: String
+    /// Aggregates and descriptive attributes, in order.
+    public var attributes: [(name: String, value: ResultScalar)] = []
+    /// Per-item datasets, in order.
+    public var datasets: [(name: String, values: ResultArray)] = []
+    /// Aggregates shown in summaries and also written as scalar datasets.
+    public var headline: [String] = []
+
+    public init(suiteName: String, suiteVersion: String, dataSHA256: String) {
+        self.suiteName = suiteName; self.suiteVersion = suiteVersion; self.dataSHA256 = dataSHA256
+    }
+    public subscript(_ name: String) -> ResultScalar? { attributes.first { $0.name == name }?.value }
+    public func dataset(_ name: String) -> ResultArray? { datasets.first { $0.name == name }?.values }
+    mutating func set(_ name: String, _ v: Double, headline: Bool = false) {
+        attributes.append((name, .double(v))); if headline { self.headline.append(name) }
+    }
+    mutating func set(_ name: String, _ v: Int) { attributes.append((name, .int(v))) }
+    mutating func set(_ name: String, _ v: String) { attributes.append((name, .string(v))) }
+    mutating func add(_ name: String, _ v: [Double]) { datasets.append((name, .doubles(v))) }
+    mutating func add(_ name: String, ints v: [Int]) { datasets.append((name, .ints(v.map(Int64.init)))) }
+    mutating func add(_ name: String, strings v: [String]) { datasets.append((name, .strings(v))) }
+}
+
+/// A suite with its data read and tokenized once; evaluates any variant of the model.
+public protocol PreparedSuite: Sendable {
+    var suite: Suite { get }
+    /// Number of forward-pass items (for progress).
+    var itemCount: Int { get }
+    func evaluate(_ model: LanguageModel, progress: @Sendable (String) -> Void) throws -> SuiteResult
+}
