@@ -24,14 +24,18 @@ func fuzzOne(_ data: UnsafeRawBufferPointer) {
     }
 }
 
-#if FUZZING
 @_cdecl("LLVMFuzzerTestOneInput")
 public func LLVMFuzzerTestOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     fuzzOne(UnsafeRawBufferPointer(start: data, count: size))
     return 0
 }
-#else
-@main struct Replay {
-    static func main() { FuzzIO.replay(CommandLine.arguments.dropFirst(), fuzzOne) }
+
+@main struct Harness {
+    static func main() {
+        #if FUZZING
+        FuzzIO.runFuzzer(LLVMFuzzerTestOneInput)
+        #else
+        FuzzIO.replay(CommandLine.arguments.dropFirst(), fuzzOne)
+        #endif
+    }
 }
-#endif

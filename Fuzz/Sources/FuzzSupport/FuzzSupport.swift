@@ -76,3 +76,22 @@ public enum FuzzIO {
         try? FileManager.default.removeItem(at: directory)
     }
 }
+
+#if FUZZING
+/// libFuzzer's entry for programs that have their own `main` (SwiftPM gives every executable
+/// one, `<Module>_main`, so libFuzzer's `main` cannot be used).
+@_silgen_name("LLVMFuzzerRunDriver")
+private func llvmFuzzerRunDriver(
+    _ argc: UnsafeMutablePointer<CInt>,
+    _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>>,
+    _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt) -> CInt
+
+extension FuzzIO {
+    /// Runs libFuzzer with the process's arguments and `callback` as LLVMFuzzerTestOneInput.
+    public static func runFuzzer(_ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt) -> Never {
+        var argc = CommandLine.argc
+        var argv = CommandLine.unsafeArgv
+        exit(llvmFuzzerRunDriver(&argc, &argv, callback))
+    }
+}
+#endif
