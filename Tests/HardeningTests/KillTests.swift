@@ -104,4 +104,55 @@ import TestSupport
         print("kill test (edit): " + states.joined(separator: ", "))
         HostileCorpus.report("kill\tbackpack edit (tiny, \(String(format: "%.2f", full.seconds)) s)\t\(states.joined(separator: "; "))")
     }
+
+    /// `backpack eval --out results.h5` appends a run to an existing file: a kill at any point
+    /// leaves the earlier runs intact (the file is the previous or the next complete version).
+    @Test func killDuringEval() throws {
+        let root = try TestPaths.temporaryDirectory("kill-eval")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let fm = FileManager.default
+        let ppl = root.appendingPathComponent("ppl.yaml")
+        try "suite: tiny-ppl\nversion: 1\nkind: perplexity\ntext: \"the man was with the car. When he said that the man was with the car\"\nmax_length: 8\nstride: 4\nprepend_eos: false\n"
+            .write(to: ppl, atomically: true, encoding: .utf8)
+        let pplHash = try sha256File(ppl)
+        let outDir = root.appendingPathComponent("out")
+        try fm.createDirectory(at: outDir, withIntermediateDirectories: true)
+        let h5 = outDir.appendingPathComponent("results.h5")
+        func eval(_ id: String, killAfter: Double? = nil) throws -> ChildResult {
+            try Child.backpack(["eval", "--model", TestPaths.tinyModel.path, "--tokenizer", TestPaths.toyTokenizer.path,
+                                "--suite", ppl.path, "--out", h5.path, "--run-id", id], killAfter: killAfter)
+        }
+        for id in ["run-a", "run-b"] {
+            let r = try eval(id)
+            try #require(r.status == 0, "\(r)")
+        }
+        let full = try eval("run-c")
+        try #require(full.status == 0, "\(full)")
+        var previous = try sha256File(h5)
+        var runs = 3
+        var states: [String] = []
+        for (k, d) in Self.delays.enumerated() {
+            let delay = d * max(1, full.seconds / 0.4)
+            let r = try eval("kill-\(k)", killAfter: delay)
+            #expect(r.signal == SIGKILL || r.status == 0, "\(r)")
+            try #require(fm.fileExists(atPath: h5.path), "results.h5 vanished after SIGKILL at \(delay) s")
+            let h = try sha256File(h5)
+            let report = try Child.backpack(["report", h5.path, "--json"])
+            #expect(report.status == 0, "results.h5 unreadable after SIGKILL at \(delay) s: \(report)")
+            let json = try? JSONSerialization.jsonObject(with: Data(report.out.utf8)) as? [String: Any]
+            let ids = json?["runs"] as? [String] ?? []
+            #expect(["run-a", "run-b", "run-c"].allSatisfy(ids.contains), "earlier runs lost after SIGKILL at \(delay) s: \(ids)")
+            let state: String
+            if h == previous { state = "previous (\(ids.count) runs)"; #expect(ids.count == runs) }
+            else { state = "next (\(ids.count) runs)"; #expect(ids.count == runs + 1 && ids.contains("kill-\(k)")); runs += 1; previous = h }
+            states.append(String(format: "%.3f s: ", delay) + state)
+            for entry in try fm.contentsOfDirectory(atPath: outDir.path) where entry != "results.h5" {
+                #expect(entry.hasPrefix(".results.h5.tmp-"), "after SIGKILL at \(delay) s: unexpected leftover '\(entry)'")
+                try? fm.removeItem(at: outDir.appendingPathComponent(entry))
+            }
+            #expect(try sha256File(ppl) == pplHash)
+        }
+        print("kill test (eval): " + states.joined(separator: ", "))
+        HostileCorpus.report("kill\tbackpack eval --out results.h5 (tiny, \(String(format: "%.2f", full.seconds)) s)\t\(states.joined(separator: "; "))")
+    }
 }
