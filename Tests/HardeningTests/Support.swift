@@ -62,6 +62,17 @@ enum Child {
                            maxRSSKiB: Int(usage.ru_maxrss), seconds: seconds, out: out, err: err)
     }
 
+    /// Peak RSS of `backpack info` on the tiny model: what the binary needs anyway (about
+    /// 45 MiB normally, far more under AddressSanitizer, which maps shadow memory).
+    static let baselineRSSKiB: Int = {
+        (try? run(TestPaths.backpackBinary, ["info", TestPaths.tinyModel.path]))?.maxRSSKiB ?? 0
+    }()
+
+    /// True when the child's peak RSS stays within `baseline + extraMiB`.
+    static func rssIsSmall(_ r: ChildResult, extraMiB: Int = 128) -> Bool {
+        r.maxRSSKiB < baselineRSSKiB + (extraMiB << 10)
+    }
+
     static func backpack(_ arguments: [String], killAfter: Double? = nil) throws -> ChildResult {
         try run(TestPaths.backpackBinary, arguments, killAfter: killAfter)
     }
