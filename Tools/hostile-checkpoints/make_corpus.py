@@ -450,57 +450,58 @@ case("storage-is-the-pickle", zipfile_bytes([M("archive/data.pkl", state_dict([(
 
 # Zip container abuse.
 comp = zlib.compressobj(9, zlib.DEFLATED, -15)
-deflated = comp.compress(GOOD_PKL) + comp.flush()
-case("zip-compressed-pickle", zipfile_bytes([M("archive/data.pkl", GOOD_PKL, method=8, stored_data=deflated),
+EVIL = system_call("os", "system", "zip-layer")
+deflated = comp.compress(EVIL) + comp.flush()
+case("zip-compressed-pickle", zipfile_bytes([M("archive/data.pkl", EVIL, method=8, stored_data=deflated),
                                              M("archive/data/0", GOOD_STORAGE)]),
      "entry 'archive/data.pkl' is compressed (method 8)", "deflated data.pkl")
 comp2 = zlib.compressobj(9, zlib.DEFLATED, -15)
 zeros = comp2.compress(b"\0" * (64 << 20)) + comp2.flush()
-case("zip-bomb-storage", zipfile_bytes([M("archive/data.pkl", GOOD_PKL), M("archive/data/0", b"", method=8, stored_data=zeros, usize=64 << 20)]),
+case("zip-bomb-storage", zipfile_bytes([M("archive/data.pkl", EVIL), M("archive/data/0", b"", method=8, stored_data=zeros, usize=64 << 20)]),
      "entry 'archive/data/0' is compressed (method 8)", "64 MB of zeros deflated to 64 kB")
-case("zip-bzip2", zipfile_bytes([M("archive/data.pkl", GOOD_PKL, method=12)]), "is compressed (method 12)", "bzip2 method")
-case("zip-encrypted", zipfile_bytes([M("archive/data.pkl", GOOD_PKL, flags=1), M("archive/data/0", GOOD_STORAGE)]),
+case("zip-bzip2", zipfile_bytes([M("archive/data.pkl", EVIL, method=12)]), "is compressed (method 12)", "bzip2 method")
+case("zip-encrypted", zipfile_bytes([M("archive/data.pkl", EVIL, flags=1), M("archive/data/0", GOOD_STORAGE)]),
      "entry 'archive/data.pkl' is encrypted", "traditional PKWARE encryption flag")
-case("zip-strong-encryption", zipfile_bytes([M("archive/data.pkl", GOOD_PKL, flags=0x41), M("archive/data/0", GOOD_STORAGE)]),
+case("zip-strong-encryption", zipfile_bytes([M("archive/data.pkl", EVIL, flags=0x41), M("archive/data/0", GOOD_STORAGE)]),
      "is encrypted", "strong encryption flag")
-case("zip-duplicate-pickle", zipfile_bytes([M("archive/data.pkl", GOOD_PKL), M("archive/data.pkl", system_call("os", "system", "dup")),
+case("zip-duplicate-pickle", zipfile_bytes([M("archive/data.pkl", EVIL), M("archive/data.pkl", system_call("os", "system", "dup")),
                                            M("archive/data/0", GOOD_STORAGE)]),
      "duplicate entry name 'archive/data.pkl'", "two data.pkl entries, the second one evil")
 case("zip-two-prefixes", zipfile_bytes([M("a/data.pkl", GOOD_PKL), M("b/data.pkl", system_call("os", "system", "two-prefixes")),
                                        M("a/data/0", GOOD_STORAGE)]),
      "several data.pkl entries", "data.pkl under two prefixes")
-case("zip-local-outside", zipfile_bytes([M("archive/data.pkl", GOOD_PKL, local_override=0x7FFFFFF0)]),
+case("zip-local-outside", zipfile_bytes([M("archive/data.pkl", EVIL, local_override=0x7FFFFFF0)]),
      "local header offset 2147483632 is outside the archive", "local header beyond the end")
-case("zip-local-misplaced", zipfile_bytes([M("archive/data.pkl", GOOD_PKL, local_override=7)]),
+case("zip-local-misplaced", zipfile_bytes([M("archive/data.pkl", EVIL, local_override=7)]),
      "bad signature", "local header offset into the middle of a member")
-case("zip-size-outside", zipfile_bytes([M("archive/data.pkl", GOOD_PKL, csize=0x7FFFFFFF, usize=0x7FFFFFFF)]),
+case("zip-size-outside", zipfile_bytes([M("archive/data.pkl", EVIL, csize=0x7FFFFFFF, usize=0x7FFFFFFF)]),
      "runs outside the archive's data area", "member size 2^31-1 in a tiny file")
-case("zip-size-mismatch", zipfile_bytes([M("archive/data.pkl", GOOD_PKL, csize=10)]),
+case("zip-size-mismatch", zipfile_bytes([M("archive/data.pkl", EVIL, csize=10)]),
      "compressed size 10 != size", "stored member with differing sizes")
-case("zip-cd-outside", zipfile_bytes([M("archive/data.pkl", GOOD_PKL)], cd_offset_override=0x7FFFFF00),
+case("zip-cd-outside", zipfile_bytes([M("archive/data.pkl", EVIL)], cd_offset_override=0x7FFFFF00),
      "central directory [2147483392", "central directory offset outside the file")
-case("zip-cd-size-huge", zipfile_bytes([M("archive/data.pkl", GOOD_PKL)], cd_size_override=0xFFFFFFF0),
+case("zip-cd-size-huge", zipfile_bytes([M("archive/data.pkl", EVIL)], cd_size_override=0xFFFFFFF0),
      "lies outside the",
      "central directory size 2^32-16")
-case("zip-count-huge", zipfile_bytes([M("archive/data.pkl", GOOD_PKL)], count_override=0xFFFE),
+case("zip-count-huge", zipfile_bytes([M("archive/data.pkl", EVIL)], count_override=0xFFFE),
      "cannot hold 65534 entries", "65534 entries claimed")
-case("zip64-count-huge", zipfile_bytes([M("archive/data.pkl", GOOD_PKL)], count_override=2 ** 62, zip64=True),
+case("zip64-count-huge", zipfile_bytes([M("archive/data.pkl", EVIL)], count_override=2 ** 62, zip64=True),
      "cannot hold 4611686018427387904 entries", "zip64 record claiming 2^62 entries")
-case("zip64-count-max", zipfile_bytes([M("archive/data.pkl", GOOD_PKL)], count_override=2 ** 64 - 1, zip64=True),
+case("zip64-count-max", zipfile_bytes([M("archive/data.pkl", EVIL)], count_override=2 ** 64 - 1, zip64=True),
      "64-bit field at offset", "zip64 record claiming 2^64-1 entries")
-case("zip64-record-outside", zipfile_bytes([M("archive/data.pkl", GOOD_PKL)], zip64=True, zip64_rec_override=2 ** 40),
+case("zip64-record-outside", zipfile_bytes([M("archive/data.pkl", EVIL)], zip64=True, zip64_rec_override=2 ** 40),
      "zip64 end-of-central-directory record at 1099511627776 is invalid or outside the file", "zip64 locator pointing past the end")
 ex = le16(1) + le16(16) + le64(2 ** 62) + le64(2 ** 62)
-case("zip64-extra-size-huge", zipfile_bytes([M("archive/data.pkl", GOOD_PKL, csize=0xFFFFFFFF, usize=0xFFFFFFFF, cextra=ex)]),
+case("zip64-extra-size-huge", zipfile_bytes([M("archive/data.pkl", EVIL, csize=0xFFFFFFFF, usize=0xFFFFFFFF, cextra=ex)]),
      "runs outside the archive's data area", "zip64 extra field claiming 2^62-byte member")
 ex = le16(1) + le16(4) + le32(7)
-case("zip64-extra-short", zipfile_bytes([M("archive/data.pkl", GOOD_PKL, csize=0xFFFFFFFF, usize=0xFFFFFFFF, cextra=ex)]),
+case("zip64-extra-short", zipfile_bytes([M("archive/data.pkl", EVIL, csize=0xFFFFFFFF, usize=0xFFFFFFFF, cextra=ex)]),
      "zip64 extra field too short", "truncated zip64 extra field")
 ex = le16(1) + le16(0xFFFF) + le64(1)
-case("zip64-extra-overlong", zipfile_bytes([M("archive/data.pkl", GOOD_PKL, local_override=0xFFFFFFFF, cextra=ex)]),
+case("zip64-extra-overlong", zipfile_bytes([M("archive/data.pkl", EVIL, local_override=0xFFFFFFFF, cextra=ex)]),
      "saturated sizes but no zip64 extra field", "extra field length past its end")
-case("zip-name-not-utf8", zipfile_bytes([M(b"archive/\xff\xfe.pkl", GOOD_PKL)]), "name is not valid UTF-8", "latin-1 member name")
-case("zip-multidisk", zipfile_bytes([M("archive/data.pkl", GOOD_PKL)])[:-22] +
+case("zip-name-not-utf8", zipfile_bytes([M(b"archive/\xff\xfe.pkl", EVIL)]), "name is not valid UTF-8", "latin-1 member name")
+case("zip-multidisk", zipfile_bytes([M("archive/data.pkl", EVIL)])[:-22] +
      le32(0x06054B50) + le16(1) + le16(0) + le16(1) + le16(1) + le32(0) + le32(0) + le16(0),
      "multi-disk archives are not supported", "disk number 1")
 # Zip-slip names: nothing is ever extracted, so these are only names; the archive must not
@@ -512,14 +513,14 @@ case("zipslip-pickle-prefix", zipfile_bytes([M("../data.pkl", system_call("os", 
 case("zipslip-extra-member", archive(GOOD_PKL, extra=[M(f"archive/../../../../..{MARKER}zipslip-extra", b"#!/bin/sh\ntouch x\n"),
                                                         M(f"{MARKER}zipslip-absolute", b"x")]),
      None, "a valid archive plus ../ and absolute members (ignored: nothing is extracted)")
-case("zip-byteorder-big", archive(GOOD_PKL, extra=[]).replace(b"little", b"big\n\n\n"), "byteorder is 'big'", "big-endian byteorder")
+case("zip-byteorder-big", archive(EVIL, extra=[]).replace(b"little", b"big\n\n\n"), "byteorder is 'big'", "big-endian byteorder")
 
 # Not a zip at all.
 case("legacy-pickle-os-system", system_call("os", "system", "legacy-pickle"), "legacy (pre-1.6) torch.save format",
      "a bare pickle (legacy torch.save) calling os.system")
 case("empty", b"", "too short for a zip archive", "empty file")
 case("eocd-only", le32(0x06054B50) + b"\0" * 18, "no '<prefix>/data.pkl' entry", "an empty zip")
-case("eocd-comment-trick", zipfile_bytes([M("archive/data.pkl", GOOD_PKL)], comment=b"PK\x05\x06" + b"\0" * 18),
+case("eocd-comment-trick", zipfile_bytes([M("archive/data.pkl", EVIL)], comment=b"PK\x05\x06" + b"\0" * 18),
      "no '<prefix>/data.pkl' entry", "a fake empty EOCD inside the comment (found first)")
 
 
