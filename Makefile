@@ -79,7 +79,7 @@ fuzz:
 	for h in $(FUZZ_HARNESSES); do \
 	  mkdir -p $(FUZZ_SCRATCH)/corpus/$$h $(FUZZ_SCRATCH)/artifacts; \
 	  echo "== $$h: $(FUZZ_SECONDS) s"; \
-	  $$bin/$$h -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 -detect_leaks=0 -print_final_stats=1 \
+	  ASAN_OPTIONS=detect_leaks=0:$$ASAN_OPTIONS $$bin/$$h -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 -detect_leaks=0 -print_final_stats=1 \
 	    -artifact_prefix=$(FUZZ_SCRATCH)/artifacts/$$h- $(FUZZ_SCRATCH)/corpus/$$h Fuzz/Corpus/$$h \
 	    > $(FUZZ_SCRATCH)/$$h.log 2>&1; rc=$$?; \
 	  grep -E "stat::number_of_executed_units|stat::peak_rss_mb|^==[0-9]+==ERROR|Test unit written|deadly signal" $(FUZZ_SCRATCH)/$$h.log; \
