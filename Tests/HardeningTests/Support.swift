@@ -20,6 +20,13 @@ struct ChildResult: CustomStringConvertible {
 }
 
 enum Child {
+    /// glibc >= 2.34 `posix_spawn_file_actions_addclosefrom_np` (not imported into Swift).
+    typealias AddCloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
+    static let addCloseFrom: AddCloseFrom? = {
+        guard let sym = dlsym(nil, "posix_spawn_file_actions_addclosefrom_np") else { return nil }
+        return unsafeBitCast(sym, to: AddCloseFrom.self)
+    }()
+
     /// Runs `executable` with posix_spawn and reaps it with wait4, so that its own peak RSS is
     /// known. With `killAfter`, SIGKILL is sent after that many seconds (if still running).
     static func run(_ executable: URL, _ arguments: [String], killAfter: Double? = nil,
@@ -33,6 +40,9 @@ enum Child {
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, outPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
         posix_spawn_file_actions_addopen(&actions, 2, errPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        // Other tests hold files open (HDF5 keeps a flock on its fd): a child that inherited such
+        // an fd would keep the lock after the test closes the file.
+        if let closeFrom = Self.addCloseFrom { _ = closeFrom(&actions, 3) }
         let argv: [UnsafeMutablePointer<CChar>?] = ([executable.path] + arguments).map { strdup($0) } + [nil]
         defer { for p in argv { free(p) } }
         var pid: pid_t = 0
