@@ -9,6 +9,7 @@ BENCH_DIR       = bench-out
 BENCH_MODEL     = $(BENCH_DIR)/backpack-gpt2-random
 BLAS_VENV       = .venv-blas
 SCIPY_OPENBLAS  = scipy-openblas32==0.3.34.481.3
+GPT2_TOKENIZER ?= ../shared/data/gpt2
 
 .PHONY: deps blas build release test bench demo clean fuzz test-asan
 
@@ -42,9 +43,11 @@ test: deps
 bench: release blas
 	@[ -f $(BENCH_MODEL)/model.safetensors ] || $(BIN_RELEASE) init --config backpack-gpt2 --seed 0 --out $(BENCH_MODEL)
 	@echo "== Debian OpenBLAS"
-	@BACKPACK_BLAS= $(BIN_RELEASE) bench --model $(BENCH_MODEL)
-	@echo "== default BLAS (scipy-openblas32 from .venv-blas when installed)"
-	@$(BIN_RELEASE) bench --model $(BENCH_MODEL)
+	@for s in 1x512 8x128; do BACKPACK_BLAS= $(BIN_RELEASE) bench --model $(BENCH_MODEL) --shape $$s; done
+	@echo "== scipy-openblas32 (.venv-blas; the default when installed)"
+	@for s in 1x512 8x128; do $(BIN_RELEASE) bench --model $(BENCH_MODEL) --shape $$s; done
+	@echo "== evaluation: the pronoun protocol and fit_scale on GPT-2's tokenizer"
+	@$(BIN_RELEASE) bench --model $(BENCH_MODEL) --tokenizer $(GPT2_TOKENIZER) --evaluation
 
 # The whole mission on the embedded demo model (Models/backpack-demo): find the sense that
 # carries he/she for the profession nouns, evaluate pronoun bias and held-out perplexity for the

@@ -38,11 +38,12 @@ let package = Package(
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")]),
 
         // Locates ../shared and the built `backpack` binary for the test targets.
-        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["BackpackCheckpoint"], path: "Tests/TestSupport"),
         .testTarget(name: "CheckpointTests", dependencies: ["BackpackCheckpoint", "TestSupport"]),
         .testTarget(name: "TokenizerTests", dependencies: ["BackpackTokenizer", "TestSupport"],
                     resources: [.copy("Goldens")]),
-        .testTarget(name: "ModelTests", dependencies: ["BackpackModel", "BackpackCheckpoint", "TestSupport"]),
+        .testTarget(name: "ModelTests", dependencies: ["BackpackModel", "BackpackCheckpoint", "TestSupport"],
+                    exclude: ["Fixtures"]),
         .testTarget(name: "EditingTests", dependencies: ["BackpackEditing", "BackpackModel", "TestSupport"],
                     exclude: ["Edits"]),
         .testTarget(name: "EvaluationTests", dependencies: ["BackpackEvaluation", "BackpackModel", "TestSupport"]),

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import BackpackModel
 
 @main
 struct Backpack: ParsableCommand {
@@ -14,4 +15,9 @@ struct Backpack: ParsableCommand {
         version: version,
         subcommands: [Info.self, Tokenize.self, Senses.self, Localize.self, Edit.self, Eval.self, Report.self,
                       Forward.self, Generate.self, Init.self, DataCommand.self, Bench.self])
+
+    static func main() {
+        MemoryPolicy.returnLargeBuffersPromptly()
+        main(nil)
+    }
 }

@@ -1,4 +1,6 @@
 import ArgumentParser
+import BackpackEditing
+import BackpackEvaluation
 import BackpackModel
 import Foundation
 
@@ -10,6 +12,10 @@ struct Bench: ParsableCommand {
     @OptionGroup var options: ModelOptions
     @Option(help: "Timed runs per shape (the best is reported).") var runs = 3
     @Option(help: "Random seed for the token ids.") var seed: UInt64 = 1
+    @Option(help: "Only this shape, e.g. 1x512 or 8x128 (peak memory is then that shape's). Default: both.")
+    var shape: String?
+    @Flag(help: "Time the pronoun suites and fit_scale instead of raw forward passes (needs a tokenizer).")
+    var evaluation = false
 
     func run() throws {
         let start = Date()
@@ -20,6 +26,11 @@ struct Bench: ParsableCommand {
         print("model          \(dir.url.path) (\(dir.format), \(String(format: "%.0f", Double(weightBytes) / 1e6)) MB)")
         print("BLAS           \(BLAS.backendDescription)")
         print(String(format: "open           %.3f s   (target <= 1 s)", openSeconds))
+        if evaluation {
+            try benchEvaluation(dir: dir, model: model)
+            printPeak(weightBytes)
+            return
+        }
         var rng = SeededGenerator(seed: seed)
         let V = UInt64(min(model.config.vocabSize, 50257))
         func randomIDs(_ n: Int) -> [Int] { (0..<n).map { _ in Int(rng.next() % V) } }
@@ -28,7 +39,7 @@ struct Bench: ParsableCommand {
             ("1x\(n)", [randomIDs(n)], 327...387),
             ("8x\(min(128, n))", (0..<8).map { _ in randomIDs(min(128, n)) }, 326...438),
         ]
-        for (name, batch, reference) in shapes {
+        for (name, batch, reference) in shapes where shape == nil || shape == name {
             var best = Double.infinity, first = 0.0
             for r in 0..<(runs + 1) {
                 model.senseCache.removeAll()
@@ -52,8 +63,41 @@ struct Bench: ParsableCommand {
             print(String(format: "               sense network %.3f s, trunk and sense weights %.3f s, output layer %.3f s",
                          senseSeconds, noLogitSeconds, max(0, best - noLogitSeconds - senseSeconds)))
         }
+        printPeak(weightBytes)
+    }
+
+    private func printPeak(_ weightBytes: Int) {
         let peak = peakRSSBytes()
         print(String(format: "peak RSS       %.0f MB = %.2fx the weights (target <= 1.3x)", Double(peak) / 1e6, Double(peak) / Double(max(weightBytes, 1))))
+    }
+
+    /// The paper's pronoun protocol (target: 520 prompts in <= 6 s; the PyTorch reference takes
+    /// ~60 s) and Optimize-Sense10's fit (target: <= 3x one evaluation of the fit prompts).
+    private func benchEvaluation(dir: ModelDirectory, model: LanguageModel) throws {
+        let tokenizer = try options.loadTokenizer(for: dir)
+        let evaluations = EvalSupport.evaluationsDirectory()
+        let locations = DataLocations(dataDirectory: nil)
+        func time(_ name: String) throws -> (seconds: Double, items: Int) {
+            let suite = try Suite.resolve(name, evaluationsDirectory: evaluations)
+            let prepared = try suite.prepare(tokenizer: tokenizer, config: model.config, locations: locations)
+            model.senseCache.removeAll()
+            let t = Date()
+            _ = try EvaluationRunner.run(suites: [prepared], variants: [Variant(name: "base", model: model)])
+            return (Date().timeIntervalSince(t), prepared.itemCount)
+        }
+        let bias = try time("pronoun-bias")
+        print(String(format: "pronoun-bias   %d prompts in %.2f s (target <= 6 s; PyTorch reference ~60 s for 520)", bias.items, bias.seconds))
+        let fit = try time("pronoun-fit")
+        print(String(format: "pronoun-fit    %d prompts in %.2f s (one evaluation)", fit.items, fit.seconds))
+        guard let edits = evaluations?.deletingLastPathComponent().appendingPathComponent("Edits/paper-optimize-sense10.yaml") else { return }
+        let file = try EditFile.load(edits)
+        model.senseCache.removeAll()
+        let t = Date()
+        let outcome = try Editor.apply([file], to: model, tokenizer: tokenizer)
+        let seconds = Date().timeIntervalSince(t)
+        let fitted = outcome.records.reduce(0) { $0 + $1.tokens.count }
+        print(String(format: "fit_scale      %d nouns on the fit prompts in %.2f s = %.2fx one evaluation (target <= 3x)",
+                     fitted, seconds, seconds / max(fit.seconds, 1e-9)))
     }
 }
 

@@ -282,10 +282,10 @@ struct EditState {
             let current = model.senseVectors(r.tokens)
             if case .fitScale(let suite, let a, let b) = r.operation {
                 guard let tokenizer else { throw EditError(place, "fit_scale needs a tokenizer") }
-                for id in r.tokens {
-                    let fit = try wrap {
-                        try FitScale.fit(model: model, tokenizer: tokenizer, suite: suite, token: id, senses: senses, a: a, b: b)
-                    }
+                let fits = try wrap {
+                    try FitScale.fit(model: model, tokenizer: tokenizer, suite: suite, tokens: r.tokens, senses: senses, a: a, b: b)
+                }
+                for (id, fit) in zip(r.tokens, fits) {
                     var v = current[id] ?? []
                     v.withUnsafeMutableBufferPointer { p in for l in senses { SenseMap.scale(Float(fit.scale)).apply(p.baseAddress! + l * d, d) } }
                     overrides[id] = v

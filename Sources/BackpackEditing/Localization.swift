@@ -66,8 +66,14 @@ public enum FitScale {
 
     /// The prompts' (g, h) terms for one token.
     public static func terms(model: LanguageModel, prompts: [[Int]], token: Int, senses: [Int], a: Int, b: Int) throws -> (g: [Double], h: [Double]) {
-        let d = model.config.nEmbd
         let outputs = try model.forward(batch: prompts, options: ForwardOptions(logits: .none, contextualization: true))
+        return terms(model: model, prompts: prompts, outputs: outputs, token: token, senses: senses, a: a, b: b)
+    }
+
+    /// The (g, h) terms from forward outputs (o and alpha) of the prompts.
+    static func terms(model: LanguageModel, prompts: [[Int]], outputs: [ForwardOutput], token: Int, senses: [Int],
+                      a: Int, b: Int) -> (g: [Double], h: [Double]) {
+        let d = model.config.nEmbd
         let c = model.senseVectors([token])[token] ?? []
         let diff = zip(model.embeddingRow(a), model.embeddingRow(b)).map { Double($0) - Double($1) }
         var g: [Double] = [], h: [Double] = []
@@ -92,15 +98,30 @@ public enum FitScale {
 
     public static func fit(model: LanguageModel, tokenizer: GPT2Tokenizer, suite: PronounSuite, token: Int,
                            senses: [Int], a: Int, b: Int) throws -> Result {
-        let prompts = suite.prompts.map { suite.ids(prompt: $0, word: [token], tokenizer: tokenizer) }
-        if let long = prompts.first(where: { $0.count > model.config.nPositions }) {
+        try fit(model: model, tokenizer: tokenizer, suite: suite, tokens: [token], senses: senses, a: a, b: b)[0]
+    }
+
+    /// Every word's scale, each fitted on its own against the unedited model; all words' prompts
+    /// share one batched forward pass (the pass, not the 1-D searches, is the cost).
+    public static func fit(model: LanguageModel, tokenizer: GPT2Tokenizer, suite: PronounSuite, tokens: [Int],
+                           senses: [Int], a: Int, b: Int) throws -> [Result] {
+        let promptsPerToken = tokens.map { token in suite.prompts.map { suite.ids(prompt: $0, word: [token], tokenizer: tokenizer) } }
+        if let long = promptsPerToken.joined().first(where: { $0.count > model.config.nPositions }) {
             throw EditError(file: suite.url.path, "a prompt is \(long.count) tokens, longer than n_positions")
         }
-        let (g, h) = try terms(model: model, prompts: prompts, token: token, senses: senses, a: a, b: b)
-        let (s, evals) = NelderMead.minimize1D(start: 1) { objective(g: g, h: h, scale: $0) }
-        return Result(scale: s, biasBefore: bias(g: g, h: h, scale: 1), biasAfter: bias(g: g, h: h, scale: s),
-                      objectiveAtOne: objective(g: g, h: h, scale: 1), objective: objective(g: g, h: h, scale: s),
-                      evaluations: evals, g: g, h: h)
+        let outputs = try model.forward(batch: Array(promptsPerToken.joined()),
+                                        options: ForwardOptions(logits: .none, contextualization: true))
+        var results: [Result] = [], offset = 0
+        for (token, prompts) in zip(tokens, promptsPerToken) {
+            let mine = Array(outputs[offset..<(offset + prompts.count)])
+            offset += prompts.count
+            let (g, h) = terms(model: model, prompts: prompts, outputs: mine, token: token, senses: senses, a: a, b: b)
+            let (s, evals) = NelderMead.minimize1D(start: 1) { objective(g: g, h: h, scale: $0) }
+            results.append(Result(scale: s, biasBefore: bias(g: g, h: h, scale: 1), biasAfter: bias(g: g, h: h, scale: s),
+                                  objectiveAtOne: objective(g: g, h: h, scale: 1), objective: objective(g: g, h: h, scale: s),
+                                  evaluations: evals, g: g, h: h))
+        }
+        return results
     }
 }
 

@@ -51,9 +51,24 @@ public struct PerplexitySuite: PreparedSuite {
     public var itemCount: Int { documents.count }
 
     /// Passages: the text split on blank lines ("\n\n"), stripped, empty ones dropped.
+    /// The demo model's rule (Models/backpack-demo/MODEL_CARD.md): a line is blank when it is
+    /// empty after stripping whitespace; a passage is a maximal run of non-blank lines, joined
+    /// with "\n" and stripped.
     public static func passages(_ text: String) -> [String] {
-        text.replacingOccurrences(of: "\r\n", with: "\n").components(separatedBy: "\n\n")
-            .map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }.filter { !$0.isEmpty }
+        var out: [String] = [], current: [Substring] = []
+        func flush() {
+            if !current.isEmpty {
+                let p = current.joined(separator: "\n").trimmingCharacters(in: .whitespacesAndNewlines)
+                if !p.isEmpty { out.append(p) }
+                current.removeAll(keepingCapacity: true)
+            }
+        }
+        // "\r\n" is one Character in Swift, so it is matched as a separator of its own.
+        for line in text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" }) {
+            if line.allSatisfy(\.isWhitespace) { flush() } else { current.append(line) }
+        }
+        flush()
+        return out
     }
 
     /// Token windows for a sequence of n tokens: (begin, end, first scored index within the window).

@@ -13,8 +13,31 @@ public enum BLAS {
                                       UnsafePointer<Float>?, Int32, UnsafePointer<Float>?, Int32, Float,
                                       UnsafeMutablePointer<Float>?, Int32) -> Void
 
+    typealias SetThreads = @convention(c) (Int32) -> Void
+    typealias GetThreads = @convention(c) () -> Int32
+
     /// The dynamically chosen sgemm, if `BACKPACK_BLAS` names a loadable library.
     nonisolated(unsafe) private static var override: SGEMM? = loadOverride()
+    nonisolated(unsafe) private static var overrideSetThreads: SetThreads?
+    nonisolated(unsafe) private static var overrideGetThreads: GetThreads?
+
+    /// Threads help only on large products. On small ones OpenBLAS's threads spin waiting for
+    /// each other, and on a 2-core machine shared with another process that made a perplexity
+    /// run 5x slower than one thread. Products below this many multiply-adds (m n k) use one.
+    static let threadedWork = 1 << 24
+    nonisolated(unsafe) private static var threadsNow: Int32 = -1
+    private static let maxThreads: Int32 = {
+        _ = override
+        return max(1, overrideGetThreads?() ?? (override == nil ? openblas_get_num_threads() : 1))
+    }()
+
+    @inline(__always)
+    private static func setThreads(forWork work: Int) {
+        let want: Int32 = work >= threadedWork ? maxThreads : 1
+        if want == threadsNow { return }
+        threadsNow = want
+        if override != nil { overrideSetThreads?(want) } else { openblas_set_num_threads(want) }
+    }
     public static var backendDescription: String {
         override != nil ? (overridePath ?? "?") : "system OpenBLAS (libopenblas, Debian)"
     }
@@ -44,6 +67,12 @@ public enum BLAS {
         guard let path = env ?? findVenvBLAS(), !path.isEmpty,
               let handle = dlopen(path, RTLD_NOW | RTLD_LOCAL) else { return nil }
         overridePath = path
+        for symbol in ["openblas_set_num_threads", "scipy_openblas_set_num_threads"] {
+            if let fn = dlsym(handle, symbol) { overrideSetThreads = unsafeBitCast(fn, to: SetThreads.self); break }
+        }
+        for symbol in ["openblas_get_num_threads", "scipy_openblas_get_num_threads"] {
+            if let fn = dlsym(handle, symbol) { overrideGetThreads = unsafeBitCast(fn, to: GetThreads.self); break }
+        }
         for symbol in ["cblas_sgemm", "scipy_cblas_sgemm", "scipy_cblas_sgemm64_"] {
             if let fn = dlsym(handle, symbol) { return unsafeBitCast(fn, to: SGEMM.self) }
         }
@@ -57,6 +86,7 @@ public enum BLAS {
                      alpha: Float = 1, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
                      beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int) {
         if m == 0 || n == 0 { return }
+        setThreads(forWork: m * n * k)
         let noTrans = CblasNoTrans.rawValue, trans = CblasTrans.rawValue
         if let sgemm = override {
             sgemm(CblasRowMajor.rawValue, transA ? trans : noTrans, transB ? trans : noTrans,

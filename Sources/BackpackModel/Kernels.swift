@@ -66,14 +66,29 @@ enum Kernels {
         for j in valid..<width { row[j] = 0 }
     }
 
-    /// log-softmax of one row into a Double array (for probabilities of chosen tokens).
-    public static func logSoftmax(_ row: UnsafeBufferPointer<Float>) -> [Double] {
-        var maxValue = -Double.infinity
-        for v in row where Double(v) > maxValue { maxValue = Double(v) }
-        var sum = 0.0
-        for v in row { sum += exp(Double(v) - maxValue) }
-        let logZ = maxValue + log(sum)
-        return row.map { Double($0) - logZ }
+}
+
+/// Normalisers of a logits row, for evaluation (one call per scored token, over V entries).
+public enum LogSoftmax {
+    /// log sum_v exp(x_v), stable: the max is subtracted first; exponentials in float32 (relative
+    /// error ~1e-7 each), summed in Double.
+    public static func logSumExp(_ x: [Float]) -> Double { x.withUnsafeBufferPointer { logSumExp($0) } }
+
+    public static func logSumExp(_ x: UnsafeBufferPointer<Float>) -> Double {
+        guard let base = x.baseAddress, !x.isEmpty else { return -.infinity }
+        let p = UnsafeMutablePointer(mutating: base)
+        let n = x.count
+        var maxValue = -Float.infinity
+        for i in 0..<n where p[i] > maxValue { maxValue = p[i] }
+        if !maxValue.isFinite { return Double(maxValue) }
+        let shift = Float16x(repeating: maxValue)
+        var sum = 0.0, i = 0
+        while i + 16 <= n {
+            sum += Double(VectorMath.exp(VectorMath.load(p, i) - shift).sum())
+            i += 16
+        }
+        for j in i..<n { sum += Foundation.exp(Double(p[j] - maxValue)) }
+        return Double(maxValue) + Foundation.log(sum)
     }
 }
 

@@ -7,10 +7,8 @@ import Testing
 import TestSupport
 
 enum Fixture {
-    static let expected: SafetensorsFile = {
-        try! SafetensorsFile(url: TestPaths.tinyModel.appendingPathComponent("expected.safetensors"))
-    }()
-    static let inputs = ["seq0", "seq1", "seq2", "seq3", "batch"]
+    static var expected: SafetensorsFile { ReferenceFixture.expected }
+    static let inputs = ReferenceFixture.inputs
     /// Test edit files, beside this source file (no resource bundle).
     static let editsDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Edits")
 
@@ -22,24 +20,9 @@ enum Fixture {
         try EditFile.load(editsDirectory.appendingPathComponent(name + ".yaml"))
     }
 
-    static func maxDiff(_ a: some Collection<Float>, _ b: some Collection<Float>) -> Float {
-        precondition(a.count == b.count, "size mismatch \(a.count) vs \(b.count)")
-        return zip(a, b).reduce(0) { max($0, abs($1.0 - $1.1)) }
-    }
-
-    static func ids(_ name: String) throws -> [[Int]] {
-        let info = try #require(expected.tensors["\(name)_input_ids"])
-        let flat = try expected.ints("\(name)_input_ids")
-        let rows = info.shape[0], n = info.shape[1]
-        return (0..<rows).map { Array(flat[($0 * n)..<(($0 + 1) * n)]) }
-    }
-
-    static func row(_ name: String, _ b: Int) throws -> ArraySlice<Float> {
-        let info = try #require(expected.tensors[name])
-        let all = try expected.floats(name)
-        let per = all.count / info.shape[0]
-        return all[(b * per)..<((b + 1) * per)]
-    }
+    static func maxDiff(_ a: some Collection<Float>, _ b: some Collection<Float>) -> Float { ReferenceFixture.maxDiff(a, b) }
+    static func ids(_ name: String) throws -> [[Int]] { try ReferenceFixture.ids(name) }
+    static func row(_ name: String, _ b: Int) throws -> ArraySlice<Float> { try ReferenceFixture.row(name, b) }
 
     /// A small Backpack with GPT-2's vocabulary (random weights), for validating shipped edits.
     static func smallGPT2Backpack(architecture: BackpackConfig.Architecture = .backpack) -> LanguageModel {

