@@ -48,7 +48,7 @@ let package = Package(
                     exclude: ["Edits"]),
         .testTarget(name: "EvaluationTests", dependencies: ["BackpackEvaluation", "BackpackModel", "TestSupport"]),
         .testTarget(name: "ResultsTests", dependencies: ["BackpackResults", "TestSupport"]),
-        .testTarget(name: "CLITests", dependencies: ["TestSupport"]),
+        .testTarget(name: "CLITests", dependencies: ["BackpackCheckpoint", "TestSupport"]),
 
         // Hostile inputs, size limits, kill-during-write (docs/HARDENING.md).
         .testTarget(name: "HardeningTests",

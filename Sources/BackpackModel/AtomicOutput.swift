@@ -16,6 +16,12 @@ public enum AtomicOutput {
             throw error
         }
         if fm.fileExists(atPath: target.path) {
+            // One atomic step where the kernel offers it: swap the complete new directory with
+            // the old one, then delete the old one from the temporary name.
+            if exchange(temp, target) {
+                try? fm.removeItem(at: temp)
+                return
+            }
             let old = parent.appendingPathComponent(".\(target.lastPathComponent).old-\(UUID().uuidString.prefix(8))")
             try fm.moveItem(at: target, to: old)
             try fm.moveItem(at: temp, to: target)
@@ -23,6 +29,19 @@ public enum AtomicOutput {
         } else {
             try fm.moveItem(at: temp, to: target)
         }
+    }
+
+    /// renameat2(RENAME_EXCHANGE) (Linux 3.15+, glibc 2.28+); false where unavailable.
+    private static func exchange(_ a: URL, _ b: URL) -> Bool {
+        #if os(Linux)
+        typealias RenameAt2 = @convention(c) (Int32, UnsafePointer<CChar>, Int32, UnsafePointer<CChar>, UInt32) -> Int32
+        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "renameat2") else { return false }
+        let renameat2 = unsafeBitCast(symbol, to: RenameAt2.self)
+        let AT_FDCWD: Int32 = -100, RENAME_EXCHANGE: UInt32 = 1 << 1
+        return renameat2(AT_FDCWD, a.path, AT_FDCWD, b.path, RENAME_EXCHANGE) == 0
+        #else
+        return false
+        #endif
     }
 
     /// Writes `data` to a temporary sibling of `target`, then renames it over `target`.

@@ -172,11 +172,17 @@ public struct ParameterSet: Sendable {
             }
             unexpected.append(name)
         }
+        // Long lists (a config claiming 1024 layers) are cut: the first names say what is wrong.
+        func list(_ names: [String], _ separator: String) -> String {
+            let sorted = names.sorted()
+            let shown = sorted.prefix(12).joined(separator: separator)
+            return sorted.count > 12 ? shown + "\(separator)... (\(sorted.count) in all)" : shown
+        }
         var problems: [String] = []
-        if !missing.isEmpty { problems.append("missing tensors: \(missing.sorted().joined(separator: ", "))") }
-        if !wrongShape.isEmpty { problems.append("shape mismatches: \(wrongShape.sorted().joined(separator: "; "))") }
+        if !missing.isEmpty { problems.append("missing tensors: \(list(missing, ", "))") }
+        if !wrongShape.isEmpty { problems.append("shape mismatches: \(list(wrongShape, "; "))") }
         if !unexpected.isEmpty {
-            problems.append("unexpected tensors for a \(config.architecture.rawValue): \(unexpected.sorted().joined(separator: ", "))")
+            problems.append("unexpected tensors for a \(config.architecture.rawValue): \(list(unexpected, ", "))")
         }
         if !problems.isEmpty { throw ModelError(file: file, reason: problems.joined(separator: "; ")) }
         return ParameterSet(config: config, weights: weights)
