@@ -289,32 +289,113 @@ public struct GPT2Tokenizer: Sendable {
             let id = byteIDs[Int(b)]
             if id >= 0 { ids.append(id) }  // a byte without a piece is dropped, like HF without unk_token
         }
-        if ids.count >= 2 {
-            let none = UInt32.max
-            var ranks = [UInt32](repeating: none, count: ids.count - 1)
-            for k in 0..<ranks.count {
-                if let m = mergeInfo(ids[k], ids[k + 1]) { ranks[k] = UInt32(truncatingIfNeeded: m >> 32) }
+        if ids.count >= Self.heapThreshold { return mergeWithHeap(ids).map { Int($0) } }
+        return mergeByScanning(ids).map { Int($0) }
+    }
+
+    /// Pieces longer than this (a long run of letters without a space) use the O(n log n) merge;
+    /// the scan is O(n^2) but faster on ordinary words.
+    static let heapThreshold = 128
+
+    /// Scans for the lowest-ranked pair after every merge.
+    func mergeByScanning(_ input: [Int32]) -> [Int32] {
+        var ids = input
+        guard ids.count >= 2 else { return ids }
+        let none = UInt32.max
+        var ranks = [UInt32](repeating: none, count: ids.count - 1)
+        for k in 0..<ranks.count {
+            if let m = mergeInfo(ids[k], ids[k + 1]) { ranks[k] = UInt32(truncatingIfNeeded: m >> 32) }
+        }
+        while true {
+            var best = none
+            var at = -1
+            for k in 0..<ranks.count where ranks[k] < best {
+                best = ranks[k]
+                at = k
             }
-            while true {
-                var best = none
-                var at = -1
-                for k in 0..<ranks.count where ranks[k] < best {
-                    best = ranks[k]
-                    at = k
-                }
-                guard at >= 0, let m = mergeInfo(ids[at], ids[at + 1]) else { break }
-                ids[at] = Int32(truncatingIfNeeded: m & 0xFFFF_FFFF)
-                ids.remove(at: at + 1)
-                ranks.remove(at: at)
-                if at < ranks.count {
-                    ranks[at] = mergeInfo(ids[at], ids[at + 1]).map { UInt32(truncatingIfNeeded: $0 >> 32) } ?? none
-                }
-                if at > 0 {
-                    ranks[at - 1] = mergeInfo(ids[at - 1], ids[at]).map { UInt32(truncatingIfNeeded: $0 >> 32) } ?? none
-                }
+            guard at >= 0, let m = mergeInfo(ids[at], ids[at + 1]) else { break }
+            ids[at] = Int32(truncatingIfNeeded: m & 0xFFFF_FFFF)
+            ids.remove(at: at + 1)
+            ranks.remove(at: at)
+            if at < ranks.count {
+                ranks[at] = mergeInfo(ids[at], ids[at + 1]).map { UInt32(truncatingIfNeeded: $0 >> 32) } ?? none
+            }
+            if at > 0 {
+                ranks[at - 1] = mergeInfo(ids[at - 1], ids[at]).map { UInt32(truncatingIfNeeded: $0 >> 32) } ?? none
             }
         }
-        return ids.map { Int($0) }
+        return ids
+    }
+
+    /// The same merges in the same order, with a heap of candidate pairs keyed by (rank, position)
+    /// over a linked list of symbols. A symbol keeps the position of its leftmost byte, so the
+    /// smallest position among equal ranks is the leftmost pair. Stale heap entries (a side
+    /// already merged away) are skipped when popped.
+    func mergeWithHeap(_ input: [Int32]) -> [Int32] {
+        var ids = input
+        let n = ids.count
+        guard n >= 2 else { return ids }
+        var next = Array(1...n), prev = Array(-1..<(n - 1))
+        var alive = [Bool](repeating: true, count: n)
+        var heap = PairHeap()
+        func push(_ left: Int) {
+            let right = next[left]
+            guard right < n, let m = mergeInfo(ids[left], ids[right]) else { return }
+            heap.push((rank: UInt32(truncatingIfNeeded: m >> 32), left: left, leftID: ids[left], rightID: ids[right]))
+        }
+        for k in 0..<(n - 1) { push(k) }
+        while let top = heap.pop() {
+            let left = top.left
+            guard alive[left], ids[left] == top.leftID else { continue }
+            let right = next[left]
+            guard right < n, ids[right] == top.rightID, let m = mergeInfo(ids[left], ids[right]) else { continue }
+            ids[left] = Int32(truncatingIfNeeded: m & 0xFFFF_FFFF)
+            alive[right] = false
+            next[left] = next[right]
+            if next[right] < n { prev[next[right]] = left }
+            if prev[left] >= 0 { push(prev[left]) }
+            push(left)
+        }
+        var out: [Int32] = []
+        var k = 0
+        while k < n { out.append(ids[k]); k = next[k] }
+        return out
+    }
+}
+
+/// A binary min-heap of merge candidates ordered by (rank, left position).
+struct PairHeap {
+    typealias Entry = (rank: UInt32, left: Int, leftID: Int32, rightID: Int32)
+    private var items: [Entry] = []
+
+    private static func less(_ a: Entry, _ b: Entry) -> Bool { a.rank != b.rank ? a.rank < b.rank : a.left < b.left }
+
+    mutating func push(_ e: Entry) {
+        items.append(e)
+        var c = items.count - 1
+        while c > 0 {
+            let p = (c - 1) / 2
+            if !Self.less(items[c], items[p]) { break }
+            items.swapAt(c, p); c = p
+        }
+    }
+
+    mutating func pop() -> Entry? {
+        guard let first = items.first else { return nil }
+        let last = items.removeLast()
+        if !items.isEmpty {
+            items[0] = last
+            var p = 0
+            while true {
+                let l = 2 * p + 1, r = l + 1
+                var m = p
+                if l < items.count, Self.less(items[l], items[m]) { m = l }
+                if r < items.count, Self.less(items[r], items[m]) { m = r }
+                if m == p { break }
+                items.swapAt(p, m); p = m
+            }
+        }
+        return first
     }
 }
 
