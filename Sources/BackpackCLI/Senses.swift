@@ -48,6 +48,7 @@ extension Senses {
         var filter: Int?
         if let word { filter = try singleToken(tokenizer, word, space: !noSpace) }
         func top(_ v: ArraySlice<Float>, _ model: LanguageModel) -> String {
+            if v.allSatisfy({ $0 == 0 }) { return "(none: the sense is the zero vector)" }
             let scores = model.unembed(Array(v))
             return scores.indices.sorted { scores[$0] > scores[$1] }.prefix(self.top).map { show(tokenizer, $0) }.joined(separator: " ")
         }

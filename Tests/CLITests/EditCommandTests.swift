@@ -67,3 +67,15 @@ import TestSupport
         #expect(json is [String: Any])
     }
 }
+
+@Suite struct SensesEditTests {
+    /// `senses --edit` shows each edited sense before and after; a removed sense says so.
+    @Test func showsEditedSensesBeforeAndAfter() throws {
+        let r = try backpack(["senses", "--edit", TestPaths.repoRoot.appendingPathComponent("Edits/remove-gender-sense.yaml").path,
+                              "nurse", "--top", "3"])
+        #expect(r.status == 0, "\(r.err)")
+        #expect(r.out.contains("' nurse' sense"))
+        #expect(r.out.contains("before +"))
+        #expect(r.out.contains("zero vector"))
+    }
+}
