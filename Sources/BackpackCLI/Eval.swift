@@ -73,9 +73,18 @@ enum EvalSupport {
     /// Progress on stderr: on a terminal, counters ("12/390 prompts") redraw one line; in a log,
     /// only the finished steps are written.
     static func progress(_ s: String) {
-        let partial = s.range(of: #"\d+/\d+"#, options: .regularExpression) != nil
+        let counter = s.range(of: #"(\d+)/(\d+)"#, options: .regularExpression)
+        let partial = counter != nil
         if isatty(2) != 0 {
-            FileHandle.standardError.write(Data(("\r\u{1B}[K" + s + (partial ? "" : "\n")).utf8))
+            var line = s
+            if let counter {
+                let parts = s[counter].split(separator: "/").compactMap { Double($0) }
+                if parts.count == 2, parts[1] > 0 {
+                    let filled = Int((parts[0] / parts[1] * 24).rounded(.down))
+                    line = "[" + String(repeating: "#", count: min(24, filled)) + String(repeating: " ", count: max(0, 24 - filled)) + "] " + s
+                }
+            }
+            FileHandle.standardError.write(Data(("\r\u{1B}[K" + line + (partial ? "" : "\n")).utf8))
         } else if !partial {
             FileHandle.standardError.write(Data((s + "\n").utf8))
         }
