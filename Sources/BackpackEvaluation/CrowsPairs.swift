@@ -96,11 +96,8 @@ public struct CrowsPairsSuite: PreparedSuite {
 
     init(suite: Suite, config: CrowsPairsConfig, tokenizer: GPT2Tokenizer, model: BackpackConfig, locations: DataLocations) throws {
         self.suite = suite; self.config = config
-        let url = try config.data.resolve(suiteFile: suite.file, locations: locations)
-        dataSHA256 = try DataDigest.combined([url])
-        if let want = config.data.sha256, want != dataSHA256 {
-            throw SuiteError(file: url.path, reason: "SHA-256 \(dataSHA256) differs from the suite's pinned \(want) (\(suite.file.lastPathComponent)); bump the suite version if the data changed")
-        }
+        let (url, digest) = try config.data.resolveVerified(suiteFile: suite.file, locations: locations)
+        dataSHA256 = digest
         var all = try CrowsPairsData.load(url)
         if let m = config.maxPairs { all = Array(all.prefix(m)) }
         pairs = all

@@ -81,11 +81,8 @@ public struct StereoSetSuite: PreparedSuite {
 
     init(suite: Suite, config: StereoSetConfig, tokenizer: GPT2Tokenizer, model: BackpackConfig, locations: DataLocations) throws {
         self.suite = suite; self.config = config
-        let url = try config.data.resolve(suiteFile: suite.file, locations: locations)
-        dataSHA256 = try DataDigest.combined([url])
-        if let want = config.data.sha256, want != dataSHA256 {
-            throw SuiteError(file: url.path, reason: "SHA-256 \(dataSHA256) differs from the suite's pinned \(want) (\(suite.file.lastPathComponent))")
-        }
+        let (url, digest) = try config.data.resolveVerified(suiteFile: suite.file, locations: locations)
+        dataSHA256 = digest
         var all = try StereoSetData.loadIntrasentence(url)
         if let m = config.maxExamples { all = Array(all.prefix(m)) }
         examples = all

@@ -34,6 +34,16 @@ public struct ExternalData: Sendable {
         if let found = candidates.first(where: { FileManager.default.fileExists(atPath: $0.path) }) { return found }
         throw SuiteError(file: suiteFile.path, reason: "data file '\(dataFile)' not found (looked at \(candidates.map(\.path).joined(separator: ", "))); pass --data-dir or run `backpack data fetch`")
     }
+
+    /// The file and its SHA-256, which must equal the suite's pinned `sha256` when one is given.
+    public func resolveVerified(suiteFile: URL, locations: DataLocations) throws -> (url: URL, sha256: String) {
+        let url = try resolve(suiteFile: suiteFile, locations: locations)
+        let digest = try DataDigest.combined([url])
+        if let want = sha256, want != digest {
+            throw SuiteError(file: url.path, reason: "SHA-256 \(digest) differs from the suite's pinned \(want) (\(suiteFile.lastPathComponent)); bump the suite version if the data changed")
+        }
+        return (url, digest)
+    }
 }
 
 /// The kinds a suite may declare.
