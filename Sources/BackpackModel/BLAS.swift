@@ -39,7 +39,7 @@ public enum BLAS {
         if override != nil { overrideSetThreads?(want) } else { openblas_set_num_threads(want) }
     }
     public static var backendDescription: String {
-        override != nil ? (overridePath ?? "?") : "system OpenBLAS (libopenblas, Debian)"
+        (override != nil ? (overridePath ?? "?") : "system OpenBLAS (libopenblas, Debian)") + ", up to \(maxThreads) thread(s)"
     }
 
     private static func findVenvBLAS() -> String? {
