@@ -20,9 +20,11 @@ let package = Package(
         .systemLibrary(name: "CBLAS", path: "Sources/CBLAS"),
         .systemLibrary(name: "CHDF5", path: "Sources/CHDF5"),
 
+        // One JSON reader (order-keeping, depth-bounded), strict for safetensors, lenient for tokenizers.
+        .target(name: "BackpackJSON"),
         .target(name: "BackpackCheckpoint",
-                dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
-        .target(name: "BackpackTokenizer"),
+                dependencies: ["BackpackJSON", .product(name: "Crypto", package: "swift-crypto")]),
+        .target(name: "BackpackTokenizer", dependencies: ["BackpackJSON"]),
         .target(name: "BackpackModel", dependencies: ["BackpackCheckpoint", "BackpackTokenizer", "CBLAS"],
                 swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
         .target(name: "BackpackEditing",
@@ -40,7 +42,7 @@ let package = Package(
         // Locates ../shared and the built `backpack` binary for the test targets.
         .target(name: "TestSupport", dependencies: ["BackpackCheckpoint"], path: "Tests/TestSupport"),
         .testTarget(name: "CheckpointTests", dependencies: ["BackpackCheckpoint", "TestSupport"]),
-        .testTarget(name: "TokenizerTests", dependencies: ["BackpackTokenizer", "TestSupport"],
+        .testTarget(name: "TokenizerTests", dependencies: ["BackpackTokenizer", "BackpackJSON", "TestSupport"],
                     resources: [.copy("Goldens")]),
         .testTarget(name: "ModelTests", dependencies: ["BackpackModel", "BackpackCheckpoint", "TestSupport"],
                     exclude: ["Fixtures"]),

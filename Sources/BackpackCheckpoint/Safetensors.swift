@@ -1,3 +1,4 @@
+import BackpackJSON
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -48,8 +49,8 @@ public final class SafetensorsFile: TensorArchive {
 
         let json: JSONValue
         do {
-            json = try JSONParser.parse(UnsafeRawBufferPointer(rebasing: bytes[8..<dataStart]))
-        } catch let e as JSONParseError {
+            json = try JSONReader.parse(UnsafeRawBufferPointer(rebasing: bytes[8..<dataStart]), options: .strict)
+        } catch let e as JSONSyntaxError {
             throw err("header: invalid JSON at byte \(e.offset): \(e.message)")
         }
         guard case .object(let entries) = json else {
@@ -93,12 +94,12 @@ public final class SafetensorsFile: TensorArchive {
             var shape: [Int] = []
             shape.reserveCapacity(shapeArr.count)
             for (d, s) in shapeArr.enumerated() {
-                guard case .int(let n) = s else { throw err("tensor '\(name)': shape[\(d)] is not an integer") }
+                guard case .integer(let n) = s else { throw err("tensor '\(name)': shape[\(d)] is not an integer") }
                 guard n >= 0 else { throw err("tensor '\(name)': shape[\(d)] = \(n) is negative") }
                 shape.append(n)
             }
             guard case .array(let offArr)? = offV, offArr.count == 2,
-                  case .int(let begin) = offArr[0], case .int(let end) = offArr[1] else {
+                  case .integer(let begin) = offArr[0], case .integer(let end) = offArr[1] else {
                 throw err("tensor '\(name)': 'data_offsets' must be [begin, end] integers")
             }
             guard begin >= 0, end >= begin else {
@@ -157,7 +158,7 @@ public final class ShardedSafetensors: TensorArchive {
         let mapped = try MappedFile(url: index)
         guard mapped.size <= 100_000_000 else { throw err("index file larger than 100 MB") }
         let json: JSONValue
-        do { json = try JSONParser.parse(mapped.bytes) } catch let e as JSONParseError {
+        do { json = try JSONReader.parse(mapped.bytes, options: .strict) } catch let e as JSONSyntaxError {
             throw err("invalid JSON at byte \(e.offset): \(e.message)")
         }
         guard case .object(let top) = json else { throw err("expected a JSON object") }
@@ -169,7 +170,7 @@ public final class ShardedSafetensors: TensorArchive {
             for (k, v) in kv {
                 switch v {
                 case .string(let s): meta[k] = s
-                case .int(let n): meta[k] = String(n)
+                case .integer(let n): meta[k] = String(n)
                 case .double(let d): meta[k] = String(d)
                 default: break
                 }

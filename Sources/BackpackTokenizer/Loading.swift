@@ -1,3 +1,4 @@
+import BackpackJSON
 import Foundation
 
 // Tokenizer file formats:
@@ -80,14 +81,14 @@ extension GPT2Tokenizer {
     static func readVocab(_ value: JSONValue, file: URL, path: String) throws -> [(piece: String, id: Int, place: String)] {
         guard case .object(let members) = value else {
             throw TokenizerError.file(file, path.isEmpty ? nil : path,
-                                      "expected an object mapping pieces to ids, found \(value.typeName)")
+                                      "expected an object mapping pieces to ids, found \(value.describedType)")
         }
         var out: [(piece: String, id: Int, place: String)] = []
         out.reserveCapacity(members.count)
         for (piece, v) in members {
             let place = "\(path)[\(quoted(piece))]"
             guard case .integer(let id) = v else {
-                throw TokenizerError.file(file, place, "expected an integer id, found \(v.typeName)")
+                throw TokenizerError.file(file, place, "expected an integer id, found \(v.describedType)")
             }
             out.append((piece, id, place))
         }
@@ -129,9 +130,9 @@ extension GPT2Tokenizer {
 
     init(tokenizerJSON url: URL, root: JSONValue) throws {
         func fail(_ place: String, _ message: String) -> TokenizerError { TokenizerError.file(url, place, message) }
-        guard case .object = root else { throw TokenizerError.file(url, nil, "expected a JSON object, found \(root.typeName)") }
+        guard case .object = root else { throw TokenizerError.file(url, nil, "expected a JSON object, found \(root.describedType)") }
         guard let model = root["model"], case .object = model else {
-            throw fail("model", "expected an object, found \(root["model"]?.typeName ?? "nothing")")
+            throw fail("model", "expected an object, found \(root["model"]?.describedType ?? "nothing")")
         }
         if let type = model["type"] {
             guard case .string(let t) = type, t == "BPE" else { throw fail("model.type", "expected \"BPE\", found \(describe(type))") }
@@ -155,22 +156,22 @@ extension GPT2Tokenizer {
         }
         var ignoreMerges = false
         if let v = model["ignore_merges"] {
-            guard case .bool(let b) = v else { throw fail("model.ignore_merges", "expected a boolean, found \(v.typeName)") }
+            guard case .bool(let b) = v else { throw fail("model.ignore_merges", "expected a boolean, found \(v.describedType)") }
             ignoreMerges = b
         }
         if let v = root["normalizer"] {
-            guard case .null = v else { throw fail("normalizer", "expected null (normalizers are not supported), found \(v.typeName)") }
+            guard case .null = v else { throw fail("normalizer", "expected null (normalizers are not supported), found \(v.describedType)") }
         }
         // Pre-tokenizer: ByteLevel with the GPT-2 regex.
         var addPrefixSpace = false
         guard let pre = root["pre_tokenizer"], case .object = pre else {
-            throw fail("pre_tokenizer", "expected a ByteLevel pre-tokenizer object, found \(root["pre_tokenizer"]?.typeName ?? "nothing")")
+            throw fail("pre_tokenizer", "expected a ByteLevel pre-tokenizer object, found \(root["pre_tokenizer"]?.describedType ?? "nothing")")
         }
         guard case .string("ByteLevel")? = pre["type"] else {
             throw fail("pre_tokenizer.type", "expected \"ByteLevel\", found \(pre["type"].map(describe) ?? "nothing")")
         }
         if let v = pre["add_prefix_space"] {
-            guard case .bool(let b) = v else { throw fail("pre_tokenizer.add_prefix_space", "expected a boolean, found \(v.typeName)") }
+            guard case .bool(let b) = v else { throw fail("pre_tokenizer.add_prefix_space", "expected a boolean, found \(v.describedType)") }
             addPrefixSpace = b
         }
         if let v = pre["use_regex"] {
@@ -181,7 +182,7 @@ extension GPT2Tokenizer {
         let vocab = try Self.readVocab(vocabValue, file: url, path: "model.vocab")
 
         guard let mergesValue = model["merges"], case .array(let items) = mergesValue else {
-            throw fail("model.merges", "expected an array of merges, found \(model["merges"]?.typeName ?? "nothing")")
+            throw fail("model.merges", "expected an array of merges, found \(model["merges"]?.describedType ?? "nothing")")
         }
         var merges: [(left: String, right: String, rank: Int, place: String)] = []
         merges.reserveCapacity(items.count)
@@ -200,7 +201,7 @@ extension GPT2Tokenizer {
                 }
                 merges.append((a, b, k, place))
             default:
-                throw fail(place, "expected a string \"left right\" or a pair [\"left\", \"right\"], found \(item.typeName)")
+                throw fail(place, "expected a string \"left right\" or a pair [\"left\", \"right\"], found \(item.describedType)")
             }
         }
 
@@ -211,21 +212,21 @@ extension GPT2Tokenizer {
             case .array(let tokens):
                 for (k, t) in tokens.enumerated() {
                     let place = "added_tokens[\(k)]"
-                    guard case .object = t else { throw fail(place, "expected an object, found \(t.typeName)") }
-                    guard case .integer(let id)? = t["id"] else { throw fail("\(place).id", "expected an integer id, found \(t["id"]?.typeName ?? "nothing")") }
+                    guard case .object = t else { throw fail(place, "expected an object, found \(t.describedType)") }
+                    guard case .integer(let id)? = t["id"] else { throw fail("\(place).id", "expected an integer id, found \(t["id"]?.describedType ?? "nothing")") }
                     guard case .string(let content)? = t["content"] else {
-                        throw fail("\(place).content", "expected a string, found \(t["content"]?.typeName ?? "nothing")")
+                        throw fail("\(place).content", "expected a string, found \(t["content"]?.describedType ?? "nothing")")
                     }
                     var token = AddedToken(content: content, id: id)
                     for key in ["lstrip", "rstrip"] {
                         guard let v = t[key] else { continue }
-                        guard case .bool(let b) = v else { throw fail("\(place).\(key)", "expected a boolean, found \(v.typeName)") }
+                        guard case .bool(let b) = v else { throw fail("\(place).\(key)", "expected a boolean, found \(v.describedType)") }
                         if key == "lstrip" { token.lstrip = b } else { token.rstrip = b }
                     }
                     added.append((token, place))
                 }
             default:
-                throw fail("added_tokens", "expected an array, found \(addedValue.typeName)")
+                throw fail("added_tokens", "expected an array, found \(addedValue.describedType)")
             }
         }
         try self.init(vocab: vocab, vocabFile: url, merges: merges, mergesFile: url, added: added, addedFile: url,
@@ -299,6 +300,6 @@ private func describe(_ v: JSONValue) -> String {
     case .integer(let n): return String(n)
     case .double(let d): return String(d)
     case .bool(let b): return String(b)
-    default: return v.typeName
+    default: return v.describedType
     }
 }
