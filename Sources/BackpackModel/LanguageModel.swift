@@ -114,11 +114,6 @@ public final class LanguageModel: @unchecked Sendable {
         return found
     }
 
-    /// The unedited sense vectors of the base weights (cache consulted, overrides ignored).
-    public func baseSenseVectors(_ ids: [Int]) -> [Int: [Float]] {
-        withSenseOverrides([:]).senseVectors(ids)
-    }
-
     /// E v: the vocabulary scores of a d-vector (a sense vector, a direction). (V)
     public func unembed(_ vector: [Float]) -> [Float] {
         let V = config.vocabSize, d = config.nEmbd

@@ -74,13 +74,13 @@ import TestSupport
         let ids = [tokenizer.encode(" nurse")[0], tokenizer.encode(" mechanic")[0]]
         let k = base.config.senses, d = base.config.nEmbd
         var overrides: [Int: [Float]] = [:]
-        for (id, v) in base.baseSenseVectors(ids) { var w = v; for j in 0..<d { w[2 * d + j] = 0 }; overrides[id] = w }
+        for (id, v) in base.senseVectors(ids) { var w = v; for j in 0..<d { w[2 * d + j] = 0 }; overrides[id] = w }
         #expect(overrides.count == 2 && k == 4)
         let edited = Variant(name: "zero2", model: base.withSenseOverrides(overrides), editText: "x", editSHA256: "y")
         let together = try EvaluationRunner.run(suites: [prepared], variants: [Variant(name: "base", model: base), edited])
         let (fresh, _) = try Self.smallRandomModel()
         var freshOverrides: [Int: [Float]] = [:]
-        for (id, v) in fresh.baseSenseVectors(ids) { var w = v; for j in 0..<d { w[2 * d + j] = 0 }; freshOverrides[id] = w }
+        for (id, v) in fresh.senseVectors(ids) { var w = v; for j in 0..<d { w[2 * d + j] = 0 }; freshOverrides[id] = w }
         let alone = try EvaluationRunner.run(suites: [prepared], variants: [Variant(name: "zero2", model: fresh.withSenseOverrides(freshOverrides))])
         let baseAlone = try EvaluationRunner.run(suites: [prepared], variants: [Variant(name: "base", model: fresh)])
         func values(_ r: SuiteResult) -> [Double] {
