@@ -11,7 +11,15 @@ BLAS_VENV       = .venv-blas
 SCIPY_OPENBLAS  = scipy-openblas32==0.3.34.481.3
 GPT2_TOKENIZER ?= ../shared/data/gpt2
 
-.PHONY: deps blas build release test bench demo clean fuzz test-asan
+.PHONY: help deps blas build release test bench demo clean
+
+help:
+	@echo "make demo       build in release and run localize -> eval -> report on the embedded model"
+	@echo "make test       install missing Debian packages, build, run every test (what CI runs)"
+	@echo "make bench      full-size random model: open time, tokens/s, peak memory, evaluation timings"
+	@echo "make fuzz       libFuzzer harnesses for every parser (FUZZ_SECONDS each)"
+	@echo "make test-asan  the test suite under AddressSanitizer"
+	@echo "make release    release build only (.build/release/backpack)" fuzz test-asan
 
 deps:
 	@missing=""; for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
