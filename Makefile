@@ -11,7 +11,7 @@ BLAS_VENV       = .venv-blas
 SCIPY_OPENBLAS  = scipy-openblas32==0.3.34.481.3
 GPT2_TOKENIZER ?= ../shared/data/gpt2
 
-.PHONY: help deps blas build release test bench demo clean
+.PHONY: help deps blas build release test bench demo clean fuzz test-asan
 
 help:
 	@echo "make demo       build in release and run localize -> eval -> report on the embedded model"
@@ -19,7 +19,7 @@ help:
 	@echo "make bench      full-size random model: open time, tokens/s, peak memory, evaluation timings"
 	@echo "make fuzz       libFuzzer harnesses for every parser (FUZZ_SECONDS each)"
 	@echo "make test-asan  the test suite under AddressSanitizer"
-	@echo "make release    release build only (.build/release/backpack)" fuzz test-asan
+	@echo "make release    release build only (.build/release/backpack)"
 
 deps:
 	@missing=""; for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
