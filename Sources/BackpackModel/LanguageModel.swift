@@ -134,6 +134,41 @@ public final class LanguageModel: @unchecked Sendable {
 
     // MARK: Forward
 
+    public func forward(_ ids: [Int], options: ForwardOptions = .init()) throws -> ForwardOutput {
+        try forward(batch: [ids], options: options)[0]
+    }
+
+    /// Sequences of different lengths, packed: position-wise layers run on all rows at once.
+    public func forward(batch: [[Int]], options: ForwardOptions = .init()) throws -> [ForwardOutput] {
+        for (i, ids) in batch.enumerated() { try validate(ids, source: batch.count > 1 ? "input sequence \(i)" : "input") }
+        let positions = try batch.map { try logitPositions(options.logits, length: $0.count) }
+        let d = config.nEmbd
+        let hc = trunk(batch)                                            // (N, d), sequences packed
+        let senseTable = isBackpack ? senseVectors(batch.flatMap { $0 }) : [:]
+        var results: [(hidden: Buffer, senses: Buffer?, alpha: Buffer?, positions: [Int])] = []
+        var row = 0
+        for (s, ids) in batch.enumerated() {
+            let hcRows = hc.pointer + row * d                             // (n, d)
+            row += ids.count
+            if isBackpack {
+                let (o, C, alpha) = senseSum(ids, hc: hcRows, table: senseTable)
+                results.append((o, options.senses ? C : nil, options.contextualization ? alpha : nil, positions[s]))
+            } else {
+                let h = Buffer(ids.count * d)                             // plain GPT-2: logits = LN_f(z) E^T
+                h.pointer.update(from: hcRows, count: ids.count * d)
+                results.append((h, nil, nil, positions[s]))
+            }
+        }
+        let logits = unembed(results.map { ($0.hidden, $0.positions) })
+        var outputs: [ForwardOutput] = []
+        for (s, res) in results.enumerated() {
+            outputs.append(ForwardOutput(
+                ids: batch[s], hidden: res.hidden.array, logits: logits[s], logitPositions: res.positions,
+                senses: res.senses?.array, contextualization: res.alpha?.array))
+        }
+        return outputs
+    }
+
     /// rows of o at `positions` times E^T, into a fresh array  (positions.count, V)
     private func unembedRows(of hidden: Buffer, positions: [Int]) -> [Float] {
         let d = config.nEmbd, V = config.vocabSize, R = positions.count
@@ -150,91 +185,74 @@ public final class LanguageModel: @unchecked Sendable {
         }
     }
 
-    public func forward(_ ids: [Int], options: ForwardOptions = .init()) throws -> ForwardOutput {
-        try forward(batch: [ids], options: options)[0]
+    private func logitPositions(_ selection: LogitSelection, length n: Int) throws -> [Int] {
+        switch selection {
+        case .all: return Array(0..<n)
+        case .last: return [n - 1]
+        case .none: return []
+        case .positions(let p):
+            if let bad = p.first(where: { $0 < 0 || $0 >= n }) {
+                throw ModelError(file: "input", reason: "logit position \(bad) is outside the sequence of \(n) tokens")
+            }
+            return p
+        }
     }
 
-    /// Sequences of different lengths, packed: position-wise layers run on all rows at once.
-    public func forward(batch: [[Int]], options: ForwardOptions = .init()) throws -> [ForwardOutput] {
-        for (i, ids) in batch.enumerated() { try validate(ids, source: batch.count > 1 ? "input sequence \(i)" : "input") }
-        let d = config.nEmbd, k = config.senses
-        let hc = trunk(batch)                                            // (N, d)
-        var offsets: [Int] = [], total = 0
-        for ids in batch { offsets.append(total); total += ids.count }
-
-        let senseTable = isBackpack ? senseVectors(batch.flatMap { $0 }) : [:]
-        var results: [(hidden: Buffer, senses: Buffer?, alpha: Buffer?, positions: [Int])] = []
-        for (s, ids) in batch.enumerated() {
-            let n = ids.count
-            let positions: [Int]
-            switch options.logits {
-            case .all: positions = Array(0..<n)
-            case .last: positions = [n - 1]
-            case .none: positions = []
-            case .positions(let p):
-                if let bad = p.first(where: { $0 < 0 || $0 >= n }) {
-                    throw ModelError(file: "input", reason: "logit position \(bad) is outside the sequence of \(n) tokens")
-                }
-                positions = p
-            }
-            let row0 = hc.pointer + offsets[s] * d
-            guard let senseWeights else {
-                let h = Buffer(n * d); h.pointer.update(from: row0, count: n * d)
-                results.append((h, nil, nil, positions)); continue
-            }
-            // senses C (k, n, d) gathered from the per-id table
-            let C = Buffer(k * n * d)
-            for (j, id) in ids.enumerated() {
-                guard let row = senseTable[id] else { continue }
-                row.withUnsafeBufferPointer { r in
-                    for l in 0..<k { (C.pointer + (l * n + j) * d).update(from: r.baseAddress! + l * d, count: d) }
-                }
-            }
-            let qk = senseWeights.queriesAndKeys(row0, rows: n)          // (n, 2d)
-            let alpha = senseWeights.alpha(queries: qk.pointer, qStride: 2 * d, keys: qk.pointer + d, kStride: 2 * d,
-                                           m: n, past: 0)                // (k, n, n)
-            let o = Buffer(n * d, zeroed: true)                           // o = sum_l alpha[l] @ C[l]
-            for l in 0..<k {
-                BLAS.gemm(m: n, n: d, k: n, a: alpha.pointer + l * n * n, lda: n, b: C.pointer + l * n * d, ldb: d,
-                          beta: 1, c: o.pointer, ldc: d)
-            }
-            results.append((o, options.senses ? C : nil, options.contextualization ? alpha : nil, positions))
-        }
-        // logits = o E^T for the chosen rows. A sequence with many rows gets its own product,
-        // written straight into its output array (no second copy of an (n, V) matrix); sequences
-        // with few rows (evaluation prompts: one row each) share one product, so E is read once.
-        let V = config.vocabSize
-        var logits = [[Float]](repeating: [], count: results.count)
-        let ownProduct = results.map { $0.positions.count >= 32 || results.count == 1 }
-        for (s, res) in results.enumerated() where ownProduct[s] {
-            logits[s] = unembedRows(of: res.hidden, positions: res.positions)
-        }
-        let shared = results.indices.filter { !ownProduct[$0] }
-        let R = shared.reduce(0) { $0 + results[$1].positions.count }
-        if R > 0 {
-            let gathered = Buffer(R * d)
-            var r = 0
-            for s in shared {
-                for p in results[s].positions {
-                    (gathered.pointer + r * d).update(from: results[s].hidden.pointer + p * d, count: d); r += 1
-                }
-            }
-            let product = Buffer(R * V)
-            BLAS.gemm(transB: true, m: R, n: V, k: d, a: gathered.pointer, lda: d, b: embedding.pointer, ldb: d,
-                      c: product.pointer, ldc: V)
-            r = 0
-            for s in shared {
-                let count = results[s].positions.count
-                logits[s] = Array(UnsafeBufferPointer(start: product.pointer + r * V, count: count * V))
-                r += count
+    /// One sequence's o = sum_l alpha[l] @ C[l], with C (k, n, d) gathered from the per-id
+    /// table and alpha (k, n, n) from the sense-weight layer over hc (n, d).
+    private func senseSum(_ ids: [Int], hc: UnsafePointer<Float>, table: [Int: [Float]])
+        -> (o: Buffer, senses: Buffer, alpha: Buffer) {
+        guard let senseWeights else { preconditionFailure("programmer error: senseSum on a plain GPT-2") }
+        let n = ids.count, d = config.nEmbd, k = config.senses
+        let C = Buffer(k * n * d)                                         // (k, n, d)
+        for (j, id) in ids.enumerated() {
+            guard let row = table[id] else { continue }
+            row.withUnsafeBufferPointer { r in
+                for l in 0..<k { (C.pointer + (l * n + j) * d).update(from: r.baseAddress! + l * d, count: d) }
             }
         }
-        var outputs: [ForwardOutput] = []
-        for (s, res) in results.enumerated() {
-            outputs.append(ForwardOutput(
-                ids: batch[s], hidden: res.hidden.array, logits: logits[s], logitPositions: res.positions,
-                senses: res.senses?.array, contextualization: res.alpha?.array))
+        let qk = senseWeights.queriesAndKeys(hc, rows: n)                 // (n, 2d): q | k
+        let alpha = senseWeights.alpha(queries: qk.pointer, qStride: 2 * d, keys: qk.pointer + d, kStride: 2 * d,
+                                       m: n, past: 0)                     // (k, n, n)
+        let o = Buffer(n * d, zeroed: true)                               // (n, d)
+        for l in 0..<k {
+            BLAS.gemm(m: n, n: d, k: n, a: alpha.pointer + l * n * n, lda: n, b: C.pointer + l * n * d, ldb: d,
+                      beta: 1, c: o.pointer, ldc: d)
         }
-        return outputs
+        return (o, C, alpha)
     }
+
+    /// logits = o E^T for the chosen rows of each sequence  (rows, V) each. A sequence with many
+    /// rows gets its own product, written straight into its output array (no second copy of an
+    /// (n, V) matrix); sequences with few rows (evaluation prompts: one row each) share one
+    /// product, so E is read once.
+    private func unembed(_ sequences: [(hidden: Buffer, positions: [Int])]) -> [[Float]] {
+        let d = config.nEmbd, V = config.vocabSize
+        var logits = [[Float]](repeating: [], count: sequences.count)
+        let ownProduct = sequences.map { $0.positions.count >= 32 || sequences.count == 1 }
+        for (s, seq) in sequences.enumerated() where ownProduct[s] {
+            logits[s] = unembedRows(of: seq.hidden, positions: seq.positions)
+        }
+        let shared = sequences.indices.filter { !ownProduct[$0] }
+        let R = shared.reduce(0) { $0 + sequences[$1].positions.count }
+        guard R > 0 else { return logits }
+        let gathered = Buffer(R * d)                                      // (R, d)
+        var r = 0
+        for s in shared {
+            for p in sequences[s].positions {
+                (gathered.pointer + r * d).update(from: sequences[s].hidden.pointer + p * d, count: d); r += 1
+            }
+        }
+        let product = Buffer(R * V)                                       // (R, V)
+        BLAS.gemm(transB: true, m: R, n: V, k: d, a: gathered.pointer, lda: d, b: embedding.pointer, ldb: d,
+                  c: product.pointer, ldc: V)
+        r = 0
+        for s in shared {
+            let count = sequences[s].positions.count
+            logits[s] = Array(UnsafeBufferPointer(start: product.pointer + r * V, count: count * V))
+            r += count
+        }
+        return logits
+    }
+
 }
