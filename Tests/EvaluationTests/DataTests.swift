@@ -21,7 +21,7 @@ import TestSupport
 
     @Test func shippedSuitesLoad() throws {
         let dir = TestPaths.repoRoot.appendingPathComponent("Evaluations")
-        for name in ["pronoun-bias", "pronoun-fit", "crows-pairs", "stereoset", "demo-heldout-perplexity"] {
+        for name in ["pronoun-bias", "pronoun-fit", "crows-pairs", "stereoset", "demo-heldout-perplexity", "perplexity", "bench-perplexity"] {
             let s = try Suite.resolve(name, evaluationsDirectory: dir)
             #expect(s.name == name)
         }
