@@ -277,21 +277,10 @@ extension GPT2Tokenizer {
     }
 }
 
+/// A string as JSON would write it, cut to 80 characters for messages.
 private func quoted(_ s: String) -> String {
-    var out = "\""
-    for ch in s.unicodeScalars {
-        switch ch {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        case "\n": out += "\\n"
-        case "\t": out += "\\t"
-        case "\r": out += "\\r"
-        default:
-            if ch.value < 0x20 { out += String(format: "\\u%04X", ch.value) } else { out.unicodeScalars.append(ch) }
-        }
-    }
-    if out.count > 80 { out = String(out.prefix(77)) + "..." }
-    return out + "\""
+    let out = jsonQuote(s)
+    return out.count > 80 ? String(out.prefix(77)) + "...\"" : out
 }
 
 private func describe(_ v: JSONValue) -> String {

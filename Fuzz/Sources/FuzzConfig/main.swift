@@ -8,18 +8,6 @@ func fuzzOne(_ data: UnsafeRawBufferPointer) {
     _ = try? c.jsonData()
 }
 
-@_cdecl("LLVMFuzzerTestOneInput")
-public func LLVMFuzzerTestOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
-    fuzzOne(UnsafeRawBufferPointer(start: data, count: size))
-    return 0
-}
-
 @main struct Harness {
-    static func main() {
-        #if FUZZING
-        FuzzIO.runFuzzer(LLVMFuzzerTestOneInput)
-        #else
-        FuzzIO.replay(CommandLine.arguments.dropFirst(), fuzzOne)
-        #endif
-    }
+    static func main() { FuzzIO.main(fuzzOne) }
 }

@@ -86,12 +86,30 @@ private func llvmFuzzerRunDriver(
     _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>>,
     _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt) -> CInt
 
-extension FuzzIO {
-    /// Runs libFuzzer with the process's arguments and `callback` as LLVMFuzzerTestOneInput.
-    public static func runFuzzer(_ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt) -> Never {
-        var argc = CommandLine.argc
-        var argv = CommandLine.unsafeArgv
-        exit(llvmFuzzerRunDriver(&argc, &argv, callback))
-    }
+/// The running harness's body, for the C callback (which cannot capture).
+nonisolated(unsafe) private var harnessBody: ((UnsafeRawBufferPointer) -> Void)?
+
+/// libFuzzer's runtime links against this symbol; it runs the harness's body.
+@_cdecl("LLVMFuzzerTestOneInput")
+public func LLVMFuzzerTestOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
+    harnessBody?(UnsafeRawBufferPointer(start: data, count: size))
+    return 0
 }
 #endif
+
+extension FuzzIO {
+    /// A harness's whole `main`: with -D FUZZING, libFuzzer runs `body` on each input (through
+    /// LLVMFuzzerRunDriver with the process's arguments); without it, the arguments are files or
+    /// folders of inputs to replay through `body` once each.
+    public static func main(_ body: @escaping (UnsafeRawBufferPointer) -> Void) -> Never {
+        #if FUZZING
+        harnessBody = body
+        var argc = CommandLine.argc
+        var argv = CommandLine.unsafeArgv
+        exit(llvmFuzzerRunDriver(&argc, &argv, LLVMFuzzerTestOneInput))
+        #else
+        replay(CommandLine.arguments.dropFirst(), body)
+        exit(0)
+        #endif
+    }
+}
