@@ -61,12 +61,28 @@ public enum AtomicOutput {
 
     /// Refuses to write into (or replace) a directory the command reads from.
     public static func checkNotInput(_ output: URL, inputs: [URL]) throws {
-        let out = output.standardizedFileURL.resolvingSymlinksInPath().path
+        let out = realPath(output)
         for input in inputs {
-            let path = input.standardizedFileURL.resolvingSymlinksInPath().path
+            let path = realPath(input)
             if out == path || path.hasPrefix(out + "/") || out.hasPrefix(path + "/") {
                 throw ModelError(file: output.path, reason: "refusing to write into or over the input \(input.path); choose another output path")
             }
         }
+    }
+
+    /// The path with every symbolic link resolved, also when its last components do not exist yet
+    /// (an output about to be made): the nearest existing ancestor is resolved and the rest kept.
+    /// Foundation's resolvingSymlinksInPath leaves a path alone when it does not exist, so an
+    /// output under a linked input folder would not be recognised.
+    static func realPath(_ url: URL) -> String {
+        var existing = url.standardizedFileURL
+        var rest: [String] = []
+        while !FileManager.default.fileExists(atPath: existing.path), existing.pathComponents.count > 1 {
+            rest.insert(existing.lastPathComponent, at: 0)
+            existing.deleteLastPathComponent()
+        }
+        var resolved = existing.resolvingSymlinksInPath()
+        for component in rest { resolved.appendPathComponent(component) }
+        return resolved.standardizedFileURL.path
     }
 }

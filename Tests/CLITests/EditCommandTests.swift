@@ -44,9 +44,17 @@ import TestSupport
     }
 
     @Test func refusesToWriteIntoTheInput() throws {
-        let r = try backpack(["edit", "--model", tiny, "--edit", scale0, "--out", TestPaths.tinyModel.appendingPathComponent("edited").path])
+        // A copy of the model, reached through a symbolic link: were the check to fail, only the
+        // copy would be written to, never ../shared.
+        let dir = try TestPaths.temporaryDirectory("cli-into-input")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let model = dir.appendingPathComponent("model"), link = dir.appendingPathComponent("link")
+        try FileManager.default.copyItem(at: TestPaths.tinyModel, to: model)
+        try FileManager.default.createSymbolicLink(at: link, withDestinationURL: model)
+        let r = try backpack(["edit", "--model", model.path, "--edit", scale0, "--out", link.appendingPathComponent("edited").path])
         #expect(r.status == 1)
         #expect(r.err.contains("input"), "\(r.err)")
+        #expect(!FileManager.default.fileExists(atPath: model.appendingPathComponent("edited").path))
     }
 
     @Test func badEditFileNamesLineAndColumn() throws {

@@ -30,3 +30,23 @@ import TestSupport
         #expect(try FileManager.default.contentsOfDirectory(atPath: parent.path) == ["out"])
     }
 }
+
+@Suite struct OutputIsNotInputTests {
+    /// An output inside an input folder reached through a symbolic link is still refused, even
+    /// though the output does not exist yet.
+    @Test func refusesAnOutputUnderALinkedInput() throws {
+        let parent = try TestPaths.temporaryDirectory("not-input")
+        defer { try? FileManager.default.removeItem(at: parent) }
+        let input = parent.appendingPathComponent("model")
+        try FileManager.default.createDirectory(at: input, withIntermediateDirectories: true)
+        let link = parent.appendingPathComponent("link")
+        try FileManager.default.createSymbolicLink(at: link, withDestinationURL: input)
+        #expect(throws: ModelError.self) {
+            try AtomicOutput.checkNotInput(link.appendingPathComponent("edited/deeper"), inputs: [input])
+        }
+        #expect(throws: ModelError.self) {
+            try AtomicOutput.checkNotInput(input.appendingPathComponent("edited"), inputs: [link])
+        }
+        try AtomicOutput.checkNotInput(parent.appendingPathComponent("elsewhere"), inputs: [link])
+    }
+}
