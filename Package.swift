@@ -17,14 +17,18 @@ let package = Package(
     ],
     targets: [
         // System libraries from Debian: libopenblas-dev, libhdf5-dev.
-        .systemLibrary(name: "CBLAS", path: "Sources/CBLAS"),
-        .systemLibrary(name: "CHDF5", path: "Sources/CHDF5"),
+        .systemLibrary(name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas",
+                       providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CHDF5", path: "Sources/CHDF5", pkgConfig: "hdf5",
+                       providers: [.apt(["libhdf5-dev"])]),
 
         // One JSON reader (order-keeping, depth-bounded), strict for safetensors, lenient for tokenizers.
         .target(name: "BackpackJSON"),
         .target(name: "BackpackCheckpoint",
                 dependencies: ["BackpackJSON", .product(name: "Crypto", package: "swift-crypto")]),
-        .target(name: "BackpackTokenizer", dependencies: ["BackpackJSON"]),
+        // GPT-2's BPE files are built in (GPT2/README.md): models with GPT-2's vocabulary need no tokenizer files.
+        .target(name: "BackpackTokenizer", dependencies: ["BackpackJSON"],
+                exclude: ["GPT2/README.md"], resources: [.copy("GPT2/encoder.json"), .copy("GPT2/vocab.bpe")]),
         .target(name: "BackpackModel", dependencies: ["BackpackCheckpoint", "BackpackTokenizer", "CBLAS"],
                 swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
         .target(name: "BackpackEditing",
@@ -39,7 +43,7 @@ let package = Package(
                                          "BackpackEditing", "BackpackEvaluation", "BackpackResults",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")]),
 
-        // Locates ../shared and the built `backpack` binary for the test targets.
+        // Locates the repository's fixtures and data (Tests/Fixtures, Data/) and the built `backpack` binary.
         .target(name: "TestSupport", dependencies: ["BackpackCheckpoint"], path: "Tests/TestSupport"),
         .testTarget(name: "CheckpointTests", dependencies: ["BackpackCheckpoint", "TestSupport"]),
         .testTarget(name: "TokenizerTests", dependencies: ["BackpackTokenizer", "BackpackJSON", "TestSupport"],

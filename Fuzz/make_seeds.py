@@ -3,7 +3,7 @@
 import json, os, shutil, struct, sys
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-SHARED = os.environ.get("BACKPACK_SHARED") or os.path.join(os.path.dirname(ROOT), "shared")
+FIXTURES = os.path.join(ROOT, "Tests", "Fixtures")
 sys.path.insert(0, os.path.join(ROOT, "Tools", "hostile-checkpoints"))
 import make_corpus as mc  # noqa: E402
 
@@ -39,10 +39,10 @@ put("FuzzTorch", "two-tensors", mc.archive(mc.state_dict([("a", "0", 6, 0, [6], 
                                             storages=(("0", mc.f32(6)), ("1", b"\0" * 32))))
 put("FuzzTorch", "zip64", mc.zipfile_bytes([mc.M("archive/data.pkl", mc.GOOD_PKL), mc.M("archive/data/0", mc.GOOD_STORAGE)], zip64=True))
 put("FuzzTorch", "os-system", mc.archive(mc.system_call("os", "system", "fuzz-seed")))
-put("FuzzConfig", "tiny", open(os.path.join(SHARED, "fixtures/tiny/config.json"), "rb").read())
+put("FuzzConfig", "tiny", open(os.path.join(FIXTURES, "tiny/config.json"), "rb").read())
 put("FuzzConfig", "gpt2", json.dumps({"architectures": ["GPT2LMHeadModel"], "model_type": "gpt2", "n_embd": 8, "n_layer": 1,
                                       "n_head": 2, "n_positions": 4, "vocab_size": 5, "n_inner": None}))
-tok = os.path.join(SHARED, "fixtures/toy-tokenizer")
+tok = os.path.join(FIXTURES, "toy-tokenizer")
 put("FuzzTokenizerFiles", "tokenizer-json", b"\x00" + open(os.path.join(tok, "tokenizer.json"), "rb").read())
 put("FuzzTokenizerFiles", "vocab-merges", b"\x01" + open(os.path.join(tok, "vocab.json"), "rb").read() + b"\x00" + open(os.path.join(tok, "merges.txt"), "rb").read())
 put("FuzzTokenizerFiles", "tiktoken", b"\x02" + open(os.path.join(tok, "toy.tiktoken"), "rb").read())

@@ -17,7 +17,7 @@ struct Eval: ParsableCommand {
     @Option(name: .long, help: "Suite name (Evaluations/NAME.yaml) or YAML file; repeatable.") var suite: [String] = []
     @Option(name: .long, help: "Edit file (YAML); each is evaluated as its own variant. Repeatable.") var edit: [String] = []
     @Option(name: .long, help: "Results file (.h5); created or appended to.") var out: String
-    @Option(name: .long, help: "Directory with the external data sets (default: ../shared/data beside the repository, then the fetch cache).") var dataDir: String?
+    @Option(name: .long, help: "Directory with the data sets (default: the repository's Data/, then the fetch cache ~/.cache/backpack-edit).") var dataDir: String?
     @Option(name: .long, help: "Run id (default: UTC time plus random hex).") var runID: String?
     @Flag(name: .long, help: "Print the results as JSON on stdout instead of a table.") var json = false
 
@@ -31,7 +31,8 @@ struct Eval: ParsableCommand {
         let base = try dir.load()
         let tokenizer = try options.loadTokenizer(for: dir)
         let evaluations = EvalSupport.evaluationsDirectory()
-        let locations = DataLocations(dataDirectory: dataDir.map { URL(fileURLWithPath: $0) })
+        let locations = DataLocations(dataDirectory: dataDir.map { URL(fileURLWithPath: $0) },
+                                      repositoryData: evaluations?.deletingLastPathComponent().appendingPathComponent("Data"))
         var prepared: [PreparedSuite] = []
         for name in suite {
             let s = try Suite.resolve(name, evaluationsDirectory: evaluations)

@@ -5,11 +5,18 @@ import Foundation
 struct Info: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Architecture, parameter counts per part, files and dtypes.")
 
-    @Argument(help: "Model directory. Default: the embedded demo model.")
-    var model: String?
+    @OptionGroup var options: ModelOptions
+    @Argument(help: "Model directory (same as --model). Default: the embedded demo model.")
+    var directory: String?
+
+    func validate() throws {
+        if directory != nil, options.model != nil { throw ValidationError("give the model once: as --model or as the argument") }
+    }
 
     func run() throws {
-        let dir = try ModelOptions(model: model).directory()
+        var options = self.options
+        if let directory { options.model = directory }
+        let dir = try options.directory()
         let c = dir.config
         let parameters = try dir.parameters()
         print("model        \(dir.url.path)")
@@ -32,7 +39,13 @@ struct Info: ParsableCommand {
         print("dtypes       " + dtypes.sorted { $0.key < $1.key }.map { "\($0.key) ×\($0.value)" }.joined(separator: ", "))
         let overrides = try dir.senseOverrides()
         if !overrides.isEmpty { print("sense edits  \(overrides.count) token(s) with edited senses (\(ModelDirectory.overridesFile))") }
-        if let tok = try? dir.tokenizer() { print("tokenizer    \(tok.count) tokens") } else { print("tokenizer    none in the directory") }
+        if options.tokenizer != nil {
+            print("tokenizer    \(try options.loadTokenizer(for: dir).count) tokens (--tokenizer)")
+        } else if let tok = try dir.tokenizer() {
+            print("tokenizer    \(tok.count) tokens: \(dir.tokenizerDescription)")
+        } else {
+            print("tokenizer    \(dir.tokenizerDescription)")
+        }
     }
 }
 
@@ -46,9 +59,3 @@ func formatCount(_ n: Int) -> String {
     return out
 }
 
-extension ModelOptions {
-    init(model: String?) {
-        self.init()
-        self.model = model
-    }
-}

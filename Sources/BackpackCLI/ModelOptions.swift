@@ -41,7 +41,7 @@ struct ModelOptions: ParsableArguments {
         if let tokenizer { return try GPT2Tokenizer.load(path: URL(fileURLWithPath: tokenizer)) }
         let directory = try directory ?? self.directory()
         guard let found = try directory.tokenizer() else {
-            throw ModelError(file: directory.url.path, reason: "no tokenizer in the model directory (tokenizer.json or vocab.json + merges.txt); pass --tokenizer PATH")
+            throw ModelError(file: directory.url.path, reason: "no tokenizer in the model directory (tokenizer.json or vocab.json + merges.txt) and the vocabulary (\(directory.config.vocabSize)) is not GPT-2's; pass --tokenizer PATH")
         }
         return found
     }

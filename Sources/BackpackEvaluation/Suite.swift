@@ -2,12 +2,17 @@ import BackpackModel
 import BackpackTokenizer
 import Foundation
 
-/// Where external data sets live: `--data-dir`, else `<repo>/../shared/data`, else the fetch cache.
+/// Where external data sets live: `--data-dir` when given; else the repository's own `Data/`
+/// (beside the suite's `Evaluations/` folder, or `repositoryData`), then the fetch cache
+/// (`backpack data fetch`, `make corpus`).
 public struct DataLocations: Sendable {
     public var dataDirectory: URL?
     public var cacheDirectory: URL
-    public init(dataDirectory: URL? = nil, cacheDirectory: URL = DataLocations.defaultCache) {
-        self.dataDirectory = dataDirectory; self.cacheDirectory = cacheDirectory
+    /// The repository's `Data/` folder when the suite file is not inside a checkout (the CLI finds it
+    /// next to the executable or the working directory).
+    public var repositoryData: URL?
+    public init(dataDirectory: URL? = nil, cacheDirectory: URL = DataLocations.defaultCache, repositoryData: URL? = nil) {
+        self.dataDirectory = dataDirectory; self.cacheDirectory = cacheDirectory; self.repositoryData = repositoryData
     }
     public static var defaultCache: URL {
         if let env = ProcessInfo.processInfo.environment["BACKPACK_CACHE"], !env.isEmpty { return URL(fileURLWithPath: env) }
@@ -21,18 +26,19 @@ public struct ExternalData: Sendable {
     public var url: String?
     public var sha256: String?
 
-    /// The file to read: under --data-dir, else next to the repository (../shared/data), else the fetch cache.
+    /// The file to read: under --data-dir; else the repository's Data/, then the fetch cache.
     public func resolve(suiteFile: URL, locations: DataLocations) throws -> URL {
         var candidates: [URL] = []
         if let dir = locations.dataDirectory {
             candidates = [dir.appendingPathComponent(dataFile), dir.appendingPathComponent((dataFile as NSString).lastPathComponent)]
         } else {
             let repo = suiteFile.deletingLastPathComponent().deletingLastPathComponent()
-            candidates.append(repo.deletingLastPathComponent().appendingPathComponent("shared/data").appendingPathComponent(dataFile))
+            candidates.append(repo.appendingPathComponent("Data").appendingPathComponent(dataFile))
+            if let data = locations.repositoryData { candidates.append(data.appendingPathComponent(dataFile)) }
             candidates.append(locations.cacheDirectory.appendingPathComponent(dataFile))
         }
         if let found = candidates.first(where: { FileManager.default.fileExists(atPath: $0.path) }) { return found }
-        throw SuiteError(file: suiteFile.path, reason: "data file '\(dataFile)' not found (looked at \(candidates.map(\.path).joined(separator: ", "))); pass --data-dir or run `backpack data fetch`")
+        throw SuiteError(file: suiteFile.path, reason: "data file '\(dataFile)' not found (looked at \(candidates.map(\.path).joined(separator: ", "))); pass --data-dir, or run `backpack data fetch` (benchmarks) or `make corpus` (the demo corpus)")
     }
 
     /// The file and its SHA-256, which must equal the suite's pinned `sha256` when one is given.

@@ -6,8 +6,8 @@ import Foundation
 /// The system OpenBLAS (Debian's libopenblas-dev) is linked. A faster build is used when found:
 /// `BACKPACK_BLAS=/path/to/lib.so` (any library exporting `cblas_sgemm`, or the `scipy_`-prefixed
 /// symbols of the PyPI wheel `scipy-openblas32`), else that wheel in `.venv-blas` (`make blas`).
-/// Debian's 0.3.21 does not use the second core on this machine's CPUs; newer builds do
-/// (`../shared/README.md`). The choice is printed by `backpack bench`.
+/// Debian's 0.3.21 was seen to use one core on AVX-512 CPUs where newer builds use all of them.
+/// The choice is printed by `backpack bench`.
 public enum BLAS {
     typealias SGEMM = @convention(c) (UInt32, UInt32, UInt32, Int32, Int32, Int32, Float,
                                       UnsafePointer<Float>?, Int32, UnsafePointer<Float>?, Int32, Float,

@@ -67,12 +67,32 @@ public struct ModelDirectory: Sendable {
         return table
     }
 
-    /// The tokenizer saved with the model, if any.
+    /// Whether the directory holds tokenizer files of its own.
+    public var hasTokenizerFiles: Bool {
+        ["tokenizer.json", "vocab.json", "encoder.json"].contains {
+            FileManager.default.fileExists(atPath: url.appendingPathComponent($0).path)
+        }
+    }
+
+    /// No tokenizer files, but GPT-2's vocabulary (50257 ids, or 50264 padded): the published
+    /// stanfordnlp/backpack-gpt2 is such a directory, and its users load GPT-2's tokenizer.
+    public var usesBuiltinGPT2Tokenizer: Bool {
+        !hasTokenizerFiles && GPT2Tokenizer.gpt2VocabularySizes.contains(config.vocabSize)
+    }
+
+    /// The model's tokenizer: its own files, else GPT-2's built-in BPE when the vocabulary is
+    /// GPT-2's, else nil.
     public func tokenizer() throws -> GPT2Tokenizer? {
-        let fm = FileManager.default
-        let names = ["tokenizer.json", "vocab.json", "encoder.json"]
-        guard names.contains(where: { fm.fileExists(atPath: url.appendingPathComponent($0).path) }) else { return nil }
-        return try GPT2Tokenizer.load(from: url)
+        if hasTokenizerFiles { return try GPT2Tokenizer.load(from: url) }
+        if usesBuiltinGPT2Tokenizer { return try GPT2Tokenizer.builtinGPT2() }
+        return nil
+    }
+
+    /// What `tokenizer()` loads, in words (for `backpack info`).
+    public var tokenizerDescription: String {
+        if hasTokenizerFiles { return "the directory's own files" }
+        if usesBuiltinGPT2Tokenizer { return GPT2Tokenizer.builtinGPT2Description }
+        return "none in the directory (pass --tokenizer PATH)"
     }
 
     /// The model with its saved sense edits applied.

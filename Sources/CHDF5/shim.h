@@ -2,7 +2,8 @@
 // (H5T_NATIVE_FLOAT is `(H5OPEN H5T_NATIVE_FLOAT_g)`), which Swift can neither import
 // nor, in Swift 6, touch as unsynchronised globals. These inline functions evaluate
 // the macros in C and hand Swift plain values.
-#include <hdf5/serial/hdf5.h>
+// The include path comes from pkg-config (hdf5.pc: /usr/include/hdf5/serial on Debian).
+#include <hdf5.h>
 
 static inline hid_t bp_H5T_NATIVE_FLOAT(void) { return H5T_NATIVE_FLOAT; }
 static inline hid_t bp_H5T_NATIVE_DOUBLE(void) { return H5T_NATIVE_DOUBLE; }

@@ -45,7 +45,7 @@ import TestSupport
 
     @Test func refusesToWriteIntoTheInput() throws {
         // A copy of the model, reached through a symbolic link: were the check to fail, only the
-        // copy would be written to, never ../shared.
+        // copy would be written to, never the repository's fixtures.
         let dir = try TestPaths.temporaryDirectory("cli-into-input")
         defer { try? FileManager.default.removeItem(at: dir) }
         let model = dir.appendingPathComponent("model"), link = dir.appendingPathComponent("link")

@@ -4,7 +4,7 @@ import Foundation
 import Testing
 import TestSupport
 
-/// The fixture edits of ../shared/fixtures/tiny, written as edit files, against the PyTorch
+/// The fixture edits of Tests/Fixtures/tiny, written as edit files, against the PyTorch
 /// reference: logits 1e-4, senses 1e-5 (the tolerances of the model's own parity tests).
 @Suite struct EditParityTests {
     static let edits = ["scale0", "scale_half", "nullspace", "nullspace_all", "knowledge_projection"]

@@ -7,7 +7,7 @@ import Testing
 import TestSupport
 
 enum Fixture {
-    static var expected: SafetensorsFile { ReferenceFixture.expected }
+    static var expected: SafetensorsFile { get throws { try ReferenceFixture.expected } }
     static let inputs = ReferenceFixture.inputs
     /// Test edit files, beside this source file (no resource bundle).
     static let editsDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Edits")

@@ -99,7 +99,7 @@ import TestSupport
         defer { try? FileManager.default.removeItem(at: tmp) }
         let dir = TestPaths.repoRoot.appendingPathComponent("Evaluations")
         let crowsText = try String(contentsOf: dir.appendingPathComponent("crows-pairs.yaml"), encoding: .utf8) + "max_pairs: 20\n"
-        // (a copy with max_pairs written into a temp Evaluations/ folder beside which ../shared resolves via --data-dir)
+        // (a copy with max_pairs written into a temp Evaluations/ folder ; the data come from the repository's Data/ via dataDirectory)
         let evals = tmp.appendingPathComponent("Evaluations")
         try FileManager.default.createDirectory(at: evals, withIntermediateDirectories: true)
         let crows = try Suite.load(try write(crowsText, "crows.yaml", in: evals))

@@ -7,7 +7,8 @@ import BackpackTokenizer
 
 /// Deep nesting, alias bombs and huge numbers in the text formats: each refused quickly with a
 /// thrown error (the fuzzers cover the rest; these are the inputs they are slow to build).
-@Suite struct TextParserTests {
+/// A hang is caught by the time limit (the runner's guard, not a speed assertion: `make bench` measures speed).
+@Suite(.timeLimit(.minutes(1))) struct TextParserTests {
     static let deep = String(repeating: "[", count: 100_000)
     static let aliasBomb: String = {
         var lines = ["a0: &a0 [x,x,x,x,x,x,x,x,x,x]"]
@@ -18,7 +19,7 @@ import BackpackTokenizer
     func timed(_ label: String, _ body: () throws -> Void) {
         let start = Date()
         #expect(throws: (any Error).self, "\(label) was accepted") { try body() }
-        #expect(Date().timeIntervalSince(start) < 5, "\(label) took \(Date().timeIntervalSince(start)) s")
+        print(String(format: "%@: refused in %.3f s", label, Date().timeIntervalSince(start)))
     }
 
     @Test func editFiles() throws {

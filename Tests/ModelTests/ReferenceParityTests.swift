@@ -4,11 +4,11 @@ import Foundation
 import Testing
 import TestSupport
 
-/// The forward pass against the original PyTorch code's outputs on `../shared/fixtures/tiny`.
+/// The forward pass against the original PyTorch code's outputs on `Tests/Fixtures/tiny`.
 /// Tolerances (issue 2): logits 1e-4 absolute (logits reach |20|; the reference's own float32
 /// vs float64 gap is 1.7e-5), senses and contextualization 1e-5.
 enum Reference {
-    static var expected: SafetensorsFile { ReferenceFixture.expected }
+    static var expected: SafetensorsFile { get throws { try ReferenceFixture.expected } }
     static let inputs = ReferenceFixture.inputs
     static let logitTolerance: Float = 1e-4
     static let senseTolerance: Float = 1e-5

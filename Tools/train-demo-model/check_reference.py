@@ -1,10 +1,10 @@
 """Check backpack.py against the reference outputs of the published modeling_backpack_gpt2.py.
 
-Loads ../shared/fixtures/tiny/model.safetensors (random weights, config.json beside it), runs the
+Loads Tests/Fixtures/tiny/model.safetensors (random weights, config.json beside it), runs the
 fixture's inputs through backpack.py on CPU in float32 and compares logits, senses,
 contextualization (alpha) and the output hidden state o = sum_l alpha[l] C[l] with expected.safetensors.
 
-    python check_reference.py [--fixtures /work/shared/fixtures/tiny]
+    python check_reference.py [--fixtures Tests/Fixtures/tiny]
 
 Exits non-zero if any logits differ by more than 1e-4 (or other arrays by more than 1e-4).
 """
@@ -20,12 +20,12 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from backpack import BackpackConfig, BackpackLM  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-DEFAULT = os.path.normpath(os.path.join(HERE, "..", "..", "..", "shared", "fixtures", "tiny"))
+DEFAULT = os.path.normpath(os.path.join(HERE, "..", "..", "Tests", "Fixtures", "tiny"))
 
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--fixtures", default=DEFAULT if os.path.isdir(DEFAULT) else "/work/shared/fixtures/tiny")
+    ap.add_argument("--fixtures", default=DEFAULT)
     ap.add_argument("--tol", type=float, default=1e-4)
     args = ap.parse_args()
 

