@@ -8,7 +8,13 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "backpack", targets: ["BackpackCLI"]),
+        // The libraries the README shows: a package that depends on this one imports them.
+        .library(name: "BackpackCheckpoint", targets: ["BackpackCheckpoint"]),
+        .library(name: "BackpackTokenizer", targets: ["BackpackTokenizer"]),
         .library(name: "BackpackModel", targets: ["BackpackModel"]),
+        .library(name: "BackpackEditing", targets: ["BackpackEditing"]),
+        .library(name: "BackpackEvaluation", targets: ["BackpackEvaluation"]),
+        .library(name: "BackpackResults", targets: ["BackpackResults"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -29,8 +35,7 @@ let package = Package(
         // GPT-2's BPE files are built in (GPT2/README.md): models with GPT-2's vocabulary need no tokenizer files.
         .target(name: "BackpackTokenizer", dependencies: ["BackpackJSON"],
                 exclude: ["GPT2/README.md"], resources: [.copy("GPT2/encoder.json"), .copy("GPT2/vocab.bpe")]),
-        .target(name: "BackpackModel", dependencies: ["BackpackCheckpoint", "BackpackTokenizer", "CBLAS"],
-                swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
+        .target(name: "BackpackModel", dependencies: ["BackpackCheckpoint", "BackpackTokenizer", "CBLAS"]),
         .target(name: "BackpackEditing",
                 dependencies: ["BackpackModel", "BackpackTokenizer", "BackpackCheckpoint",
                                .product(name: "Yams", package: "Yams")]),
@@ -64,16 +69,16 @@ let package = Package(
         // a plain build makes replay tools (`FuzzX FILE...` runs each file through the harness).
         .target(name: "FuzzSupport", path: "Fuzz/Sources/FuzzSupport"),
         .executableTarget(name: "FuzzSafetensors", dependencies: ["BackpackCheckpoint", "FuzzSupport"],
-                          path: "Fuzz/Sources/FuzzSafetensors", swiftSettings: [.unsafeFlags(["-parse-as-library"])]),
+                          path: "Fuzz/Sources/FuzzSafetensors"),
         .executableTarget(name: "FuzzTorch", dependencies: ["BackpackCheckpoint", "FuzzSupport"],
-                          path: "Fuzz/Sources/FuzzTorch", swiftSettings: [.unsafeFlags(["-parse-as-library"])]),
+                          path: "Fuzz/Sources/FuzzTorch"),
         .executableTarget(name: "FuzzConfig", dependencies: ["BackpackModel", "FuzzSupport"],
-                          path: "Fuzz/Sources/FuzzConfig", swiftSettings: [.unsafeFlags(["-parse-as-library"])]),
+                          path: "Fuzz/Sources/FuzzConfig"),
         .executableTarget(name: "FuzzTokenizerFiles", dependencies: ["BackpackTokenizer", "FuzzSupport"],
-                          path: "Fuzz/Sources/FuzzTokenizerFiles", swiftSettings: [.unsafeFlags(["-parse-as-library"])]),
+                          path: "Fuzz/Sources/FuzzTokenizerFiles"),
         .executableTarget(name: "FuzzEncode", dependencies: ["BackpackTokenizer", "FuzzSupport"],
-                          path: "Fuzz/Sources/FuzzEncode", swiftSettings: [.unsafeFlags(["-parse-as-library"])]),
+                          path: "Fuzz/Sources/FuzzEncode"),
         .executableTarget(name: "FuzzEditFile", dependencies: ["BackpackEditing", "FuzzSupport"],
-                          path: "Fuzz/Sources/FuzzEditFile", swiftSettings: [.unsafeFlags(["-parse-as-library"])]),
+                          path: "Fuzz/Sources/FuzzEditFile"),
     ]
 )

@@ -123,7 +123,7 @@ enum EvalSupport {
 
     /// SHA-256 of the weights: of the single weight file, or of the list of per-file digests.
     static func modelSHA256(_ dir: ModelDirectory) throws -> String {
-        try DataDigest.combined(dir.weightFiles)
+        try FileDigest.combined(dir.weightFiles)
     }
 
     static func shellQuote(_ s: String) -> String {

@@ -1,7 +1,23 @@
 import Foundation
 import Crypto
 
+/// The project's one SHA-256 (swift-crypto): files, bytes in memory, and lists of files.
 public enum FileDigest {
+    /// SHA-256 of bytes in memory as lowercase hex (edit files, strings).
+    public static func sha256(data: Data) -> String {
+        hex(SHA256.hash(data: data))
+    }
+
+    /// One file's digest; for several files the digest of their digests joined by newlines (so a
+    /// set of data files, or a sharded checkpoint, has one fingerprint).
+    public static func combined(_ files: [URL]) throws -> String {
+        let digests = try files.map { try sha256($0) }
+        if digests.count == 1 { return digests[0] }
+        return sha256(data: Data(digests.joined(separator: "\n").utf8))
+    }
+
+    static func hex(_ digest: some Sequence<UInt8>) -> String { digest.map { String(format: "%02x", $0) }.joined() }
+
     /// SHA-256 of a file as lowercase hex, read in 4 MiB chunks (files may be hundreds of MB).
     public static func sha256(_ url: URL) throws -> String {
         let handle: FileHandle
@@ -18,6 +34,6 @@ public enum FileDigest {
             guard let chunk, !chunk.isEmpty else { break }
             hasher.update(data: chunk)
         }
-        return hasher.finalize().map { String(format: "%02x", $0) }.joined()
+        return hex(hasher.finalize())
     }
 }

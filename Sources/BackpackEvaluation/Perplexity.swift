@@ -1,3 +1,4 @@
+import BackpackCheckpoint
 import BackpackModel
 import BackpackTokenizer
 import Foundation
@@ -114,7 +115,7 @@ public struct PerplexitySuite: PreparedSuite {
                 for n in names { let f = url.appendingPathComponent(n); files.append(f); add(n, try read(f)) }
             } else { files = [url]; add(url.lastPathComponent, try read(url)) }
         }
-        dataSHA256 = try DataDigest.combined(files)
+        dataSHA256 = try FileDigest.combined(files)
         if case .external(let e) = config.source, let want = e.sha256, want != dataSHA256 {
             throw SuiteError(file: suite.file.path, reason: "data SHA-256 \(dataSHA256) differs from the pinned \(want)")
         }

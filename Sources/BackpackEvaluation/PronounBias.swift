@@ -72,7 +72,7 @@ public struct PronounBiasSuite: PreparedSuite {
             }
         }
         prompts = texts; promptNouns = nouns; tokenized = ids
-        dataSHA256 = try DataDigest.combined(config.dataFiles)
+        dataSHA256 = try FileDigest.combined(config.dataFiles)
     }
 
     public func evaluate(_ model: LanguageModel, progress: @Sendable (String) -> Void) throws -> SuiteResult {
@@ -116,17 +116,5 @@ public struct PronounBiasSuite: PreparedSuite {
         r.add("noun_bias", nounBias)
         if !skippedNouns.isEmpty { r.add("skipped_nouns", strings: skippedNouns) }
         return r
-    }
-}
-
-/// SHA-256 of the input data: one file's digest, or for several files the digest of their digests.
-public enum DataDigest {
-    public static func combined(_ files: [URL]) throws -> String {
-        let digests = try files.map { try FileDigest.sha256($0) }
-        if digests.count == 1 { return digests[0] }
-        let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("backpack-digest-\(UUID().uuidString)")
-        defer { try? FileManager.default.removeItem(at: tmp) }
-        try Data(digests.joined(separator: "\n").utf8).write(to: tmp)
-        return try FileDigest.sha256(tmp)
     }
 }

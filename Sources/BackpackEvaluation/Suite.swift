@@ -1,3 +1,4 @@
+import BackpackCheckpoint
 import BackpackModel
 import BackpackTokenizer
 import Foundation
@@ -44,7 +45,7 @@ public struct ExternalData: Sendable {
     /// The file and its SHA-256, which must equal the suite's pinned `sha256` when one is given.
     public func resolveVerified(suiteFile: URL, locations: DataLocations) throws -> (url: URL, sha256: String) {
         let url = try resolve(suiteFile: suiteFile, locations: locations)
-        let digest = try DataDigest.combined([url])
+        let digest = try FileDigest.combined([url])
         if let want = sha256, want != digest {
             throw SuiteError(file: url.path, reason: "SHA-256 \(digest) differs from the suite's pinned \(want) (\(suiteFile.lastPathComponent)); bump the suite version if the data changed")
         }
