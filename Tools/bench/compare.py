@@ -1,15 +1,15 @@
 """Side-by-side table of one `make bench` run: the Swift side's and the PyTorch side's JSON lines,
 the speed ratio Swift/PyTorch per measurement, and PASS/FAIL against the targets of issue 12.
 
-  python3 Tools/bench/compare.py --swift bench-out/swift.jsonl --pytorch bench-out/pytorch.jsonl
+  python3 Tools/bench/compare.py --swift bench-out/swift-*.jsonl --pytorch bench-out/pytorch-*.jsonl
 
-Both files: one JSON object per line, with "side" ("swift" / "pytorch") and "name". A "meta" line
+Each file: one JSON object per line, with "side" ("swift" / "pytorch") and "name". A "meta" line
 gives "host" and "started_unix" (and "workload": {"sha256": ...} when perplexity was measured);
 measurement lines give "tokens", "seconds" (the statistic, best of the timed runs) and optionally
 "median_seconds", "samples", "warmup", "runs", "scored_tokens", "nll_sum"; "peak_rss" gives "bytes".
-The two files must come from the same machine and the same run (meta hosts equal, starts at most
---max-apart seconds apart, same workload file): numbers measured elsewhere are never shown beside
-this machine's. A missing or empty PyTorch file (no torch here) shows the Swift side alone, with the
+Every file needs a meta line; all must come from the same machine and the same run (one host, starts
+at most --max-apart seconds apart; perplexity compared only when both sides read one workload file): numbers measured elsewhere are never shown beside
+this machine's. No or only empty PyTorch files (no torch here) shows the Swift side alone, with the
 targets that need PyTorch NOT CHECKED.
 
 Targets (issue 12):
@@ -42,45 +42,69 @@ class InputError(Exception):
     pass
 
 
-def read_lines(path: str, side: str):
-    if not path or not os.path.exists(path) or os.path.getsize(path) == 0:
-        return None
-    meta, rows = None, {}
-    with open(path, encoding="utf-8") as f:
-        for i, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                r = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise InputError(f"{path}:{i}: not JSON ({e})")
-            if not isinstance(r, dict) or not isinstance(r.get("name"), str):
-                raise InputError(f"{path}:{i}: expected an object with a string 'name'")
-            if r.get("side") != side:
-                raise InputError(f"{path}:{i}: 'side' is {r.get('side')!r}, expected {side!r}")
-            if r["name"] == "meta":
-                meta = r
-                continue
-            if r["name"] != "peak_rss":
+def read_side(paths, side: str):
+    """All JSON lines of one side (one file per process: per shape, perplexity). None when no file
+    has any line. Returns (meta lines, {name: measurement})."""
+    metas, rows = [], {}
+    for path in paths or []:
+        if not os.path.exists(path) or os.path.getsize(path) == 0:
+            continue
+        metas_before = len(metas)
+        with open(path, encoding="utf-8") as f:
+            for i, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    r = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise InputError(f"{path}:{i}: not JSON ({e})")
+                if not isinstance(r, dict) or not isinstance(r.get("name"), str):
+                    raise InputError(f"{path}:{i}: expected an object with a string 'name'")
+                if r.get("side") != side:
+                    raise InputError(f"{path}:{i}: 'side' is {r.get('side')!r}, expected {side!r}")
+                if r["name"] == "meta":
+                    if not isinstance(r.get("started_unix"), (int, float)) or not isinstance(r.get("host"), str):
+                        raise InputError(f"{path}:{i}: the meta line needs 'host' and a numeric 'started_unix'")
+                    metas.append(r)
+                    continue
+                if r["name"] == "peak_rss":
+                    if not isinstance(r.get("bytes"), int) or r["bytes"] <= 0:
+                        raise InputError(f"{path}:{i}: 'peak_rss' needs integer 'bytes' > 0")
+                    # one process per shape: the largest peak is the side's peak
+                    if "peak_rss" in rows and rows["peak_rss"]["bytes"] >= r["bytes"]:
+                        continue
+                    rows["peak_rss"] = r
+                    continue
                 s = r.get("seconds")
                 if not isinstance(s, (int, float)) or not s > 0 or not isinstance(r.get("tokens"), int):
                     raise InputError(f"{path}:{i}: '{r['name']}' needs 'seconds' > 0 and integer 'tokens'")
-            if r["name"] in rows:
-                raise InputError(f"{path}:{i}: measurement '{r['name']}' appears twice (files of two runs mixed?)")
-            rows[r["name"]] = r
-    if meta is None:
-        raise InputError(f"{path}: no 'meta' line (host, started_unix)")
-    return meta, rows
+                if r["name"] in rows:
+                    raise InputError(f"{path}:{i}: measurement '{r['name']}' appears twice (files of two runs mixed?)")
+                rows[r["name"]] = r
+        if len(metas) == metas_before:
+            raise InputError(f"{path}: no 'meta' line (host, started_unix)")
+    if not metas:
+        return None
+    return metas, rows
+
+
+def workload_shas(metas):
+    return {m["workload"]["sha256"] for m in metas if isinstance(m.get("workload"), dict) and "sha256" in m["workload"]}
 
 
 def stat_seconds(r, stat):
     return r.get("median_seconds", r["seconds"]) if stat == "median" else r["seconds"]
 
 
+STEPS = ["sense_network", "trunk", "trunk_and_sense_weights", "sense_weights", "sense_sum", "output"]
+
+
 def order_key(name):
     groups = ["open", "forward_1x", "forward_8x", "perplexity/base", "perplexity/", "peak_rss"]
     g = next((i for i, p in enumerate(groups) if name.startswith(p)), len(groups))
-    return (g, name != name.split("/")[0], name == "perplexity/all", name)
+    step = name.split("/", 1)[1] if "/" in name and name.startswith("forward_") else ""
+    return (g, name != name.split("/")[0], STEPS.index(step) if step in STEPS else len(STEPS),
+            name == "perplexity/all", name)
 
 
 def fmt_time(r, stat):
@@ -95,40 +119,43 @@ def fmt_time(r, stat):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description="Compare the Swift and PyTorch sides of one make bench run.")
-    ap.add_argument("--swift", required=True, help="the Swift side's JSON lines")
-    ap.add_argument("--pytorch", help="the PyTorch side's JSON lines (missing/empty: Swift only)")
+    ap.add_argument("--swift", nargs="+", required=True, help="the Swift side's JSON lines files")
+    ap.add_argument("--pytorch", nargs="*", default=[], help="the PyTorch side's files (none or empty: Swift only)")
     ap.add_argument("--pytorch-note", default="", help="why the PyTorch side is absent (printed when it is)")
     ap.add_argument("--stat", choices=["best", "median"], default="best")
-    ap.add_argument("--max-apart", type=float, default=7200, help="seconds between the two sides' starts")
+    ap.add_argument("--max-apart", type=float, default=7200, help="seconds between the first and last process start")
     ap.add_argument("--strict", action="store_true", help="exit 1 when a target fails or is not checked")
     args = ap.parse_args(argv)
     try:
-        sw = read_lines(args.swift, "swift")
+        sw = read_side(args.swift, "swift")
         if sw is None:
-            raise InputError(f"{args.swift}: missing or empty (the Swift side did not run)")
-        pt = read_lines(args.pytorch, "pytorch") if args.pytorch else None
-        if pt is not None:
-            (ms, _), (mp, _) = sw, pt
-            if ms.get("host") != mp.get("host"):
-                raise InputError(f"hosts differ: swift {ms.get('host')!r}, pytorch {mp.get('host')!r}: not one run")
-            a, b = ms.get("started_unix"), mp.get("started_unix")
-            if not isinstance(a, (int, float)) or not isinstance(b, (int, float)) or abs(a - b) > args.max_apart:
-                raise InputError(f"starts {a} and {b} are more than {args.max_apart:.0f} s apart: not one run")
+            raise InputError(f"{' '.join(args.swift)}: missing or empty (the Swift side did not run)")
+        pt = read_side(args.pytorch, "pytorch")
+        metas = sw[0] + (pt[0] if pt else [])
+        hosts = sorted({m["host"] for m in metas})
+        if len(hosts) != 1:
+            raise InputError(f"hosts differ ({', '.join(hosts)}): these files are not one run on one machine")
+        starts = [m["started_unix"] for m in metas]
+        if max(starts) - min(starts) > args.max_apart:
+            raise InputError(f"processes started {max(starts) - min(starts):.0f} s apart (> {args.max_apart:.0f} s): not one run")
     except InputError as e:
         print(f"compare: {e}", file=sys.stderr)
         return 2
 
-    ms, srows = sw
-    mp, prows = pt if pt is not None else ({}, {})
-    same_workload = (ms.get("workload") or {}).get("sha256") == (mp.get("workload") or {}).get("sha256")
+    (smetas, srows) = sw
+    (pmetas, prows) = pt if pt is not None else ([], {})
+    ms, mp = smetas[0], (pmetas[0] if pmetas else {})
+    ws, wp = workload_shas(smetas), workload_shas(pmetas)
+    same_workload = len(ws) == 1 and ws == wp
     if pt is None:
-        print(f"PyTorch side not run{': ' + args.pytorch_note if args.pytorch_note else ''}; Swift numbers only, no ratios.")
+        print(f"PyTorch side not run{': ' + args.pytorch_note.strip() if args.pytorch_note.strip() else ''}; "
+              "Swift numbers only, no ratios.")
     else:
         print(f"one run on {ms.get('host')}: Swift ({ms.get('blas', '?')}, {ms.get('threads', '?')} threads) vs "
               f"PyTorch {mp.get('torch', '?')} ({mp.get('blas', '?')}, {mp.get('threads', '?')} threads); "
               f"statistic: {args.stat} of the timed runs")
         if not same_workload and any(n.startswith("perplexity") for n in prows):
-            print("note: the two sides read different workload files: perplexity rows are not compared")
+            print("note: the two sides did not read one workload file: perplexity rows are not compared")
 
     def comparable(name):
         return pt is not None and name in srows and name in prows and (same_workload or not name.startswith("perplexity"))
@@ -179,9 +206,10 @@ def main(argv=None):
                 verdict, detail = ("PASS" if x <= threshold else "FAIL"), f"{x:.2f}x"
         bad += verdict != "PASS"
         print(f"  {verdict:11} {label}: {detail}")
-    load = [m.get("loadavg_start", [None])[0] for m in (ms, mp) if m]
+    load = [round(m["loadavg_start"][0], 2) for m in metas if isinstance(m.get("loadavg_start"), list) and m["loadavg_start"]]
     if any(isinstance(l, (int, float)) and l > 2.5 for l in load):
-        print(f"note: load average at start {load}: another process was busy, the numbers are disturbed")
+        print(f"note: 1-minute load average at the processes' starts {load} (2 cores): something else was busy, "
+              "the numbers are disturbed")
     return 1 if args.strict and bad else 0
 
 

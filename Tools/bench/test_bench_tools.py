@@ -116,6 +116,24 @@ class CompareTests(unittest.TestCase):
         rc, out = self.run_compare(sw, pt)
         self.assertIn("NOT CHECKED perplexity base+3 edits >= 3x PyTorch's 4 passes: different workloads", out)
 
+    def test_one_file_per_process(self):
+        with tempfile.TemporaryDirectory() as d:
+            paths = [os.path.join(d, n) for n in ("a.jsonl", "b.jsonl", "c.jsonl")]
+            write(paths[0], lines("swift", forward_1x512=(512, 1.0)) + '{"side": "swift", "name": "peak_rss", "bytes": 900000000}\n')
+            write(paths[1], lines("swift", start=1100.0, forward_8x128=(1024, 2.0)) + '{"side": "swift", "name": "peak_rss", "bytes": 1000000000}\n')
+            write(paths[2], lines("pytorch", forward_1x512=(512, 2.0)) + '{"side": "pytorch", "name": "peak_rss", "bytes": 2000000000}\n')
+            buf = io.StringIO()
+            with contextlib.redirect_stdout(buf):
+                rc = compare.main(["--swift", paths[0], paths[1], "--pytorch", paths[2]])
+            self.assertEqual(rc, 0)
+            self.assertRegex(buf.getvalue(), r"peak_rss .* 1000 MB.*0\.50x")  # the larger of the two Swift peaks
+            self.assertIn("PASS        forward 1x512 >= 1.0x PyTorch: 2.00x", buf.getvalue())
+            write(paths[1], lines("swift", forward_1x512=(512, 1.0)))  # the same measurement twice
+            err = io.StringIO()
+            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
+                self.assertEqual(compare.main(["--swift", paths[0], paths[1]]), 2)
+            self.assertIn("appears twice", err.getvalue())
+
     def test_swift_only(self):
         with tempfile.TemporaryDirectory() as d:
             ps = os.path.join(d, "s.jsonl")
