@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "BackpackEditing", targets: ["BackpackEditing"]),
         .library(name: "BackpackEvaluation", targets: ["BackpackEvaluation"]),
         .library(name: "BackpackResults", targets: ["BackpackResults"]),
+        .library(name: "BackpackIO", targets: ["BackpackIO"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -30,6 +31,8 @@ let package = Package(
 
         // One JSON reader (order-keeping, depth-bounded), strict for safetensors, lenient for tokenizers.
         .target(name: "BackpackJSON"),
+        // Files written whole or not at all (temporary sibling + rename), and output checks.
+        .target(name: "BackpackIO"),
         .target(name: "BackpackCheckpoint",
                 dependencies: ["BackpackJSON", .product(name: "Crypto", package: "swift-crypto")]),
         // GPT-2's BPE files are built in (GPT2/README.md): models with GPT-2's vocabulary need no tokenizer files.
@@ -37,14 +40,14 @@ let package = Package(
                 exclude: ["GPT2/README.md"], resources: [.copy("GPT2/encoder.json"), .copy("GPT2/vocab.bpe")]),
         .target(name: "BackpackModel", dependencies: ["BackpackCheckpoint", "BackpackTokenizer", "CBLAS"]),
         .target(name: "BackpackEditing",
-                dependencies: ["BackpackModel", "BackpackTokenizer", "BackpackCheckpoint",
+                dependencies: ["BackpackModel", "BackpackTokenizer", "BackpackCheckpoint", "BackpackIO",
                                .product(name: "Yams", package: "Yams")]),
         .target(name: "BackpackEvaluation",
-                dependencies: ["BackpackModel", "BackpackTokenizer", "BackpackEditing",
+                dependencies: ["BackpackModel", "BackpackTokenizer", "BackpackEditing", "BackpackResults",
                                .product(name: "Yams", package: "Yams")]),
-        .target(name: "BackpackResults", dependencies: ["CHDF5"], exclude: ["LAYOUT.md"]),
+        .target(name: "BackpackResults", dependencies: ["CHDF5", "BackpackIO"], exclude: ["LAYOUT.md"]),
         .executableTarget(name: "BackpackCLI",
-                          dependencies: ["BackpackCheckpoint", "BackpackTokenizer", "BackpackModel",
+                          dependencies: ["BackpackCheckpoint", "BackpackTokenizer", "BackpackModel", "BackpackIO",
                                          "BackpackEditing", "BackpackEvaluation", "BackpackResults",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")]),
 
@@ -53,11 +56,11 @@ let package = Package(
         .testTarget(name: "CheckpointTests", dependencies: ["BackpackCheckpoint", "TestSupport"]),
         .testTarget(name: "TokenizerTests", dependencies: ["BackpackTokenizer", "BackpackJSON", "TestSupport"],
                     resources: [.copy("Goldens")]),
-        .testTarget(name: "ModelTests", dependencies: ["BackpackModel", "BackpackCheckpoint", "TestSupport"],
+        .testTarget(name: "ModelTests", dependencies: ["BackpackModel", "BackpackCheckpoint", "BackpackIO", "TestSupport"],
                     exclude: ["Fixtures"]),
         .testTarget(name: "EditingTests", dependencies: ["BackpackEditing", "BackpackModel", "TestSupport"],
                     exclude: ["Edits"]),
-        .testTarget(name: "EvaluationTests", dependencies: ["BackpackEvaluation", "BackpackModel", "TestSupport"]),
+        .testTarget(name: "EvaluationTests", dependencies: ["BackpackEvaluation", "BackpackModel", "BackpackResults", "TestSupport"]),
         .testTarget(name: "ResultsTests", dependencies: ["BackpackResults", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["BackpackCheckpoint", "TestSupport"]),
 

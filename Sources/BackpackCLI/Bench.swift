@@ -2,6 +2,7 @@ import ArgumentParser
 import BackpackEditing
 import BackpackEvaluation
 import BackpackModel
+import BackpackResults
 import Foundation
 
 struct Bench: ParsableCommand {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import BackpackEditing
 import BackpackModel
+import BackpackIO
 import Foundation
 
 struct Edit: ParsableCommand {

@@ -3,6 +3,7 @@ import BackpackCheckpoint
 import BackpackEvaluation
 import BackpackModel
 import BackpackResults
+import BackpackIO
 import Foundation
 
 struct Eval: ParsableCommand {
@@ -54,18 +55,14 @@ struct Eval: ParsableCommand {
         let provenance = RunProvenance(toolVersion: Backpack.version, gitCommit: EvalSupport.gitCommit(),
                                        modelPath: dir.url.path, modelSHA256: try EvalSupport.modelSHA256(dir))
         let commandLine = CommandLine.arguments.map(EvalSupport.shellQuote).joined(separator: " ")
-        let id = try ResultsFile.append(to: outURL, runID: runID) { run in
-            try provenance.write(to: run)
-            try run.setAttribute("command_line", commandLine)
-            try run.setAttribute("elapsed_seconds", elapsed)
-            try ResultsWriter.write(results, to: run)
-        }
+        let record = RunRecord(provenance: provenance, commandLine: commandLine, elapsedSeconds: elapsed, variants: results)
+        let id = try ResultsFile.append(record, to: outURL, runID: runID)
         EvalSupport.progress(String(format: "wrote run %@ to %@ (%.2f s)", id, outURL.path, elapsed))
         if json {
-            print(try ResultsWriter.json(runID: id, results))
+            print(try RunJSON.json(runID: id, results))
         } else {
             print("run \(id)")
-            print(SummaryTable.render(results.map { v in (v.variant, v.suites.map { s in (s.suiteName, s.headline.compactMap { h in s[h]?.doubleValue.map { (h, $0) } }) }) }))
+            print(SummaryTable.render(results))
         }
     }
 }
@@ -132,88 +129,3 @@ enum EvalSupport {
     }
 }
 
-/// Writes evaluation results under /runs/<id>: one group per variant, one per suite.
-enum ResultsWriter {
-    static func write(_ results: [VariantResults], to run: H5Group) throws {
-        for v in results {
-            let g = try run.createGroup(v.variant)
-            try g.setAttribute(ResultsKeys.editText, v.editText)
-            try g.setAttribute(ResultsKeys.editSHA256, v.editSHA256)
-            for s in v.suites {
-                let sg = try g.createGroup(s.suiteName)
-                try sg.setAttribute(ResultsKeys.suiteName, s.suiteName)
-                try sg.setAttribute(ResultsKeys.suiteVersion, s.suiteVersion)
-                try sg.setAttribute(ResultsKeys.dataSHA256, s.dataSHA256)
-                try sg.setAttribute("headline", s.headline.joined(separator: ","))
-                for (name, value) in s.attributes {
-                    switch value {
-                    case .double(let d): try sg.setAttribute(name, d)
-                    case .int(let i): try sg.setAttribute(name, i)
-                    case .string(let t): try sg.setAttribute(name, t)
-                    }
-                }
-                for (name, values) in s.datasets {
-                    switch values {
-                    case .doubles(let d): try sg.write(name, doubles: d)
-                    case .ints(let i): try sg.write(name, int64s: i)
-                    case .strings(let t): if !t.isEmpty { try sg.write(name, strings: t) }
-                    }
-                }
-                let scalars = try sg.createGroup("aggregates")
-                for h in s.headline { if let d = s[h]?.doubleValue { try scalars.write(h, scalar: d) } }
-            }
-        }
-    }
-
-    static func json(runID: String, _ results: [VariantResults]) throws -> String {
-        var variants: [[String: Any]] = []
-        for v in results {
-            var suites: [String: Any] = [:]
-            for s in v.suites {
-                var agg: [String: Any] = [:]
-                for (n, val) in s.attributes {
-                    switch val {
-                    case .double(let d): agg[n] = d.isFinite ? d : NSNull()
-                    case .int(let i): agg[n] = i
-                    case .string(let t): agg[n] = t
-                    }
-                }
-                suites[s.suiteName] = ["suite_version": s.suiteVersion, "data_sha256": s.dataSHA256, "headline": s.headline, "aggregates": agg]
-            }
-            variants.append(["variant": v.variant, "edit_sha256": v.editSHA256, "suites": suites])
-        }
-        let data = try JSONSerialization.data(withJSONObject: ["run_id": runID, "variants": variants], options: [.prettyPrinted, .sortedKeys])
-        return String(decoding: data, as: UTF8.self)
-    }
-}
-
-/// A before/after table: one row per (suite, metric), one column per variant, with deltas vs base.
-enum SummaryTable {
-    typealias Row = (variant: String, suites: [(suite: String, metrics: [(String, Double)])])
-    static func render(_ rows: [Row]) -> String {
-        guard let base = rows.first else { return "" }
-        var header = ["suite", "metric"] + rows.map(\.variant)
-        if rows.count > 1 { header += rows.dropFirst().map { "Δ " + $0.variant } }
-        var table: [[String]] = [header]
-        for (si, s) in base.suites.enumerated() {
-            for (mi, m) in s.metrics.enumerated() {
-                var line = [s.suite, m.0]
-                var values: [Double?] = []
-                for r in rows {
-                    let v = si < r.suites.count && mi < r.suites[si].metrics.count ? r.suites[si].metrics[mi].1 : nil
-                    values.append(v); line.append(v.map(fmt) ?? "-")
-                }
-                for v in values.dropFirst() { line.append(v.map { fmtSigned($0 - m.1) } ?? "-") }
-                table.append(line)
-            }
-        }
-        let widths = header.indices.map { c in table.map { $0[c].count }.max() ?? 0 }
-        return table.enumerated().map { i, line in
-            let text = line.enumerated().map { c, cell in c < 2 ? cell.padding(toLength: widths[c], withPad: " ", startingAt: 0)
-                : String(repeating: " ", count: widths[c] - cell.count) + cell }.joined(separator: "  ")
-            return i == 0 ? text + "\n" + String(repeating: "-", count: text.count) : text
-        }.joined(separator: "\n")
-    }
-    static func fmt(_ x: Double) -> String { x.isFinite ? String(format: "%.4f", x) : "nan" }
-    static func fmtSigned(_ x: Double) -> String { x.isFinite ? String(format: "%+.4f", x) : "nan" }
-}

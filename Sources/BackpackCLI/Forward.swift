@@ -2,6 +2,7 @@ import ArgumentParser
 import BackpackCheckpoint
 import BackpackEditing
 import BackpackModel
+import BackpackIO
 import Foundation
 
 struct Forward: ParsableCommand {

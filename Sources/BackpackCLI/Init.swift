@@ -1,6 +1,7 @@
 import ArgumentParser
 import BackpackCheckpoint
 import BackpackModel
+import BackpackIO
 import Foundation
 
 struct Init: ParsableCommand {

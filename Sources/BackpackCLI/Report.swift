@@ -1,4 +1,5 @@
 import ArgumentParser
+import BackpackIO
 import BackpackResults
 import Foundation
 
@@ -18,182 +19,17 @@ struct Report: ParsableCommand {
         if list { for r in runs { print(r) }; return }
         guard let id = runID ?? runs.last else { throw ValidationError("\(file): no runs") }
         guard runs.contains(id) else { throw ValidationError("\(file): no run '\(id)' (runs: \(runs.joined(separator: ", ")))") }
-        let data = try ReportData.read(results, run: id)
+        let record = try results.record(id)
         if json {
-            let obj: [String: Any] = ["run_id": id, "runs": runs, "variants": data.variants.map { v in
-                ["variant": v.name, "suites": Dictionary(uniqueKeysWithValues: v.suites.map { s in
-                    (s.name, Dictionary(uniqueKeysWithValues: s.metrics.map { ($0.0, $0.1.isFinite ? $0.1 as Any : NSNull()) })) })] }]
-            print(String(decoding: try JSONSerialization.data(withJSONObject: obj, options: [.prettyPrinted, .sortedKeys]), as: UTF8.self))
+            print(try RunJSON.json(runID: id, record.variants, runs: runs))
         } else {
             print("run \(id)  (\(runs.count) run(s) in \(file))")
-            for (k, v) in data.provenance { print("  \(k): \(v)") }
-            print(SummaryTable.render(data.variants.map { ($0.name, $0.suites.map { ($0.name, $0.metrics) }) }))
+            for (k, v) in ReportHTML.provenance(record) { print("  \(k): \(v)") }
+            print(SummaryTable.render(record.variants))
         }
         if let html {
-            let page = ReportHTML.render(data)
-            try ReportHTML.writeAtomically(page, to: URL(fileURLWithPath: html))
+            try AtomicOutput.file(URL(fileURLWithPath: html), data: Data(ReportHTML.render(record).utf8))
             FileHandle.standardError.write(Data("wrote \(html)\n".utf8))
-        }
-    }
-}
-
-struct ReportData {
-    struct SuiteData { var name: String; var metrics: [(String, Double)]; var nouns: [String]; var nounBias: [Double] }
-    struct VariantData { var name: String; var editSHA: String; var suites: [SuiteData] }
-    var runID: String
-    var provenance: [(String, String)]
-    var variants: [VariantData]
-
-    static func read(_ file: ResultsFile, run id: String) throws -> ReportData {
-        let run = try file.run(id)
-        var prov: [(String, String)] = []
-        for k in ["created", "model_path", "model_sha256", "git_commit", "tool_version", "host", "command_line"] where run.hasAttribute(k) {
-            prov.append((k, try run.stringAttribute(k)))
-        }
-        var variants: [VariantData] = []
-        for vname in try run.groupNames() {
-            let vg = try run.group(vname)
-            var suites: [SuiteData] = []
-            for sname in try vg.groupNames() {
-                let sg = try vg.group(sname)
-                let headline = sg.hasAttribute("headline") ? try sg.stringAttribute("headline").split(separator: ",").map(String.init) : []
-                var metrics: [(String, Double)] = []
-                for h in headline where sg.hasAttribute(h) {
-                    if case .double(let d) = try sg.attribute(h) { metrics.append((h, d)) }
-                }
-                var nouns: [String] = [], bias: [Double] = []
-                if sg.contains("nouns") && sg.contains("noun_bias") {
-                    nouns = try sg.readStrings("nouns"); bias = try sg.readDoubles("noun_bias").values
-                }
-                suites.append(SuiteData(name: sname, metrics: metrics, nouns: nouns, nounBias: bias))
-            }
-            variants.append(VariantData(name: vname, editSHA: vg.hasAttribute("edit_sha256") ? try vg.stringAttribute("edit_sha256") : "", suites: suites))
-        }
-        return ReportData(runID: id, provenance: prov, variants: variants)
-    }
-}
-
-enum ReportHTML {
-    static let colors = ["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3", "#8c8c8c"]
-
-    static func esc(_ s: String) -> String {
-        s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
-            .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&quot;")
-    }
-    static func f(_ x: Double) -> String { x.isFinite ? String(format: "%.4g", x) : "nan" }
-
-    static func render(_ data: ReportData) -> String {
-        var body = "<h1>backpack-edit evaluation report</h1>\n<p>Run <code>\(esc(data.runID))</code></p>\n<table class=prov>"
-        for (k, v) in data.provenance { body += "<tr><th>\(esc(k))</th><td><code>\(esc(v))</code></td></tr>" }
-        body += "</table>\n<h2>Before / after</h2>\n" + table(data)
-        // Per-noun bias charts, one per pronoun suite.
-        if let base = data.variants.first {
-            for s in base.suites where !s.nouns.isEmpty {
-                body += "<h2>Per-noun bias: \(esc(s.name))</h2>\n" + nounChart(data, suite: s.name)
-            }
-        }
-        if data.variants.count > 1 { body += "<h2>Metric deltas vs base (bias gain beside perplexity cost)</h2>\n" + deltaChart(data) }
-        return """
-            <!DOCTYPE html><html><head><meta charset="utf-8"><title>backpack-edit report \(esc(data.runID))</title>
-            <style>body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse;margin:1em 0}
-            td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#f4f4f4}.prov td,.prov th{text-align:left}
-            td.l{text-align:left}svg text{font-size:11px}</style></head><body>
-            \(body)
-            </body></html>
-            """
-    }
-
-    static func table(_ data: ReportData) -> String {
-        guard let base = data.variants.first else { return "" }
-        var h = "<table><tr><th>suite</th><th>metric</th>" + data.variants.map { "<th>\(esc($0.name))</th>" }.joined()
-            + data.variants.dropFirst().map { "<th>Δ \(esc($0.name))</th>" }.joined() + "</tr>"
-        for s in base.suites {
-            for (m, bv) in s.metrics {
-                h += "<tr><td class=l>\(esc(s.name))</td><td class=l>\(esc(m))</td>"
-                let vals = data.variants.map { v in v.suites.first { $0.name == s.name }?.metrics.first { $0.0 == m }?.1 }
-                h += vals.map { "<td>\($0.map(f) ?? "-")</td>" }.joined()
-                h += vals.dropFirst().map { "<td>\($0.map { f($0 - bv) } ?? "-")</td>" }.joined() + "</tr>"
-            }
-        }
-        return h + "</table>"
-    }
-
-    static func nounChart(_ data: ReportData, suite: String) -> String {
-        guard let nouns = data.variants.first?.suites.first(where: { $0.name == suite })?.nouns, !nouns.isEmpty else { return "" }
-        let series = data.variants.map { v -> [Double] in
-            let s = v.suites.first { $0.name == suite }
-            return nouns.map { n in s.flatMap { s in s.nouns.firstIndex(of: n).map { s.nounBias[$0] } } ?? .nan }
-        }
-        let maxV = max(1.0, series.flatMap { $0 }.filter(\.isFinite).max() ?? 1)
-        let rowH = 6 + 5 * data.variants.count, left = 110, width = 520
-        let height = nouns.count * rowH + 40
-        var svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(left + width + 160)\" height=\"\(height)\">"
-        for (i, n) in nouns.enumerated() {
-            let y = 20 + i * rowH
-            svg += "<text x=\"\(left - 5)\" y=\"\(y + rowH / 2 + 3)\" text-anchor=\"end\">\(esc(n))</text>"
-            for (vi, s) in series.enumerated() where s[i].isFinite {
-                let w = Int(Double(width) * s[i] / maxV)
-                svg += "<rect x=\"\(left)\" y=\"\(y + vi * 5)\" width=\"\(w)\" height=\"4\" fill=\"\(colors[vi % colors.count])\"><title>\(esc(data.variants[vi].name)) \(esc(n)): \(f(s[i]))</title></rect>"
-            }
-        }
-        let x1 = left + Int(Double(width) / maxV)
-        svg += "<line x1=\"\(x1)\" y1=\"15\" x2=\"\(x1)\" y2=\"\(height - 20)\" stroke=\"#999\" stroke-dasharray=\"3,3\"/><text x=\"\(x1)\" y=\"12\">1 (no bias)</text>"
-        svg += "<text x=\"\(left)\" y=\"\(height - 5)\">bias = mean max(p_he/p_she, p_she/p_he); axis 0 to \(f(maxV))</text>"
-        for (vi, v) in data.variants.enumerated() {
-            svg += "<rect x=\"\(left + width + 20)\" y=\"\(20 + vi * 16)\" width=\"10\" height=\"10\" fill=\"\(colors[vi % colors.count])\"/><text x=\"\(left + width + 35)\" y=\"\(29 + vi * 16)\">\(esc(v.name))</text>"
-        }
-        return svg + "</svg>"
-    }
-
-    /// One group per edit: bars for every headline metric's change relative to base (in %).
-    static func deltaChart(_ data: ReportData) -> String {
-        guard let base = data.variants.first else { return "" }
-        var metrics: [(suite: String, metric: String, base: Double)] = []
-        for s in base.suites { for (m, v) in s.metrics { metrics.append((s.name, m, v)) } }
-        let edits = Array(data.variants.dropFirst())
-        var rel: [[Double]] = edits.map { e in
-            metrics.map { m in
-                guard let v = e.suites.first(where: { $0.name == m.suite })?.metrics.first(where: { $0.0 == m.metric })?.1, m.base != 0 else { return .nan }
-                return 100 * (v - m.base) / abs(m.base)
-            }
-        }
-        let maxAbs = max(1e-9, rel.flatMap { $0 }.filter(\.isFinite).map(abs).max() ?? 1)
-        let rowH = 14, left = 260, half = 250
-        let height = edits.count * (metrics.count * rowH + 24) + 30
-        var svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(left + 2 * half + 80)\" height=\"\(height)\">"
-        var y = 20
-        for (ei, e) in edits.enumerated() {
-            svg += "<text x=\"5\" y=\"\(y + 10)\" font-weight=\"bold\">\(esc(e.name))</text>"; y += 16
-            for (mi, m) in metrics.enumerated() {
-                let r = rel[ei][mi]
-                svg += "<text x=\"\(left - 5)\" y=\"\(y + 10)\" text-anchor=\"end\">\(esc(m.suite)) \(esc(m.metric))</text>"
-                if r.isFinite {
-                    let w = Int(Double(half) * abs(r) / maxAbs)
-                    let x = r < 0 ? left + half - w : left + half
-                    svg += "<rect x=\"\(x)\" y=\"\(y + 2)\" width=\"\(max(w, 1))\" height=\"10\" fill=\"\(r < 0 ? "#55a868" : "#c44e52")\"><title>\(f(r)) %</title></rect>"
-                    svg += "<text x=\"\(left + 2 * half + 5)\" y=\"\(y + 10)\">\(String(format: "%+.2f %%", r))</text>"
-                }
-                y += rowH
-            }
-            y += 8
-        }
-        rel.removeAll()
-        svg += "<line x1=\"\(left + half)\" y1=\"15\" x2=\"\(left + half)\" y2=\"\(height - 10)\" stroke=\"#333\"/>"
-        return svg + "</svg><p>Relative change vs base (green: lower, red: higher). Lower bias is a gain; higher perplexity or bits per byte is a cost.</p>"
-    }
-
-    static func writeAtomically(_ text: String, to url: URL) throws {
-        let dir = url.deletingLastPathComponent()
-        let tmp = dir.appendingPathComponent(".\(url.lastPathComponent).tmp-\(UUID().uuidString.prefix(8))")
-        do {
-            try Data(text.utf8).write(to: tmp)
-            if rename(tmp.path, url.path) != 0 {
-                let e = String(cString: strerror(errno)); try? FileManager.default.removeItem(at: tmp)
-                throw ValidationError("\(url.path): cannot rename temporary file into place: \(e)")
-            }
-        } catch let e as ValidationError { throw e } catch {
-            try? FileManager.default.removeItem(at: tmp)
-            throw ValidationError("\(url.path): cannot write: \(error.localizedDescription)")
         }
     }
 }

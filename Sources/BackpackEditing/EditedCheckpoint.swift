@@ -1,5 +1,6 @@
 import BackpackCheckpoint
 import BackpackModel
+import BackpackIO
 import Foundation
 
 /// Writes an edited model as an ordinary model directory: `config.json`, `model.safetensors`

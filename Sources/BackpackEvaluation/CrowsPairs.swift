@@ -1,5 +1,6 @@
 import BackpackModel
 import BackpackTokenizer
+import BackpackResults
 import Foundation
 
 /// RFC 4180 CSV: quoted fields, "" escapes, newlines inside quotes. Rows carry their 1-based line.

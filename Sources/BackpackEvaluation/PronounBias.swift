@@ -1,6 +1,7 @@
 import BackpackCheckpoint
 import BackpackModel
 import BackpackTokenizer
+import BackpackResults
 import Foundation
 
 public struct PronounBiasConfig: Sendable {

@@ -1,4 +1,5 @@
 import BackpackModel
+import BackpackResults
 import Foundation
 
 /// A model variant: the base model or one edit applied alone to it.
@@ -10,13 +11,6 @@ public struct Variant: Sendable {
     public init(name: String, model: LanguageModel, editText: String = "", editSHA256: String = "") {
         self.name = name; self.model = model; self.editText = editText; self.editSHA256 = editSHA256
     }
-}
-
-public struct VariantResults: Sendable {
-    public var variant: String
-    public var editText: String
-    public var editSHA256: String
-    public var suites: [SuiteResult]
 }
 
 /// Evaluates every variant on every prepared suite. Suites are tokenized once (prepared before);

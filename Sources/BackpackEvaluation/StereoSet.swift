@@ -1,5 +1,6 @@
 import BackpackModel
 import BackpackTokenizer
+import BackpackResults
 import Foundation
 
 public struct StereoSetConfig: Sendable {

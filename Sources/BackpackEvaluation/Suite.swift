@@ -1,5 +1,6 @@
 import BackpackCheckpoint
 import BackpackModel
+import BackpackResults
 import BackpackTokenizer
 import Foundation
 
@@ -151,51 +152,6 @@ extension ExternalData {
             throw doc.error(doc.node("sha256"), "'sha256' must be 64 hex digits")
         }
     }
-}
-
-// MARK: Results
-
-public enum ResultArray: Sendable {
-    case doubles([Double])
-    case ints([Int64])
-    case strings([String])
-    public var count: Int {
-        switch self { case .doubles(let v): v.count; case .ints(let v): v.count; case .strings(let v): v.count }
-    }
-}
-
-public enum ResultScalar: Sendable, Equatable {
-    case double(Double), int(Int), string(String)
-    public var doubleValue: Double? {
-        switch self { case .double(let d): d; case .int(let i): Double(i); case .string: nil }
-    }
-}
-
-/// One suite's results on one model variant, independent of storage.
-public struct SuiteResult: Sendable {
-    public var suiteName: String
-    public var suiteVersion: String
-    public var dataSHA256: String
-    /// Aggregates and descriptive attributes, in order.
-    public var attributes: [(name: String, value: ResultScalar)] = []
-    /// Per-item datasets, in order.
-    public var datasets: [(name: String, values: ResultArray)] = []
-    /// Aggregates shown in summaries and also written as scalar datasets.
-    public var headline: [String] = []
-
-    public init(suiteName: String, suiteVersion: String, dataSHA256: String) {
-        self.suiteName = suiteName; self.suiteVersion = suiteVersion; self.dataSHA256 = dataSHA256
-    }
-    public subscript(_ name: String) -> ResultScalar? { attributes.first { $0.name == name }?.value }
-    public func dataset(_ name: String) -> ResultArray? { datasets.first { $0.name == name }?.values }
-    mutating func set(_ name: String, _ v: Double, headline: Bool = false) {
-        attributes.append((name, .double(v))); if headline { self.headline.append(name) }
-    }
-    mutating func set(_ name: String, _ v: Int) { attributes.append((name, .int(v))) }
-    mutating func set(_ name: String, _ v: String) { attributes.append((name, .string(v))) }
-    mutating func add(_ name: String, _ v: [Double]) { datasets.append((name, .doubles(v))) }
-    mutating func add(_ name: String, ints v: [Int]) { datasets.append((name, .ints(v.map(Int64.init)))) }
-    mutating func add(_ name: String, strings v: [String]) { datasets.append((name, .strings(v))) }
 }
 
 /// A suite with its data read and tokenized once; evaluates any variant of the model.

@@ -18,6 +18,8 @@ public enum ResultsKeys {
     public static let modelPath = "model_path"
     public static let modelSHA256 = "model_sha256"
     public static let host = "host"
+    public static let commandLine = "command_line"
+    public static let elapsedSeconds = "elapsed_seconds"
     // /runs/<id>/<variant>
     public static let editText = "edit_text"
     public static let editSHA256 = "edit_sha256"
@@ -25,6 +27,10 @@ public enum ResultsKeys {
     public static let suiteName = "suite_name"
     public static let suiteVersion = "suite_version"
     public static let dataSHA256 = "data_sha256"
+    /// Comma-separated names of the headline aggregates.
+    public static let headline = "headline"
+    /// Subgroup with the headline aggregates as scalar datasets.
+    public static let aggregates = "aggregates"
 }
 
 /// Provenance of a run, written as attributes of `/runs/<id>`.

@@ -1,4 +1,5 @@
 import BackpackModel
+import BackpackIO
 import Foundation
 import Testing
 import TestSupport
@@ -41,10 +42,10 @@ import TestSupport
         try FileManager.default.createDirectory(at: input, withIntermediateDirectories: true)
         let link = parent.appendingPathComponent("link")
         try FileManager.default.createSymbolicLink(at: link, withDestinationURL: input)
-        #expect(throws: ModelError.self) {
+        #expect(throws: OutputError.self) {
             try AtomicOutput.checkNotInput(link.appendingPathComponent("edited/deeper"), inputs: [input])
         }
-        #expect(throws: ModelError.self) {
+        #expect(throws: OutputError.self) {
             try AtomicOutput.checkNotInput(input.appendingPathComponent("edited"), inputs: [link])
         }
         try AtomicOutput.checkNotInput(parent.appendingPathComponent("elsewhere"), inputs: [link])

@@ -1,5 +1,13 @@
 import Foundation
 
+/// An output that cannot be written: the path and the reason.
+public struct OutputError: Error, CustomStringConvertible, Sendable {
+    public let file: String
+    public let reason: String
+    public init(file: String, reason: String) { self.file = file; self.reason = reason }
+    public var description: String { "\(file): \(reason)" }
+}
+
 /// Outputs are written beside their target under a temporary name and renamed into place, so
 /// an interrupted run leaves either nothing or the previous complete version — never half a file.
 public enum AtomicOutput {
@@ -51,7 +59,7 @@ public enum AtomicOutput {
         do {
             try data.write(to: temp)
             if rename(temp.path, target.path) != 0 {
-                throw ModelError(file: target.path, reason: "cannot rename the finished output into place: \(String(cString: strerror(errno)))")
+                throw OutputError(file: target.path, reason: "cannot rename the finished output into place: \(String(cString: strerror(errno)))")
             }
         } catch {
             try? FileManager.default.removeItem(at: temp)
@@ -65,7 +73,7 @@ public enum AtomicOutput {
         for input in inputs {
             let path = realPath(input)
             if out == path || path.hasPrefix(out + "/") || out.hasPrefix(path + "/") {
-                throw ModelError(file: output.path, reason: "refusing to write into or over the input \(input.path); choose another output path")
+                throw OutputError(file: output.path, reason: "refusing to write into or over the input \(input.path); choose another output path")
             }
         }
     }

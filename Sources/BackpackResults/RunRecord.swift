@@ -1,0 +1,171 @@
+import Foundation
+
+// The one record type of an evaluation run, and its writer and reader: every name of the layout
+// (LAYOUT.md) is used here and in `ResultsKeys`, nowhere else. `backpack eval` builds a
+// `RunRecord` and appends it; `backpack report` reads one back.
+
+/// A per-item array of a suite's results.
+public enum ResultArray: Sendable, Equatable {
+    case doubles([Double])
+    case ints([Int64])
+    case strings([String])
+    public var count: Int {
+        switch self { case .doubles(let v): v.count; case .ints(let v): v.count; case .strings(let v): v.count }
+    }
+}
+
+/// An aggregate or descriptive value of a suite's results.
+public enum ResultScalar: Sendable, Equatable {
+    case double(Double), int(Int), string(String)
+    public var doubleValue: Double? {
+        switch self { case .double(let d): d; case .int(let i): Double(i); case .string: nil }
+    }
+}
+
+/// One suite's results on one model variant: `/runs/<id>/<variant>/<suite>`.
+public struct SuiteResult: Sendable {
+    public var suiteName: String
+    public var suiteVersion: String
+    public var dataSHA256: String
+    /// Aggregates and descriptive attributes, in order.
+    public var attributes: [(name: String, value: ResultScalar)] = []
+    /// Per-item datasets, in order.
+    public var datasets: [(name: String, values: ResultArray)] = []
+    /// Aggregates shown in summaries; also written as scalar datasets under `aggregates/`.
+    public var headline: [String] = []
+
+    public init(suiteName: String, suiteVersion: String, dataSHA256: String) {
+        self.suiteName = suiteName; self.suiteVersion = suiteVersion; self.dataSHA256 = dataSHA256
+    }
+    public subscript(_ name: String) -> ResultScalar? { attributes.first { $0.name == name }?.value }
+    public func dataset(_ name: String) -> ResultArray? { datasets.first { $0.name == name }?.values }
+    /// The headline metrics with their values, in order.
+    public var headlineValues: [(String, Double)] { headline.compactMap { h in self[h]?.doubleValue.map { (h, $0) } } }
+
+    public mutating func set(_ name: String, _ v: Double, headline: Bool = false) {
+        attributes.append((name, .double(v))); if headline { self.headline.append(name) }
+    }
+    public mutating func set(_ name: String, _ v: Int) { attributes.append((name, .int(v))) }
+    public mutating func set(_ name: String, _ v: String) { attributes.append((name, .string(v))) }
+    public mutating func add(_ name: String, _ v: [Double]) { datasets.append((name, .doubles(v))) }
+    public mutating func add(_ name: String, ints v: [Int]) { datasets.append((name, .ints(v.map(Int64.init)))) }
+    public mutating func add(_ name: String, strings v: [String]) { datasets.append((name, .strings(v))) }
+}
+
+/// `/runs/<id>/<variant>`: the base model or one edit, with its suites.
+public struct VariantResults: Sendable {
+    public var variant: String
+    public var editText: String
+    public var editSHA256: String
+    public var suites: [SuiteResult]
+    public init(variant: String, editText: String, editSHA256: String, suites: [SuiteResult]) {
+        self.variant = variant; self.editText = editText; self.editSHA256 = editSHA256; self.suites = suites
+    }
+}
+
+/// `/runs/<id>`: one invocation of `backpack eval`.
+public struct RunRecord: Sendable {
+    public var id: String
+    public var provenance: RunProvenance
+    public var commandLine: String
+    public var elapsedSeconds: Double
+    public var variants: [VariantResults]
+    public init(id: String = "", provenance: RunProvenance, commandLine: String, elapsedSeconds: Double, variants: [VariantResults]) {
+        self.id = id; self.provenance = provenance; self.commandLine = commandLine
+        self.elapsedSeconds = elapsedSeconds; self.variants = variants
+    }
+}
+
+extension ResultsFile {
+    /// Appends the run (crash-safe, see `append(to:runID:_:)`); returns its id.
+    @discardableResult
+    public static func append(_ record: RunRecord, to url: URL, runID: String? = nil) throws -> String {
+        try append(to: url, runID: runID) { run in try RunWriter.write(record, to: run) }
+    }
+
+    /// The run `/runs/<id>` with every attribute and dataset.
+    public func record(_ id: String) throws -> RunRecord {
+        try RunReader.read(try run(id), id: id)
+    }
+}
+
+enum RunWriter {
+    static func write(_ record: RunRecord, to run: H5Group) throws {
+        try record.provenance.write(to: run)
+        try run.setAttribute(ResultsKeys.commandLine, record.commandLine)
+        try run.setAttribute(ResultsKeys.elapsedSeconds, record.elapsedSeconds)
+        for v in record.variants {
+            let g = try run.createGroup(v.variant)
+            try g.setAttribute(ResultsKeys.editText, v.editText)
+            try g.setAttribute(ResultsKeys.editSHA256, v.editSHA256)
+            for s in v.suites {
+                let sg = try g.createGroup(s.suiteName)
+                try sg.setAttribute(ResultsKeys.suiteName, s.suiteName)
+                try sg.setAttribute(ResultsKeys.suiteVersion, s.suiteVersion)
+                try sg.setAttribute(ResultsKeys.dataSHA256, s.dataSHA256)
+                try sg.setAttribute(ResultsKeys.headline, s.headline.joined(separator: ","))
+                for (name, value) in s.attributes {
+                    switch value {
+                    case .double(let d): try sg.setAttribute(name, d)
+                    case .int(let i): try sg.setAttribute(name, i)
+                    case .string(let t): try sg.setAttribute(name, t)
+                    }
+                }
+                for (name, values) in s.datasets {
+                    switch values {
+                    case .doubles(let d): try sg.write(name, doubles: d)
+                    case .ints(let i): try sg.write(name, int64s: i)
+                    // HDF5 has no empty variable-length string dataset h5py reads back cleanly: an empty list is left out.
+                    case .strings(let t): if !t.isEmpty { try sg.write(name, strings: t) }
+                    }
+                }
+                let scalars = try sg.createGroup(ResultsKeys.aggregates)
+                for h in s.headline { if let d = s[h]?.doubleValue { try scalars.write(h, scalar: d) } }
+            }
+        }
+    }
+}
+
+enum RunReader {
+    /// Attributes of a suite group that are layout, not results.
+    static let suiteKeys: Set<String> = [ResultsKeys.suiteName, ResultsKeys.suiteVersion, ResultsKeys.dataSHA256, ResultsKeys.headline]
+
+    static func read(_ run: H5Group, id: String) throws -> RunRecord {
+        func string(_ g: H5Group, _ key: String) throws -> String { g.hasAttribute(key) ? try g.stringAttribute(key) : "" }
+        let elapsed = run.hasAttribute(ResultsKeys.elapsedSeconds) ? try run.doubleAttribute(ResultsKeys.elapsedSeconds) : .nan
+        var variants: [VariantResults] = []
+        for name in try run.groupNames() {
+            let vg = try run.group(name)
+            var suites: [SuiteResult] = []
+            for sname in try vg.groupNames() {
+                let sg = try vg.group(sname)
+                var s = SuiteResult(suiteName: try string(sg, ResultsKeys.suiteName), suiteVersion: try string(sg, ResultsKeys.suiteVersion),
+                                    dataSHA256: try string(sg, ResultsKeys.dataSHA256))
+                if s.suiteName.isEmpty { s.suiteName = sname }
+                s.headline = try string(sg, ResultsKeys.headline).split(separator: ",").map(String.init)
+                // Attributes come back in name order (HDF5 does not keep their creation order here).
+                for key in try sg.attributeNames() where !suiteKeys.contains(key) {
+                    switch try sg.attribute(key) {
+                    case .double(let d): s.attributes.append((key, .double(d)))
+                    case .int(let i): s.attributes.append((key, .int(i)))
+                    case .string(let t): s.attributes.append((key, .string(t)))
+                    default: continue
+                    }
+                }
+                for dname in try sg.datasetNames() {
+                    switch try sg.datasetInfo(dname).element {
+                    case .float: s.datasets.append((dname, .doubles(try sg.readDoubles(dname).values)))
+                    case .integer: s.datasets.append((dname, .ints(try sg.readInt64s(dname).values)))
+                    case .string: s.datasets.append((dname, .strings(try sg.readStrings(dname))))
+                    default: continue
+                    }
+                }
+                suites.append(s)
+            }
+            variants.append(VariantResults(variant: name, editText: try string(vg, ResultsKeys.editText),
+                                           editSHA256: try string(vg, ResultsKeys.editSHA256), suites: suites))
+        }
+        return RunRecord(id: id, provenance: try RunProvenance(reading: run), commandLine: try string(run, ResultsKeys.commandLine),
+                         elapsedSeconds: elapsed, variants: variants)
+    }
+}
