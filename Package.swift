@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "BackpackEvaluation", targets: ["BackpackEvaluation"]),
         .library(name: "BackpackResults", targets: ["BackpackResults"]),
         .library(name: "BackpackIO", targets: ["BackpackIO"]),
+        .library(name: "BackpackYAML", targets: ["BackpackYAML"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -31,6 +32,8 @@ let package = Package(
 
         // One JSON reader (order-keeping, depth-bounded), strict for safetensors, lenient for tokenizers.
         .target(name: "BackpackJSON"),
+        // The one YAML layer: reader with file:line:column errors, word lists, pair lists.
+        .target(name: "BackpackYAML", dependencies: [.product(name: "Yams", package: "Yams")]),
         // Files written whole or not at all (temporary sibling + rename), and output checks.
         .target(name: "BackpackIO"),
         .target(name: "BackpackCheckpoint",
@@ -40,14 +43,14 @@ let package = Package(
                 exclude: ["GPT2/README.md"], resources: [.copy("GPT2/encoder.json"), .copy("GPT2/vocab.bpe")]),
         .target(name: "BackpackModel", dependencies: ["BackpackCheckpoint", "BackpackTokenizer", "CBLAS"]),
         .target(name: "BackpackEditing",
-                dependencies: ["BackpackModel", "BackpackTokenizer", "BackpackCheckpoint", "BackpackIO",
+                dependencies: ["BackpackModel", "BackpackTokenizer", "BackpackCheckpoint", "BackpackIO", "BackpackYAML",
                                .product(name: "Yams", package: "Yams")]),
         .target(name: "BackpackEvaluation",
-                dependencies: ["BackpackModel", "BackpackTokenizer", "BackpackEditing", "BackpackResults",
+                dependencies: ["BackpackModel", "BackpackTokenizer", "BackpackEditing", "BackpackResults", "BackpackYAML",
                                .product(name: "Yams", package: "Yams")]),
         .target(name: "BackpackResults", dependencies: ["CHDF5", "BackpackIO"], exclude: ["LAYOUT.md"]),
         .executableTarget(name: "BackpackCLI",
-                          dependencies: ["BackpackCheckpoint", "BackpackTokenizer", "BackpackModel", "BackpackIO",
+                          dependencies: ["BackpackCheckpoint", "BackpackTokenizer", "BackpackModel", "BackpackIO", "BackpackYAML",
                                          "BackpackEditing", "BackpackEvaluation", "BackpackResults",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")]),
 

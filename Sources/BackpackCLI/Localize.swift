@@ -1,6 +1,7 @@
 import ArgumentParser
 import BackpackEditing
 import BackpackModel
+import BackpackYAML
 import Foundation
 
 struct Localize: ParsableCommand {
@@ -25,10 +26,7 @@ struct Localize: ParsableCommand {
         let a = try singleToken(tokenizer, pairWords[0], space: true), b = try singleToken(tokenizer, pairWords[1], space: true)
         var list: [String]
         if FileManager.default.fileExists(atPath: words) {
-            let text = try String(contentsOfFile: words, encoding: .utf8)
-            list = text.split(separator: "\n").map { line in
-                String(line.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first ?? "").trimmingCharacters(in: .whitespaces)
-            }.filter { !$0.isEmpty }
+            list = try WordListFile.read(URL(fileURLWithPath: words), place: nil).map(\.word)
         } else {
             list = words.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         }

@@ -1,4 +1,5 @@
 import BackpackCheckpoint
+import BackpackYAML
 import Foundation
 import Yams
 
@@ -7,24 +8,10 @@ import Yams
 // that needs the model (senses < k, words in the vocabulary) is checked by `Editor.resolve`
 // before any computation. Every error says `file:line:column: message` and the expected form.
 
-/// A place in an edit file (1-based, as libyaml counts: columns in Unicode scalars).
-public struct SourcePlace: Sendable, Equatable, CustomStringConvertible {
-    public let file: String
-    public let line: Int
-    public let column: Int
-    public init(file: String, line: Int, column: Int) { self.file = file; self.line = line; self.column = column }
-    public var description: String { "\(file):\(line):\(column)" }
-}
-
-/// An error in an edit file (or in something it names): where, and what was expected.
-public struct EditError: Error, CustomStringConvertible, Sendable {
-    public let place: SourcePlace?
-    public let file: String
-    public let message: String
-    public init(_ place: SourcePlace, _ message: String) { self.place = place; file = place.file; self.message = message }
-    public init(file: String, _ message: String) { place = nil; self.file = file; self.message = message }
-    public var description: String { "\(place.map { $0.description } ?? file): \(message)" }
-}
+/// Places and errors of edit files are the YAML layer's (BackpackYAML): one error type for every
+/// YAML file the project reads.
+public typealias SourcePlace = BackpackYAML.SourcePlace
+public typealias EditError = YAMLError
 
 /// A word as written in an edit file, or a raw token id (`{token: 383}`).
 public enum WordRef: Sendable, Equatable {
@@ -146,24 +133,12 @@ public struct EditFile: Sendable {
     public let interventions: [Intervention]
 
     public static func load(_ url: URL) throws -> EditFile {
-        let data: Data
-        do { data = try Data(contentsOf: url) } catch {
-            throw EditError(file: url.path, "cannot read the edit file (\(error.localizedDescription))")
-        }
-        guard let text = String(data: data, encoding: .utf8) else {
-            throw EditError(file: url.path, "not UTF-8 text; expected a YAML edit file (schema: \(schema))")
-        }
-        return try parse(text, url: url)
+        try parse(try YAMLReader.text(url, what: "edit file (schema: \(schema))"), url: url)
     }
 
     public static func parse(_ text: String, url: URL) throws -> EditFile {
         let file = url.path
-        let root: Node?
-        do { root = try Yams.compose(yaml: text) } catch let error as YamlError {
-            throw yamlError(error, file: file)
-        } catch {
-            throw EditError(file: file, "not valid YAML (\(error))")
-        }
+        let root = try YAMLReader.compose(text, file: file)
         guard let root else { throw EditError(file: file, "empty file; expected a mapping with `schema: \(schema)` and `interventions:`") }
         let r = Reader(file: file)
         let top = try r.mapping(root, "the edit file",
@@ -191,78 +166,12 @@ public struct EditFile: Sendable {
         return EditFile(url: url, text: text, sha256: FileDigest.sha256(data: Data(text.utf8)), name: name,
                         description: description, references: references, interventions: interventions)
     }
-
-    static func yamlError(_ error: YamlError, file: String) -> EditError {
-        switch error {
-        case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _):
-            return EditError(SourcePlace(file: file, line: mark.line, column: mark.column), "YAML syntax: \(problem)")
-        default:
-            return EditError(file: file, "not valid YAML (\(error))")
-        }
-    }
 }
 
-/// Reads typed values out of Yams nodes, with the node's place in every error.
-struct Reader {
-    let file: String
+/// The edit-file vocabulary on top of the YAML layer's readers.
+typealias Reader = YAMLReader
 
-    func place(_ node: Node) -> SourcePlace {
-        SourcePlace(file: file, line: node.mark?.line ?? 0, column: node.mark?.column ?? 0)
-    }
-
-    func describe(_ node: Node) -> String {
-        switch node {
-        case .scalar(let s): return "'\(s.string)'"
-        case .mapping: return "a mapping"
-        case .sequence: return "a list"
-        case .alias: return "an alias"
-        }
-    }
-
-    func mapping(_ node: Node, _ what: String, allowed: [String], form: String) throws -> [String: Node] {
-        guard case .mapping(let m) = node else {
-            throw EditError(place(node), "\(what): expected \(form), found \(describe(node))")
-        }
-        var out: [String: Node] = [:]
-        for (key, value) in m {
-            guard case .scalar(let k) = key else { throw EditError(place(key), "\(what): keys must be plain words") }
-            guard allowed.contains(k.string) else {
-                throw EditError(place(key), "\(what): unknown key '\(k.string)'; expected one of \(allowed.joined(separator: ", "))")
-            }
-            if out[k.string] != nil { throw EditError(place(key), "\(what): key '\(k.string)' appears twice") }
-            out[k.string] = value
-        }
-        return out
-    }
-
-    func sequence(_ node: Node, _ what: String, form: String) throws -> [Node] {
-        guard case .sequence(let s) = node else {
-            throw EditError(place(node), "\(what): expected \(form), found \(describe(node))")
-        }
-        return Array(s)
-    }
-
-    func string(_ node: Node, _ what: String) throws -> String {
-        guard case .scalar(let s) = node else {
-            throw EditError(place(node), "\(what): expected a string, found \(describe(node))")
-        }
-        return s.string
-    }
-
-    func int(_ node: Node, _ what: String) throws -> Int {
-        guard case .scalar(let s) = node, s.style == .plain, let v = Int(s.string) else {
-            throw EditError(place(node), "\(what): expected an integer, found \(describe(node))")
-        }
-        return v
-    }
-
-    func number(_ node: Node, _ what: String) throws -> Float {
-        guard case .scalar(let s) = node, s.style == .plain, let v = Double(s.string), v.isFinite else {
-            throw EditError(place(node), "\(what): expected a finite number, found \(describe(node))")
-        }
-        return Float(v)
-    }
-
+extension YAMLReader {
     /// `word` or `{token: ID}`.
     func word(_ node: Node, _ what: String) throws -> WordRef {
         if case .mapping = node {

@@ -1,7 +1,7 @@
 import BackpackModel
 import BackpackTokenizer
 import Foundation
-import Yams
+import BackpackYAML
 
 // Resolution: every name in an edit file becomes token ids, sense indices and loaded suites,
 // checked against the model's config and tokenizer BEFORE any computation.
@@ -138,39 +138,7 @@ struct Resolver {
         switch source {
         case .inline(let list): return try resolvePairs(list, dropped: &dropped)
         case .file(let path, let place):
-            let url = WordList.resolvePath(path, relativeTo: base)
-            guard let data = try? Data(contentsOf: url) else { throw EditError(place, "cannot read the pairs file \(url.path)") }
-            var words: [(String, String)] = []
-            if url.pathExtension.lowercased() == "json" {
-                guard let json = try? JSONSerialization.jsonObject(with: data) else {
-                    throw EditError(place, "pairs file \(url.path): not valid JSON")
-                }
-                func find(_ v: Any) -> [[String]]? {
-                    if let list = v as? [[String]] { return list }
-                    if let dict = v as? [String: Any] {
-                        if let d = dict["definitional_pairs"] as? [[String]] { return d }
-                        for key in dict.keys.sorted() { if let f = find(dict[key] as Any) { return f } }
-                    }
-                    return nil
-                }
-                guard let list = find(json) else {
-                    throw EditError(place, "pairs file \(url.path): expected a JSON list of pairs, or an object holding `definitional_pairs`")
-                }
-                for p in list {
-                    guard p.count == 2 else { throw EditError(place, "pairs file \(url.path): expected pairs of two words, found \(p)") }
-                    words.append((p[0], p[1]))
-                }
-            } else {
-                let text = String(decoding: data, as: UTF8.self)
-                for line in text.split(separator: "\n") {
-                    let body = line.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
-                    let parts = body.split(whereSeparator: { $0 == " " || $0 == "," || $0 == "\t" })
-                    if parts.isEmpty { continue }
-                    guard parts.count == 2 else { throw EditError(place, "pairs file \(url.path): expected two words per line, found '\(line)'") }
-                    words.append((String(parts[0]), String(parts[1])))
-                }
-            }
-            if words.isEmpty { throw EditError(place, "pairs file \(url.path): no pairs") }
+            let words = try PairListFile.read(WordListFile.resolve(path, relativeTo: base), place: place)
             return try resolvePairs(words.map { (.word($0.0, place), .word($0.1, place)) }, dropped: &dropped)
         }
     }
@@ -228,7 +196,7 @@ struct Resolver {
         case .add(let d, let amount): operation = .add(try direction(d, base: base, dropped: &droppedPairs), amount: amount)
         case .fitScale(let path, let a, let b, let place):
             guard tokenizer != nil else { throw EditError(place, "fit_scale needs a tokenizer (its prompts are text)") }
-            let url = WordList.resolvePath(path, relativeTo: base)
+            let url = WordListFile.resolve(path, relativeTo: base)
             guard FileManager.default.fileExists(atPath: url.path) else {
                 throw EditError(place, "fit_scale suite \(url.path) does not exist (paths are relative to the edit file)")
             }

@@ -1,30 +1,31 @@
 import BackpackCheckpoint
+import BackpackEditing
 import BackpackModel
 import BackpackTokenizer
 import BackpackResults
+import BackpackYAML
 import Foundation
 
+/// A pronoun_bias suite's definition: the one pronoun-suite reader (BackpackEditing's
+/// PronounSuite, shared with fit_scale).
 public struct PronounBiasConfig: Sendable {
-    public var placeholder: String
-    public var pair: (String, String)
+    public var definition: PronounSuite
+    public var placeholder: String { definition.placeholder }
+    public var pair: (String, String) { definition.pair }
+    public var prompts: [String] { definition.prompts }
     public var nouns: [String]
-    public var prompts: [String]
-    public var dataFiles: [URL]
+    public var dataFiles: [URL] { definition.files }
 
     init(_ doc: SuiteDocument) throws {
-        placeholder = try doc.optionalString("placeholder") ?? "PROFESSION"
-        let p = try doc.strings("pair")
-        guard p.count == 2 else { throw doc.error(doc.node("pair"), "'pair' must list exactly two words, e.g. [he, she]") }
-        pair = (p[0], p[1])
-        let (n, nounFile) = try doc.listOrFile("nouns")
-        guard !n.isEmpty else { throw doc.error(doc.node("nouns"), "'nouns' is empty") }
-        nouns = n
-        prompts = try doc.strings("prompts")
-        guard !prompts.isEmpty else { throw doc.error(doc.node("prompts"), "'prompts' is empty") }
-        for (i, prompt) in prompts.enumerated() where !prompt.contains(placeholder) {
-            throw doc.error(doc.node("prompts")?.sequence?[i], "prompt '\(prompt)' does not contain the placeholder '\(placeholder)'")
+        if doc.node("pair") == nil { throw doc.error(nil, "missing key 'pair'") }
+        if doc.node("nouns") == nil { throw doc.error(nil, "missing key 'nouns'") }
+        definition = try PronounSuite.load(doc.url)
+        nouns = try definition.nouns.map { ref in
+            guard case .word(let w, _) = ref else {
+                throw SuiteError(ref.place, "nouns: a pronoun_bias suite lists words, found a token id")
+            }
+            return w
         }
-        dataFiles = [doc.url] + (nounFile.map { [$0] } ?? [])
     }
 }
 
@@ -60,9 +61,10 @@ public struct PronounBiasSuite: PreparedSuite {
         keptNouns = kept; skippedNouns = skipped
         var texts: [String] = [], nouns: [String] = [], ids: [[Int]] = []
         for noun in kept {
+            let nounID = tokenizer.encode(" " + noun)
             for template in config.prompts {
-                let text = template.replacingOccurrences(of: config.placeholder, with: noun)
-                let t = tokenizer.encode(text)
+                let text = config.definition.text(prompt: template, noun: noun)
+                let t = config.definition.ids(prompt: template, word: nounID, tokenizer: tokenizer)
                 guard !t.isEmpty, t.count <= model.nPositions else {
                     throw SuiteError(file: suite.file.path, reason: "prompt '\(text)' has \(t.count) tokens (1 to \(model.nPositions) allowed)")
                 }

@@ -1,21 +1,9 @@
+import BackpackYAML
 import Foundation
 import Yams
 
-/// An error in a suite file or its data, naming the file and (where known) line and column.
-public struct SuiteError: Error, CustomStringConvertible, Sendable {
-    public let file: String
-    public let line: Int?
-    public let column: Int?
-    public let reason: String
-    public init(file: String, line: Int? = nil, column: Int? = nil, reason: String) {
-        self.file = file; self.line = line; self.column = column; self.reason = reason
-    }
-    public var description: String {
-        var place = file
-        if let line { place += ":\(line)" ; if let column { place += ":\(column)" } }
-        return "\(place): \(reason)"
-    }
-}
+/// An error in a suite file or its data: the YAML layer's one error type (file:line:column).
+public typealias SuiteError = YAMLError
 
 /// The top-level mapping of a suite YAML file, with lookups that report file:line:column.
 public struct SuiteDocument {
@@ -24,22 +12,12 @@ public struct SuiteDocument {
     let rootMark: Mark?
 
     public init(url: URL) throws {
-        let text: String
-        do { text = try String(contentsOf: url, encoding: .utf8) } catch {
-            throw SuiteError(file: url.path, reason: "cannot read suite file: \(error.localizedDescription)")
-        }
-        try self.init(text: text, url: url)
+        try self.init(text: try YAMLReader.text(url, what: "suite file"), url: url)
     }
 
     public init(text: String, url: URL) throws {
         self.url = url
-        let node: Node?
-        do { node = try Yams.compose(yaml: text) } catch let error as YamlError {
-            throw SuiteError(file: url.path, reason: "invalid YAML: \(error)")
-        } catch {
-            throw SuiteError(file: url.path, reason: "invalid YAML: \(error)")
-        }
-        guard let node, let mapping = node.mapping else {
+        guard let node = try YAMLReader.compose(text, file: url.path), let mapping = node.mapping else {
             throw SuiteError(file: url.path, line: 1, column: 1, reason: "a suite file must be a YAML mapping (suite, version, kind, ...)")
         }
         root = mapping; rootMark = node.mark
@@ -98,16 +76,9 @@ public struct SuiteDocument {
         if n.sequence != nil { return (try stringList(n, key), nil) }
         if let m = n.mapping, let f = m["file"] {
             guard let path = f.scalar?.string else { throw error(f, "'\(key).file' must be a path") }
-            let url = URL(fileURLWithPath: path, relativeTo: self.url.deletingLastPathComponent()).standardizedFileURL
-            let text: String
-            do { text = try String(contentsOf: url, encoding: .utf8) } catch {
-                throw self.error(f, "cannot read '\(url.path)': \(error.localizedDescription)")
-            }
-            let values = text.split(whereSeparator: \.isNewline).compactMap { line -> String? in
-                let body = line.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
-                let t = body.trimmingCharacters(in: .whitespaces)
-                return t.isEmpty ? nil : t
-            }
+            let url = WordListFile.resolve(path, relativeTo: self.url)
+            let place = SourcePlace(file: self.url.path, line: f.mark?.line ?? 0, column: f.mark?.column ?? 0)
+            let values = try WordListFile.read(url, place: place).map(\.word)
             return (values, url)
         }
         throw error(n, "'\(key)' must be a list or {file: PATH}")

@@ -1,0 +1,97 @@
+import Foundation
+import Yams
+
+/// Reads typed values out of Yams nodes, with the node's place in every error. Edit files and
+/// suite files both read through it; nothing else in the project parses YAML.
+public struct YAMLReader: Sendable {
+    public let file: String
+    public init(file: String) { self.file = file }
+
+    /// The document's root node: a syntax error names its line and column.
+    public static func compose(_ text: String, file: String) throws -> Node? {
+        do { return try Yams.compose(yaml: text) } catch let error as YamlError {
+            switch error {
+            case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _):
+                throw YAMLError(SourcePlace(file: file, line: mark.line, column: mark.column), "invalid YAML syntax: \(problem)")
+            default:
+                throw YAMLError(file: file, "invalid YAML (\(error))")
+            }
+        } catch {
+            throw YAMLError(file: file, "invalid YAML (\(error))")
+        }
+    }
+
+    /// The file's text (UTF-8), or an error naming it and what it was read for.
+    public static func text(_ url: URL, what: String) throws -> String {
+        let data: Data
+        do { data = try Data(contentsOf: url) } catch {
+            throw YAMLError(file: url.path, "cannot read the \(what) (\(error.localizedDescription))")
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw YAMLError(file: url.path, "not UTF-8 text; expected a YAML \(what)")
+        }
+        return text
+    }
+
+    public func place(_ node: Node) -> SourcePlace {
+        SourcePlace(file: file, line: node.mark?.line ?? 0, column: node.mark?.column ?? 0)
+    }
+
+    public func describe(_ node: Node) -> String {
+        switch node {
+        case .scalar(let s): return "'\(s.string)'"
+        case .mapping: return "a mapping"
+        case .sequence: return "a list"
+        case .alias: return "an alias"
+        }
+    }
+
+    /// A mapping whose keys are plain words from `allowed` (a typo is an error listing them), each once.
+    public func mapping(_ node: Node, _ what: String, allowed: [String], form: String) throws -> [String: Node] {
+        guard case .mapping(let m) = node else {
+            throw YAMLError(place(node), "\(what): expected \(form), found \(describe(node))")
+        }
+        var out: [String: Node] = [:]
+        for (key, value) in m {
+            guard case .scalar(let k) = key else { throw YAMLError(place(key), "\(what): keys must be plain words") }
+            guard allowed.contains(k.string) else {
+                throw YAMLError(place(key), "\(what): unknown key '\(k.string)'; expected one of \(allowed.joined(separator: ", "))")
+            }
+            if out[k.string] != nil { throw YAMLError(place(key), "\(what): key '\(k.string)' appears twice") }
+            out[k.string] = value
+        }
+        return out
+    }
+
+    public func sequence(_ node: Node, _ what: String, form: String) throws -> [Node] {
+        guard case .sequence(let s) = node else {
+            throw YAMLError(place(node), "\(what): expected \(form), found \(describe(node))")
+        }
+        return Array(s)
+    }
+
+    public func string(_ node: Node, _ what: String) throws -> String {
+        guard case .scalar(let s) = node else {
+            throw YAMLError(place(node), "\(what): expected a string, found \(describe(node))")
+        }
+        return s.string
+    }
+
+    public func int(_ node: Node, _ what: String) throws -> Int {
+        guard case .scalar(let s) = node, s.style == .plain, let v = Int(s.string) else {
+            throw YAMLError(place(node), "\(what): expected an integer, found \(describe(node))")
+        }
+        return v
+    }
+
+    /// A number that is finite in the Float precision it is used in (1e39 overflows Float to infinity).
+    public func number(_ node: Node, _ what: String) throws -> Float {
+        guard case .scalar(let s) = node, s.style == .plain, let v = Double(s.string), v.isFinite else {
+            throw YAMLError(place(node), "\(what): expected a finite number, found \(describe(node))")
+        }
+        guard Float(v).isFinite else {
+            throw YAMLError(place(node), "\(what): \(s.string) does not fit in a 32-bit float (largest magnitude \(Float.greatestFiniteMagnitude)); expected a finite number")
+        }
+        return Float(v)
+    }
+}
