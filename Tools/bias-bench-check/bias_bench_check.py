@@ -388,6 +388,17 @@ def sha256(path):
     return h.hexdigest()
 
 
+def strict_json(x):
+    """NaN (an empty domain's mean) as null: JSON has no NaN."""
+    if isinstance(x, float) and x != x:
+        return None
+    if isinstance(x, dict):
+        return {k: strict_json(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [strict_json(v) for v in x]
+    return x
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=os.path.join(REPO, "Models", "backpack-demo"))
@@ -396,7 +407,7 @@ def main():
     ap.add_argument("--max-pairs", type=int, default=None, help="first N CrowS-Pairs rows (Swift: max_pairs)")
     ap.add_argument("--max-examples", type=int, default=None, help="first N StereoSet intrasentence examples")
     ap.add_argument("--skip-stereoset", action="store_true")
-    ap.add_argument("--per-pair", action="store_true", help="include every pair's two scores in the JSON")
+    ap.add_argument("--per-pair", action="store_true", help="include every CrowS pair's two scores and every StereoSet example's three in the JSON")
     ap.add_argument("--json", default=None, help="write the numbers here (via a temporary file and rename)")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
@@ -428,7 +439,8 @@ def main():
         r.pop("pairs")
         crows["by_bias_type"][t] = r
     if args.per_pair:
-        crows["pairs"] = pairs
+        crows["sent_more_scores"] = [p["sent_more_score"] for p in pairs]
+        crows["sent_less_scores"] = [p["sent_less_score"] for p in pairs]
     out["crows_pairs"] = crows
 
     print(f"CrowS-Pairs ({args.crows}), bias-bench causal-LM scoring; rounded as bias-bench prints:")
@@ -450,6 +462,11 @@ def main():
         results = ScoreEvaluator(clusters, predictions).results
         out["stereoset"] = {"data_sha256": sha256(args.stereoset), "max_examples": args.max_examples,
                             "examples": len(clusters), "intrasentence": dict(results["intrasentence"])}
+        if args.per_pair:
+            score = {p["id"]: p["score"] for p in predictions}
+            out["stereoset"]["scores"] = [
+                [score[next(s.ID for s in c.sentences if s.gold_label == g)]
+                 for g in ["stereotype", "anti-stereotype", "unrelated"]] for c in clusters]
         print(f"StereoSet intrasentence ({args.stereoset}, {len(clusters)} examples), bias-bench scoring:")
         print(f"  {'':12s} {'Count':>6s} {'terms':>6s} {'SS':>10s} {'LMS':>10s} {'ICAT':>10s}")
         for d, s in results["intrasentence"].items():
@@ -459,8 +476,9 @@ def main():
         dest = os.path.abspath(args.json)
         fd, tmp = tempfile.mkstemp(dir=os.path.dirname(dest), prefix=".bias-bench-check-", suffix=".json")
         with os.fdopen(fd, "w") as f:
-            json.dump(out, f, indent=1, sort_keys=False)
+            json.dump(strict_json(out), f, indent=1, allow_nan=False)
             f.write("\n")
+        os.chmod(tmp, 0o644)
         os.replace(tmp, dest)
         print(f"wrote {args.json}")
 
