@@ -27,9 +27,11 @@ let package = Package(
         .target(name: "BackpackTokenizer", dependencies: ["BackpackJSON"]),
         .target(name: "BackpackModel", dependencies: ["BackpackCheckpoint", "BackpackTokenizer", "CBLAS"],
                 swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
+        // HuggingFace/: the modeling code copied into every edited model folder.
         .target(name: "BackpackEditing",
-                dependencies: ["BackpackModel", "BackpackTokenizer", "BackpackCheckpoint",
-                               .product(name: "Yams", package: "Yams")]),
+                dependencies: ["BackpackModel", "BackpackTokenizer", "BackpackCheckpoint", "BackpackJSON",
+                               .product(name: "Yams", package: "Yams")],
+                resources: [.copy("HuggingFace")]),
         .target(name: "BackpackEvaluation",
                 dependencies: ["BackpackModel", "BackpackTokenizer", "BackpackEditing",
                                .product(name: "Yams", package: "Yams")]),
