@@ -355,6 +355,7 @@ public enum EditedCheckpoint {
         let declared = config[editKey]?["sense_overrides"], declaredSHA = config[editKey]?["sense_overrides_sha256"]
         if expectedOverrides > 0 {
             guard case .string(ModelDirectory.overridesFile)? = declared else { throw fail("\(editKey).sense_overrides must name \(ModelDirectory.overridesFile)") }
+            guard FileManager.default.fileExists(atPath: overridesURL.path) else { throw fail("\(ModelDirectory.overridesFile) is declared but missing") }
             guard case .string(let sha)? = declaredSHA, sha == (try FileDigest.sha256(overridesURL)) else {
                 throw fail("\(editKey).sense_overrides_sha256 must be the SHA-256 of \(ModelDirectory.overridesFile)")
             }
