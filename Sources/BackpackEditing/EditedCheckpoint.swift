@@ -102,7 +102,7 @@ public enum EditedCheckpoint {
             try JSONSerialization.data(withJSONObject: manifest, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
                 .write(to: tmp.appendingPathComponent(manifestFile))
 
-            try Data(cardText(outcome, files: files, base: base, target: target, baseModelID: baseModelID,
+            try Data(cardText(outcome, files: files, base: base, baseModelID: baseModelID,
                               license: baseFrontMatter, overridesSHA: overridesSHA, isBackpack: isBackpack,
                               evaluation: card.evaluation, toolVersion: toolVersion).utf8)
                 .write(to: tmp.appendingPathComponent(cardFile))
@@ -267,7 +267,8 @@ public enum EditedCheckpoint {
 
     // MARK: - README.md (model card)
 
-    static func cardText(_ outcome: EditOutcome, files: [EditFile], base: ModelDirectory, target: URL, baseModelID: String?,
+    /// Depends only on the inputs (no output name, no time), so a rewrite gives the same bytes.
+    static func cardText(_ outcome: EditOutcome, files: [EditFile], base: ModelDirectory, baseModelID: String?,
                          license: [String: String], overridesSHA: String?, isBackpack: Bool, evaluation: Evaluation?,
                          toolVersion: String) -> String {
         // Front matter values as JSON strings: valid YAML double-quoted scalars for any text.
@@ -280,7 +281,7 @@ public enum EditedCheckpoint {
         front.append("---")
 
         let baseName = baseModelID.map { "`\($0)`" } ?? "the model in directory `\(base.url.lastPathComponent)`"
-        var body = ["", "# \(target.lastPathComponent)", "",
+        var body = ["", "# \(baseModelID ?? base.url.lastPathComponent), edited with backpack-edit", "",
                     "An edited copy of \(baseName), written by backpack-edit \(toolVersion) (`backpack edit`).", ""]
         body += ["## Loading", ""]
         if isBackpack {
