@@ -253,6 +253,31 @@ def edited_folder_checks(label, bp, base, edited, edits, base_config, probes, ex
         m.eval()(torch.tensor([[0, 1, 2]]))
     expect_refusal(f"{label}: a model built without its overrides refuses to run", from_config, ["not loaded"])
 
+    def hub_cache(name, drop=None):
+        """The folder laid out as huggingface_hub's cache of repo example/NAME, for offline loads."""
+        cache = os.path.join(bp.work, f"hub-{name}")
+        snapshot = os.path.join(cache, f"models--example--{name}", "snapshots", "0" * 40)
+        shutil.copytree(edited, snapshot)
+        if drop:
+            os.remove(os.path.join(snapshot, drop))
+        os.makedirs(os.path.join(cache, f"models--example--{name}", "refs"))
+        with open(os.path.join(cache, f"models--example--{name}", "refs", "main"), "w") as f:
+            f.write("0" * 40)
+        return cache
+
+    def hub():
+        cache = hub_cache(f"{label}-edited")
+        m = load(f"example/{label}-edited", cache_dir=cache, local_files_only=True)
+        ids = torch.tensor([sorted(overridden)[:3] + [1, 2, 3]])
+        with torch.no_grad():
+            d = max_diff(m(ids).logits, model(ids).logits)
+        return d == 0.0 and set(m.sense_overrides) == overridden, (
+            f"repo id through the Hub cache (offline): overrides fetched with hf_hub_download, max|d| logits vs the folder {d:.3g} (exact)")
+    check(f"{label}: Hub repo id loads the overrides", hub)
+    expect_refusal(f"{label}: Hub repo without its overrides file is refused", lambda: load(
+        f"example/{label}-nooverrides", cache_dir=hub_cache(f"{label}-nooverrides", os.path.basename(overrides)),
+        local_files_only=True), ["refusing"])
+
     def resave():
         out = os.path.join(bp.work, f"{label}-resaved")
         model.save_pretrained(out)

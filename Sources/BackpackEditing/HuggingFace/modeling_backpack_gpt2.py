@@ -387,7 +387,7 @@ class BackpackGPT2Model(BackpackGPT2PreTrainedModel):
     def _load_declared_overrides(self, name_or_path, kwargs):
         declared, sha = _declared_overrides(self.config)
         subfolder = kwargs.get("subfolder") or ""
-        folder = os.path.join(os.fspath(name_or_path), subfolder)
+        folder = os.path.join(os.fspath(name_or_path), subfolder) if subfolder else os.fspath(name_or_path)
         if os.path.isdir(folder):
             path = os.path.join(folder, declared or OVERRIDES_FILE)
             if not os.path.isfile(path):
