@@ -38,12 +38,12 @@ AUTO_MAP = {
 CODE_FILES = ["configuration_backpack_gpt2.py", "modeling_backpack_gpt2.py"]
 
 failures = []
+passes = []
 
 
 def report(name, ok, detail=""):
     print(f"{'PASS' if ok else 'FAIL'} {name}" + (f": {detail}" if detail else ""), flush=True)
-    if not ok:
-        failures.append(name)
+    (passes if ok else failures).append(name)
 
 
 def check(name, fn):
@@ -380,7 +380,9 @@ def main():
             print(f"work folder kept for inspection: {work}")
         else:
             shutil.rmtree(work, ignore_errors=True)
-    print(f"{'FAIL' if failures else 'PASS'}: hf-interop, {len(failures)} failed check(s)" + (f": {', '.join(failures)}" if failures else ""))
+    if failures:
+        print("failed: " + "; ".join(failures))
+    print(f"hf-interop: {len(passes)} passed, {len(failures)} failed")
     return 1 if failures else 0
 
 
