@@ -36,6 +36,7 @@ AUTO_MAP = {
     "AutoModelForCausalLM": "modeling_backpack_gpt2.BackpackGPT2LMHeadModel",
 }
 CODE_FILES = ["configuration_backpack_gpt2.py", "modeling_backpack_gpt2.py"]
+CODE_DIR = None  # Sources/BackpackEditing/HuggingFace, set in main
 
 failures = []
 passes = []
@@ -200,6 +201,9 @@ def edited_folder_checks(label, bp, base, edited, edits, base_config, probes, ex
         and config.get("model_type") == "backpack-gpt2" and edit.get("base_model_type") == base_config.get("model_type")
         and all(os.path.isfile(os.path.join(edited, n)) for n in CODE_FILES),
         f"auto_map {config.get('auto_map')}, model_type {config.get('model_type')}"))
+    # the binary ships its build's copy: a stale build would test other code than the sources
+    check(f"{label}: shipped modeling code is the repository's (binary up to date)", lambda: (
+        all(sha256(os.path.join(edited, n)) == sha256(os.path.join(CODE_DIR, n)) for n in CODE_FILES), ""))
     overrides = os.path.join(edited, edit.get("sense_overrides", "sense_overrides.safetensors"))
     check(f"{label}: config declares the overrides file with its SHA-256", lambda: (
         os.path.isfile(overrides) and edit.get("sense_overrides_sha256") == sha256(overrides),
@@ -337,7 +341,8 @@ def main():
     parser.add_argument("--repo", required=True)
     args = parser.parse_args()
     repo = os.path.abspath(args.repo)
-    code_dir = os.path.join(repo, "Sources", "BackpackEditing", "HuggingFace")
+    global CODE_DIR
+    code_dir = CODE_DIR = os.path.join(repo, "Sources", "BackpackEditing", "HuggingFace")
     work = tempfile.mkdtemp(prefix="backpack-hf-interop-")
     try:
         print(f"torch {torch.__version__}, transformers {__import__('transformers').__version__}, work folder {work}")
