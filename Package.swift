@@ -42,9 +42,11 @@ let package = Package(
         .target(name: "BackpackTokenizer", dependencies: ["BackpackJSON"],
                 exclude: ["GPT2/README.md"], resources: [.copy("GPT2/encoder.json"), .copy("GPT2/vocab.bpe")]),
         .target(name: "BackpackModel", dependencies: ["BackpackCheckpoint", "BackpackTokenizer", "CBLAS"]),
+        // HuggingFace/: the modeling code copied into every edited model folder.
         .target(name: "BackpackEditing",
                 dependencies: ["BackpackModel", "BackpackTokenizer", "BackpackCheckpoint", "BackpackIO", "BackpackYAML",
-                               .product(name: "Yams", package: "Yams")]),
+                               "BackpackJSON", .product(name: "Yams", package: "Yams")],
+                resources: [.copy("HuggingFace")]),
         .target(name: "BackpackEvaluation",
                 dependencies: ["BackpackModel", "BackpackTokenizer", "BackpackEditing", "BackpackResults", "BackpackYAML",
                                .product(name: "Yams", package: "Yams")]),
@@ -63,7 +65,7 @@ let package = Package(
                     exclude: ["Fixtures"]),
         .testTarget(name: "EditingTests", dependencies: ["BackpackEditing", "BackpackModel", "TestSupport"],
                     exclude: ["Edits"]),
-        .testTarget(name: "EvaluationTests", dependencies: ["BackpackEvaluation", "BackpackModel", "BackpackResults", "TestSupport"]),
+        .testTarget(name: "EvaluationTests", dependencies: ["BackpackEvaluation", "BackpackModel", "BackpackResults", "BackpackCheckpoint", "TestSupport"]),
         .testTarget(name: "ResultsTests", dependencies: ["BackpackResults", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["BackpackCheckpoint", "TestSupport"]),
 

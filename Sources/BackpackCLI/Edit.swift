@@ -2,23 +2,32 @@ import ArgumentParser
 import BackpackEditing
 import BackpackModel
 import BackpackIO
+import BackpackResults
 import Foundation
 
 struct Edit: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Apply edit files to a model and save the edited checkpoint.",
         discussion: """
-            Writes DIR/config.json, model.safetensors (vocabulary-wide edits folded into the weights),
-            sense_overrides.safetensors (word-level edits: token.<id> of shape (k, d)), edit-manifest.json
-            (the edit files verbatim with SHA-256, the base weights' SHA-256, fitted values, tool version,
-            UTC time) and the tokenizer files. DIR is built beside its final place and renamed; the input
-            directory is never written. Every edit file is validated before anything is computed.
+            Writes a Hugging Face model folder: DIR/config.json (the base's keys verbatim, auto_map set to the
+            shipped modeling code, model_type backpack-gpt2, what the edit adds under backpack_edit),
+            model.safetensors (vocabulary-wide edits folded into the weights), sense_overrides.safetensors
+            (word-level edits: token.<id> of shape (k, d)), configuration_backpack_gpt2.py and
+            modeling_backpack_gpt2.py (load with AutoModelForCausalLM.from_pretrained(DIR,
+            trust_remote_code=True)), edit-manifest.json (the edit files verbatim with SHA-256, the base
+            weights' SHA-256, fitted values, tool version, UTC time), a model card README.md and the
+            tokenizer files. DIR is built beside its final place and renamed; the input directory is never
+            written. Every edit file is validated before anything is computed.
             """)
 
     @OptionGroup var options: ModelOptions
     @OptionGroup var editOptions: EditOptions
     @Option(help: "Output model directory.") var out: String
     @Flag(help: "Only validate the edit files against the model; write nothing.") var check = false
+    @Option(name: .customLong("base-model-id"), help: "Hub id of the base model for the model card (e.g. stanfordnlp/backpack-gpt2).")
+    var baseModelID: String?
+    @Option(help: "Results file (.h5) of `backpack eval`: its latest run's before/after table goes into the model card.")
+    var results: String?
 
     func validate() throws {
         if editOptions.edits.isEmpty { throw ValidationError("give at least one --edit FILE.yaml") }
@@ -32,13 +41,23 @@ struct Edit: ParsableCommand {
         let files = try editOptions.files()
         try Editor.validate(files, config: dir.config, tokenizer: tokenizer)
         if check { print("ok: \(files.count) edit file(s), \(files.reduce(0) { $0 + $1.interventions.count }) intervention(s) valid for \(dir.url.path)"); return }
+        let evaluation = try results.map { try Self.evaluation(URL(fileURLWithPath: $0)) }
         let outcome = try Editor.apply(files, to: try dir.load(), tokenizer: tokenizer)
         try EditedCheckpoint.write(outcome, files: files, base: dir, to: target, toolVersion: Backpack.version,
-                                     tokenizerSource: options.tokenizer.map { URL(fileURLWithPath: $0) })
+                                     tokenizerSource: options.tokenizer.map { URL(fileURLWithPath: $0) },
+                                     card: .init(baseModelID: baseModelID, evaluation: evaluation))
         for r in outcome.records {
             print("\(URL(fileURLWithPath: r.file).lastPathComponent) #\(r.index)\(r.name.map { " (\($0))" } ?? ""): \(r.summary)")
             for s in r.skipped { print("  skipped \(s)") }
         }
         print("wrote \(target.path)")
+    }
+
+    /// The latest run of a results file, as `backpack report` reads and prints it.
+    static func evaluation(_ url: URL) throws -> EditedCheckpoint.Evaluation {
+        let file = try ResultsFile(opening: url)
+        guard let id = try file.runs().last else { throw ValidationError("\(url.path): no runs to put in the model card") }
+        let table = SummaryTable.render(try file.record(id).variants)
+        return .init(file: url.lastPathComponent, runID: id, table: table)
     }
 }

@@ -109,7 +109,11 @@ public struct BackpackConfig: Codable, Sendable, Equatable {
         if let names = architectures, !names.contains(where: { Architecture(rawValue: $0) != nil }) {
             try fail("architectures", "\"BackpackGPT2LMHeadModel\" or \"GPT2LMHeadModel\", found \(names)")
         }
-        if let type = modelType, type != "gpt2" { try fail("model_type", "\"gpt2\", found \"\(type)\"") }
+        // "backpack-gpt2": folders written by `backpack edit` (a type stock transformers cannot load
+        // without the folder's own modeling code, so it never drops the edit).
+        if let type = modelType, type != "gpt2", type != "backpack-gpt2" {
+            try fail("model_type", "\"gpt2\" or \"backpack-gpt2\", found \"\(type)\"")
+        }
         for (key, value) in [("n_embd", nEmbd), ("n_layer", nLayer), ("n_head", nHead),
                              ("n_positions", nPositions), ("vocab_size", vocabSize)] where value <= 0 {
             try fail(key, "a positive integer, found \(value)")

@@ -50,8 +50,24 @@ public struct ModelDirectory: Sendable {
     }
 
     /// Word-level sense edits saved by `backpack edit`: tensors `token.<id>` of shape (k, d).
+    /// When config.json declares them (`backpack_edit.sense_overrides` with its SHA-256, as
+    /// `backpack edit` writes), a missing or different file is an error, never a silent base model.
     public func senseOverrides() throws -> [Int: [Float]] {
         let file = url.appendingPathComponent(Self.overridesFile)
+        let configURL = url.appendingPathComponent("config.json")
+        let raw = try? JSONSerialization.jsonObject(with: Data(contentsOf: configURL))
+        if let edit = (raw as? [String: Any])?["backpack_edit"] as? [String: Any], let declared = edit["sense_overrides"] {
+            guard declared as? String == Self.overridesFile, let sha = edit["sense_overrides_sha256"] as? String else {
+                throw ModelError(file: configURL.path, reason: "key 'backpack_edit': expected sense_overrides \"\(Self.overridesFile)\" with sense_overrides_sha256")
+            }
+            guard FileManager.default.fileExists(atPath: file.path) else {
+                throw ModelError(file: file.path, reason: "missing: config.json declares this file of word-level sense edits; refusing to load the model without its edit")
+            }
+            let actual = try FileDigest.sha256(file)
+            guard actual == sha.lowercased() else {
+                throw ModelError(file: file.path, reason: "SHA-256 is \(actual), config.json (backpack_edit.sense_overrides_sha256) says \(sha); refusing to load an edit that is not the declared one")
+            }
+        }
         guard FileManager.default.fileExists(atPath: file.path) else { return [:] }
         let overrides = try SafetensorsFile(url: file)
         var table: [Int: [Float]] = [:]

@@ -1,3 +1,4 @@
+import BackpackCheckpoint
 import BackpackModel
 import BackpackTokenizer
 import Foundation
@@ -48,7 +49,7 @@ import TestSupport
         let data = try Data(contentsOf: root.appendingPathComponent(Self.goldenFile))
         let golden = try object(try JSONSerialization.jsonObject(with: data), "top level")
         let modelDir = root.appendingPathComponent("Models/backpack-demo")
-        let modelSHA = try DataDigest.combined([modelDir.appendingPathComponent("model.safetensors")])
+        let modelSHA = try FileDigest.combined([modelDir.appendingPathComponent("model.safetensors")])
         try #require(golden["model_sha256"] as? String == modelSHA,
                      "the golden file was made from another model.safetensors; rerun the command in \(Self.goldenFile)")
         let gCrows = try object(golden["crows_pairs"], "crows_pairs"), gStereo = try object(golden["stereoset"], "stereoset")
