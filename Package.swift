@@ -34,9 +34,11 @@ let package = Package(
                 dependencies: ["BackpackModel", "BackpackTokenizer", "BackpackEditing",
                                .product(name: "Yams", package: "Yams")]),
         .target(name: "BackpackResults", dependencies: ["CHDF5"], exclude: ["LAYOUT.md"]),
+        // Hugging Face Hub: the shared model cache and the project's one HTTP download client.
+        .target(name: "BackpackHub", dependencies: ["BackpackCheckpoint", "BackpackJSON"]),
         .executableTarget(name: "BackpackCLI",
                           dependencies: ["BackpackCheckpoint", "BackpackTokenizer", "BackpackModel",
-                                         "BackpackEditing", "BackpackEvaluation", "BackpackResults",
+                                         "BackpackEditing", "BackpackEvaluation", "BackpackResults", "BackpackHub",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")]),
 
         // Locates ../shared and the built `backpack` binary for the test targets.
@@ -51,6 +53,8 @@ let package = Package(
         .testTarget(name: "EvaluationTests", dependencies: ["BackpackEvaluation", "BackpackModel", "TestSupport"]),
         .testTarget(name: "ResultsTests", dependencies: ["BackpackResults", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["BackpackCheckpoint", "TestSupport"]),
+        .testTarget(name: "HubTests", dependencies: ["BackpackHub", "BackpackModel", "TestSupport"],
+                    exclude: ["hub_server.py"]),
 
         // Hostile inputs, size limits, kill-during-write (docs/HARDENING.md).
         .testTarget(name: "HardeningTests",

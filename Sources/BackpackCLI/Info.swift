@@ -5,11 +5,14 @@ import Foundation
 struct Info: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Architecture, parameter counts per part, files and dtypes.")
 
-    @Argument(help: "Model directory. Default: the embedded demo model.")
+    @Argument(help: "Model directory or ORG/NAME[@REVISION] (Hugging Face cache). Default: the embedded demo model.")
     var model: String?
+    @Option(name: .customLong("model"), help: "The same as the argument, spelled as the other commands take it.")
+    var modelOption: String?
 
     func run() throws {
-        let dir = try ModelOptions(model: model).directory()
+        guard model == nil || modelOption == nil else { throw ValidationError("give the model once: as the argument or with --model") }
+        let dir = try ModelOptions(model: model ?? modelOption).directory()
         let c = dir.config
         let parameters = try dir.parameters()
         print("model        \(dir.url.path)")
