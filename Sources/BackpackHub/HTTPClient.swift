@@ -159,6 +159,9 @@ public struct HTTPClient: Sendable {
         defer { sink.close() }
         try run(request, transfer)
         progress?.end(ok: transfer.localError == nil && transfer.transportError == nil)
+        if let error = transfer.localError as? DownloadError, error.kind == .diskFull || error.kind == .notWritable {
+            throw DownloadError(error.kind, "\(label): \(error.description)")
+        }
         if let error = transfer.localError { throw error }
         if let error = transfer.transportError {
             if transfer.head == nil {

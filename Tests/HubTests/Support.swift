@@ -3,36 +3,83 @@ import BackpackHub
 import Foundation
 import Testing
 import TestSupport
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The imitation Hub (hub_server.py beside this file), started per test on a free port of
 /// 127.0.0.1 and stopped by `stop()`; it also exits by itself after `lifetime` seconds.
+///
+/// Started with posix_spawn, not Foundation's Process: Process notices a child's exit through a
+/// descriptor the child inherits, and children started at the same moment by other tests inherit
+/// each other's; a long-lived server holding them would stall those tests' `waitUntilExit` until
+/// it exits. The server closes every inherited descriptor above 2 first thing, which it may do
+/// because Process is not watching it. The signal mask is reset: a test thread's blocked SIGTERM
+/// would otherwise be inherited and `stop()` could not end the server.
 final class HubServer {
-    let process = Process()
+    let pid: pid_t
     let port: Int
     let log: URL
 
     static let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("hub_server.py")
 
-    init(repos: [String: URL], options: [String] = [], in folder: URL, lifetime: Int = 120) throws {
+    init(repos: [String: URL], options: [String] = [], in folder: URL, lifetime: Int = 60) throws {
         log = folder.appendingPathComponent("requests-\(UUID().uuidString.prefix(6)).jsonl")
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", Self.script.path, "--log", log.path, "--lifetime", String(lifetime)]
+        let arguments = ["/usr/bin/env", "python3", Self.script.path, "--log", log.path, "--lifetime", String(lifetime)]
             + repos.flatMap { ["--repo", "\($0.key)=\($0.value.path)"] } + options
-        let out = Pipe()
-        process.standardOutput = out
-        try process.run()
-        // First line: "PORT <n>". At most 200 reads; an early exit gives EOF (empty read).
+        var fds: [Int32] = [0, 0]
+        guard pipe(&fds) == 0 else { throw TestFailure("pipe: \(String(cString: strerror(errno)))") }
+        // Not inherited by the children other tests start meanwhile (dup2 clears it on fd 1).
+        _ = fcntl(fds[0], F_SETFD, FD_CLOEXEC)
+        _ = fcntl(fds[1], F_SETFD, FD_CLOEXEC)
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_adddup2(&actions, fds[1], 1)
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var none = sigset_t(), all = sigset_t()
+        sigemptyset(&none)
+        sigfillset(&all)
+        posix_spawnattr_setsigmask(&attributes, &none)
+        posix_spawnattr_setsigdefault(&attributes, &all)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        let argv = arguments.map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var child: pid_t = 0
+        let spawned = posix_spawn(&child, "/usr/bin/env", &actions, &attributes, argv, environ)
+        close(fds[1])
+        defer { close(fds[0]) }
+        guard spawned == 0 else { throw TestFailure("cannot start hub_server.py: \(String(cString: strerror(spawned)))") }
+        pid = child
+        // First line: "PORT <n>". At most 200 reads; an early exit gives end of file.
         var text = ""
+        var buffer = [UInt8](repeating: 0, count: 256)
         for _ in 0..<200 where !text.contains("\n") {
-            let chunk = out.fileHandleForReading.availableData
-            if chunk.isEmpty { break }
-            text += String(decoding: chunk, as: UTF8.self)
+            let n = read(fds[0], &buffer, buffer.count)
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            text += String(decoding: buffer[..<n], as: UTF8.self)
         }
         guard let line = text.split(separator: "\n").first, line.hasPrefix("PORT "), let port = Int(line.dropFirst(5)) else {
-            process.terminate()
+            kill(child, SIGKILL)
+            var status: Int32 = 0
+            waitpid(child, &status, 0)
             throw TestFailure("hub_server.py did not report its port (output: '\(text)')")
         }
         self.port = port
+    }
+
+    private var stopped = false
+
+    func stop() {
+        guard !stopped else { return }
+        stopped = true
+        kill(pid, SIGTERM)
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
     }
 
     var endpoint: String { "http://127.0.0.1:\(port)" }
@@ -49,10 +96,6 @@ final class HubServer {
         return try text.split(separator: "\n").map { try JSONDecoder().decode(Request.self, from: Data($0.utf8)) }
     }
 
-    func stop() {
-        if process.isRunning { process.terminate() }
-        process.waitUntilExit()
-    }
 }
 
 struct TestFailure: Error, CustomStringConvertible {

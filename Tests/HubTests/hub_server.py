@@ -30,6 +30,7 @@ import hashlib
 import http.server
 import json
 import os
+import signal
 import sys
 import threading
 
@@ -170,6 +171,10 @@ def make_handler(options, repos, by_sha, log_lock):
 
 
 def main():
+    # Drop descriptors inherited from the test process: another test's child-exit descriptor or
+    # pipe held open here would keep that test waiting until this server exits.
+    os.closerange(3, 4096)
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
     parser = argparse.ArgumentParser()
     parser.add_argument("--repo", action="append", default=[], help="ORG/NAME=DIR")
     parser.add_argument("--log", required=True)
@@ -179,7 +184,7 @@ def main():
     parser.add_argument("--cut-always", action="append", default=[])
     parser.add_argument("--corrupt", action="append", default=[])
     parser.add_argument("--ignore-range", action="store_true")
-    parser.add_argument("--lifetime", type=float, default=120.0, help="seconds before the server exits by itself")
+    parser.add_argument("--lifetime", type=float, default=60.0, help="seconds before the server exits by itself")
     options = parser.parse_args()
     options.private_tokens = dict(p.split(":", 1) for p in options.private)
 
