@@ -33,6 +33,15 @@ import Glibc
         let again = try backpack(["download", "org/tiny"], environment: offline)
         #expect(again.status == 0 && again.out.trimmingCharacters(in: .whitespacesAndNewlines) == snapshot, "\(again.err)")
 
+        // An edit of the cached model is an ordinary folder: files, not links into the cache.
+        let edited = ws.root.appendingPathComponent("edited")
+        let scale0 = TestPaths.repoRoot.appendingPathComponent("Tests/EditingTests/Edits/scale0.yaml").path
+        let e = try backpack(["edit", "--model", "org/tiny", "--edit", scale0, "--out", edited.path], environment: offline)
+        #expect(e.status == 0, "\(e.err)")
+        let copied = try FileManager.default.attributesOfItem(atPath: edited.appendingPathComponent("tokenizer.json").path)
+        #expect(copied[.type] as? FileAttributeType == .typeRegular)
+        #expect(try backpack(["info", edited.path]).status == 0)
+
         let missing = try backpack(["info", "--model", "org/absent"], environment: offline)
         #expect(missing.status != 0 && missing.err.contains("run `backpack download org/absent`"), "\(missing.err)")
         let twice = try backpack(["info", "org/tiny", "--model", "org/tiny"], environment: offline)
