@@ -48,6 +48,9 @@ struct DataFetch: ParsableCommand {
         try FileManager.default.createDirectory(at: target.deletingLastPathComponent(), withIntermediateDirectories: true)
         // Kept after a cut connection, so that the next fetch resumes (BackpackHub's client sends Range).
         let partial = target.deletingLastPathComponent().appendingPathComponent(".\(target.lastPathComponent).incomplete")
+        // Without a pinned digest nothing would catch a partial file from another URL or version:
+        // resume only within this run then.
+        if source.sha256 == nil { try? FileManager.default.removeItem(at: partial) }
         FileHandle.standardError.write(Data("downloading \(from)\n".utf8))
         signal(SIGXFSZ, SIG_IGN)
         let client = HTTPClient(headers: ["User-Agent": "backpack-edit"], idleTimeout: TimeInterval(timeout),
