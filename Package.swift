@@ -17,6 +17,7 @@ let package = Package(
         .library(name: "BackpackResults", targets: ["BackpackResults"]),
         .library(name: "BackpackIO", targets: ["BackpackIO"]),
         .library(name: "BackpackYAML", targets: ["BackpackYAML"]),
+        .library(name: "BackpackHub", targets: ["BackpackHub"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -51,9 +52,11 @@ let package = Package(
                 dependencies: ["BackpackModel", "BackpackTokenizer", "BackpackEditing", "BackpackResults", "BackpackYAML",
                                .product(name: "Yams", package: "Yams")]),
         .target(name: "BackpackResults", dependencies: ["CHDF5", "BackpackIO"], exclude: ["LAYOUT.md"]),
+        // Hugging Face Hub: the shared model cache and the project's one HTTP download client.
+        .target(name: "BackpackHub", dependencies: ["BackpackCheckpoint", "BackpackJSON"]),
         .executableTarget(name: "BackpackCLI",
                           dependencies: ["BackpackCheckpoint", "BackpackTokenizer", "BackpackModel", "BackpackIO", "BackpackYAML",
-                                         "BackpackEditing", "BackpackEvaluation", "BackpackResults",
+                                         "BackpackEditing", "BackpackEvaluation", "BackpackResults", "BackpackHub",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")]),
 
         // Locates the repository's fixtures and data (Tests/Fixtures, Data/) and the built `backpack` binary.
@@ -68,6 +71,8 @@ let package = Package(
         .testTarget(name: "EvaluationTests", dependencies: ["BackpackEvaluation", "BackpackModel", "BackpackResults", "BackpackCheckpoint", "TestSupport"]),
         .testTarget(name: "ResultsTests", dependencies: ["BackpackResults", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["BackpackCheckpoint", "TestSupport"]),
+        .testTarget(name: "HubTests", dependencies: ["BackpackHub", "BackpackModel", "TestSupport"],
+                    exclude: ["hub_server.py"]),
 
         // Hostile inputs, size limits, kill-during-write (docs/HARDENING.md).
         .testTarget(name: "HardeningTests",

@@ -11,10 +11,12 @@ struct Backpack: ParsableCommand {
         discussion: """
             A Backpack LM represents each token as k sense vectors; a GPT-2 trunk only weights them.
             Without --model, commands use the embedded demo model (Models/backpack-demo).
+            --model takes a model directory or a Hugging Face repository ORG/NAME[@REVISION], read from the \
+            Hugging Face cache (`backpack download ORG/NAME` fetches it; docs/HUB.md).
             """,
         version: version,
         subcommands: [Info.self, Tokenize.self, Senses.self, Localize.self, Edit.self, Eval.self, Report.self,
-                      Forward.self, Generate.self, Init.self, DataCommand.self, Bench.self])
+                      Forward.self, Generate.self, Init.self, DataCommand.self, Download.self, Bench.self])
 
     static func main() {
         MemoryPolicy.returnLargeBuffersPromptly()

@@ -1,7 +1,11 @@
 import ArgumentParser
 import BackpackCheckpoint
 import BackpackEvaluation
+import BackpackHub
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 struct DataCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "data", abstract: "Manage external evaluation data sets.",
@@ -38,29 +42,30 @@ struct DataFetch: ParsableCommand {
         let cache = cacheDir.map { URL(fileURLWithPath: $0) } ?? DataLocations.defaultCache
         let target = cache.appendingPathComponent(source.file)
         let from = url ?? source.url
+        guard let address = URL(string: from), address.scheme == "http" || address.scheme == "https" else {
+            throw ValidationError("--url '\(from)': expected an http:// or https:// address")
+        }
         try FileManager.default.createDirectory(at: target.deletingLastPathComponent(), withIntermediateDirectories: true)
-        let tmp = target.deletingLastPathComponent().appendingPathComponent(".\(target.lastPathComponent).download-\(UUID().uuidString.prefix(8))")
-        defer { try? FileManager.default.removeItem(at: tmp) }
+        // Kept after a cut connection, so that the next fetch resumes (BackpackHub's client sends Range).
+        let partial = target.deletingLastPathComponent().appendingPathComponent(".\(target.lastPathComponent).incomplete")
+        // Without a pinned digest nothing would catch a partial file from another URL or version:
+        // resume only within this run then.
+        if source.sha256 == nil { try? FileManager.default.removeItem(at: partial) }
         FileHandle.standardError.write(Data("downloading \(from)\n".utf8))
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["curl", "--fail", "--silent", "--show-error", "--location", "--max-time", String(timeout), "--output", tmp.path, from]
-        let err = Pipe()
-        p.standardError = err
-        do { try p.run() } catch {
-            throw DataFetchError("cannot run curl to download \(from): \(error.localizedDescription)")
+        signal(SIGXFSZ, SIG_IGN)
+        let client = HTTPClient(headers: ["User-Agent": "backpack-edit"], idleTimeout: TimeInterval(timeout),
+                                totalTimeout: TimeInterval(timeout))
+        let digest: String
+        do {
+            digest = try client.fetch(address, partial: partial, destination: target, expectedSHA256: source.sha256,
+                                      label: source.name, progress: ProgressDisplay())
+        } catch let error as DownloadError where error.kind == .checksumMismatch {
+            throw DataFetchError("\(from): \(error.description)")
+        } catch let error as DownloadError where error.kind == .diskFull || error.kind == .notWritable {
+            throw DataFetchError("download of \(source.name) to \(target.path) failed: \(error.description)")
+        } catch let error as DownloadError {
+            throw DataFetchError("download of \(source.name) from \(from) failed (\(error.description)). Are you offline? Copy the file by hand to \(target.path), or pass --data-dir to `backpack eval`.")
         }
-        p.waitUntilExit()
-        let message = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        guard p.terminationStatus == 0 else {
-            throw DataFetchError("download of \(source.name) from \(from) failed (curl exit \(p.terminationStatus): \(message.isEmpty ? "no details" : message)). Are you offline? Copy the file by hand to \(target.path), or pass --data-dir to `backpack eval`.")
-        }
-        let digest = try FileDigest.sha256(tmp)
-        if let want = source.sha256, digest != want {
-            throw DataFetchError("\(from): SHA-256 \(digest) does not match the expected \(want); not cached")
-        }
-        if FileManager.default.fileExists(atPath: target.path) { try FileManager.default.removeItem(at: target) }
-        try FileManager.default.moveItem(at: tmp, to: target)
         print("\(source.name): \(target.path) sha256 \(digest)\(source.sha256 == nil ? " (not pinned)" : " (verified)")")
     }
 }

@@ -6,7 +6,7 @@ struct Info: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Architecture, parameter counts per part, files and dtypes.")
 
     @OptionGroup var options: ModelOptions
-    @Argument(help: "Model directory (same as --model). Default: the embedded demo model.")
+    @Argument(help: "Model directory or ORG/NAME[@REVISION] (same as --model). Default: the embedded demo model.")
     var directory: String?
 
     func validate() throws {

@@ -1,11 +1,12 @@
 import ArgumentParser
+import BackpackHub
 import BackpackModel
 import BackpackTokenizer
 import Foundation
 
 /// Options every model-reading command shares.
 struct ModelOptions: ParsableArguments {
-    @Option(name: .long, help: "Model directory (config.json + model.safetensors or pytorch_model.bin). Default: the embedded demo model.")
+    @Option(name: .long, help: "Model directory (config.json + model.safetensors or pytorch_model.bin), or ORG/NAME[@REVISION] from the Hugging Face cache. Default: the embedded demo model.")
     var model: String?
 
     @Option(name: .long, help: "Tokenizer: a directory, tokenizer.json, or vocab.json/encoder.json with merges beside it. Default: the model's own.")
@@ -33,7 +34,7 @@ struct ModelOptions: ParsableArguments {
     }
 
     func directory() throws -> ModelDirectory {
-        let url = try model.map { URL(fileURLWithPath: $0) } ?? Self.defaultModelDirectory()
+        let url = try model.map { try ModelLocator.resolve($0) } ?? Self.defaultModelDirectory()
         return try ModelDirectory(url)
     }
 

@@ -189,7 +189,8 @@ public enum EditedCheckpoint {
         }
         for src in sources where FileManager.default.fileExists(atPath: src.path) {
             let dst = tmp.appendingPathComponent(src.lastPathComponent)
-            if !FileManager.default.fileExists(atPath: dst.path) { try FileManager.default.copyItem(at: src, to: dst) }
+            // The file, not a link to it: Hugging Face cache snapshots are relative links into blobs/.
+            if !FileManager.default.fileExists(atPath: dst.path) { try FileManager.default.copyItem(at: src.resolvingSymlinksInPath(), to: dst) }
         }
     }
 
