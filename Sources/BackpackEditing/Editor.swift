@@ -122,9 +122,9 @@ public struct EditPlan: Sendable {
         guard c.architecture == config.architecture, c.vocabSize == config.vocabSize, c.senses == config.senses,
               c.nEmbd == config.nEmbd else {
             throw EditError(file: steps.first?.file.path ?? "edit plan",
-                            "the edits were resolved for a \(config.architecture.rawValue) with vocab_size \(config.vocabSize), " +
-                            "num_senses \(config.senses), n_embd \(config.nEmbd); expected the same model, found a " +
-                            "\(c.architecture.rawValue) with vocab_size \(c.vocabSize), num_senses \(c.senses), n_embd \(c.nEmbd)")
+                            "the edits were resolved for \(config.architecture.rawValue), vocab_size \(config.vocabSize), " +
+                            "num_senses \(config.senses), n_embd \(config.nEmbd); expected a model of that shape, found " +
+                            "\(c.architecture.rawValue), vocab_size \(c.vocabSize), num_senses \(c.senses), n_embd \(c.nEmbd)")
         }
         var state = EditState(model: model, tokenizer: tokenizer)
         var records: [InterventionRecord] = []
