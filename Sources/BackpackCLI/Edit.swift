@@ -39,10 +39,11 @@ struct Edit: ParsableCommand {
         try AtomicOutput.checkNotInput(target, inputs: [dir.url])
         let tokenizer = try options.optionalTokenizer(for: dir)
         let files = try editOptions.files()
-        try Editor.validate(files, config: dir.config, tokenizer: tokenizer)
-        if check { print("ok: \(files.count) edit file(s), \(files.reduce(0) { $0 + $1.interventions.count }) intervention(s) valid for \(dir.url.path)"); return }
+        // resolved once: --check stops after the plan, an edit applies the same plan
+        let plan = try Editor.plan(files, config: dir.config, tokenizer: tokenizer)
+        if check { print("ok: \(files.count) edit file(s), \(plan.steps.count) intervention(s) valid for \(dir.url.path)"); return }
         let evaluation = try results.map { try Self.evaluation(URL(fileURLWithPath: $0)) }
-        let outcome = try Editor.apply(files, to: try dir.load(), tokenizer: tokenizer)
+        let outcome = try plan.apply(to: try dir.load())
         try EditedCheckpoint.write(outcome, files: files, base: dir, to: target, toolVersion: Backpack.version,
                                      tokenizerSource: options.tokenizer.map { URL(fileURLWithPath: $0) },
                                      card: .init(baseModelID: baseModelID, evaluation: evaluation))

@@ -54,9 +54,9 @@ extension Senses {
         }
         for r in outcome.records {
             print("\(URL(fileURLWithPath: r.file).lastPathComponent) #\(r.index): \(r.summary)")
-            if r.scope == "input_embedding" { continue }
-            let ids = r.scope == "vocabulary" ? (filter.map { [$0] } ?? []) : r.tokens.filter { filter == nil || $0 == filter }
-            if r.scope == "vocabulary" && ids.isEmpty { print("  (vocabulary-wide: name a WORD to see its senses)"); continue }
+            if r.scope == .inputEmbedding { continue }
+            let ids = r.scope == .vocabulary ? (filter.map { [$0] } ?? []) : r.tokens.filter { filter == nil || $0 == filter }
+            if r.scope == .vocabulary && ids.isEmpty { print("  (vocabulary-wide: name a WORD to see its senses)"); continue }
             let before = base.senseVectors(ids), after = outcome.model.senseVectors(ids)
             for id in ids {
                 guard let b = before[id], let a = after[id] else { continue }

@@ -5,7 +5,7 @@ import Yams
 
 // An edit file (schema `backpack-edit/1`, YAML) decoded into a closed vocabulary of typed
 // values. Decoding checks the structure (keys, types, ranges that need no model); everything
-// that needs the model (senses < k, words in the vocabulary) is checked by `Editor.resolve`
+// that needs the model (senses < k, words in the vocabulary) is checked by `Editor.plan`
 // before any computation. Every error says `file:line:column: message` and the expected form.
 
 /// Places and errors of edit files are the YAML layer's (BackpackYAML): one error type for every

@@ -297,7 +297,7 @@ public enum EditedCheckpoint {
         if let sha = overridesSHA {
             body.append("- Word-level edits: `\(ModelDirectory.overridesFile)` (SHA-256 `\(sha)`), the k sense vectors of \(outcome.model.senseOverrides.count) token id(s) replaced: \(outcome.model.senseOverrides.keys.sorted().map(String.init).joined(separator: ", ")).")
         }
-        let folded = outcome.records.filter { $0.scope != "words" }
+        let folded = outcome.records.filter { $0.scope != .words }
         if !folded.isEmpty { body.append("- \(folded.count) vocabulary-wide / embedding intervention(s) folded into `model.safetensors`.") }
         body += ["- Provenance (base weights' SHA-256, every intervention's record): `\(manifestFile)`.", ""]
 
@@ -308,7 +308,7 @@ public enum EditedCheckpoint {
         }
         body += ["## Interventions", "", "| file | # | name | operation | scope | senses | tokens | result |", "|---|---|---|---|---|---|---|---|"]
         for r in outcome.records {
-            body.append("| \(cell(relativeName(r.file))) | \(r.index) | \(cell(r.name ?? "")) | \(cell(r.operation)) | \(cell(r.scope)) | \(r.senses.map(String.init).joined(separator: ", ")) | \(r.tokens.count) | \(cell(r.summary)) |")
+            body.append("| \(cell(relativeName(r.file))) | \(r.index) | \(cell(r.name ?? "")) | \(cell(r.operation)) | \(cell(r.scope.rawValue)) | \(r.senses.map(String.init).joined(separator: ", ")) | \(r.tokens.count) | \(cell(r.summary)) |")
         }
         body.append("")
         let fitted = outcome.records.flatMap { r in r.fitted.map { (r, $0) } }

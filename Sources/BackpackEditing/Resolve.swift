@@ -7,14 +7,14 @@ import BackpackYAML
 // checked against the model's config and tokenizer BEFORE any computation.
 
 /// A direction with every word resolved to a token id.
-enum ResolvedDirection {
+enum ResolvedDirection: Sendable {
     case embeddingDifference(Int, Int)
     case meanDifference([(Int, Int)])
     case pca([(Int, Int)], k: Int)
     case sense(Int, sense: Int)
 }
 
-enum ResolvedOperation {
+enum ResolvedOperation: Sendable {
     case scale(Float)
     case projectOut(ResolvedDirection, strength: Float)
     case replaceAssociation(remove: Int, add: Int)
@@ -22,15 +22,16 @@ enum ResolvedOperation {
     case fitScale(PronounSuite, a: Int, b: Int)
 }
 
-enum ResolvedSenses {
+enum ResolvedSenses: Sendable {
     case indices([Int])
     case localized(a: Int, b: Int, top: Int)
 }
 
-struct ResolvedIntervention {
+struct ResolvedIntervention: Sendable {
     let file: EditFile
     let index: Int
     let intervention: Intervention
+    let scope: EditScope
     /// Token ids to edit (empty for scope: vocabulary), in first-seen order, with how each was written.
     let tokens: [Int]
     let labels: [Int: String]
@@ -230,7 +231,11 @@ struct Resolver {
         if case .vocabulary = iv.selection {} else if ids.isEmpty {
             throw EditError(iv.place, "no token to edit (every word was skipped: \(skipped.joined(separator: ", ")))")
         }
-        return ResolvedIntervention(file: file, index: index, intervention: iv, tokens: ids, labels: labels,
+        let scope: EditScope
+        if iv.target == .inputEmbedding { scope = .inputEmbedding }
+        else if case .vocabulary = iv.selection { scope = .vocabulary }
+        else { scope = .words }
+        return ResolvedIntervention(file: file, index: index, intervention: iv, scope: scope, tokens: ids, labels: labels,
                                     skipped: skipped, senses: senses, operation: operation)
     }
 }

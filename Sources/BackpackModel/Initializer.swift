@@ -8,6 +8,7 @@ public enum RandomInitializer {
         var rng = SeededGenerator(seed: seed)
         let std = config.initializerRange ?? 0.02
         let residualStd = std / (2 * Float(config.nLayer)).squareRoot()
+        let residual = ParameterTable.residualProjections(config)
         var weights: [String: Weight] = [:]
         for spec in ParameterTable.specs(for: config) {
             let count = spec.shape.reduce(1, *)
@@ -16,7 +17,7 @@ public enum RandomInitializer {
             case .vector:
                 if spec.name.hasSuffix(".weight") { values = [Float](repeating: 1, count: count) }  // LayerNorm gain
             case .embedding, .conv1D, .linear:
-                let s = spec.name.hasSuffix("c_proj.weight") && !spec.name.contains("final_mlp") ? residualStd : std
+                let s = residual.contains(spec.name) ? residualStd : std
                 for i in 0..<count { values[i] = rng.normal() * s }
             }
             weights[spec.name] = Weight(shape: spec.shape, values: values)

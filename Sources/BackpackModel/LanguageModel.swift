@@ -62,7 +62,7 @@ public final class LanguageModel: @unchecked Sendable {
         self.parameters = parameters
         self.senseOverrides = senseOverrides
         trunk = Trunk(parameters)
-        embedding = parameters.weights["lm_head.weight"] ?? trunk.wte
+        embedding = parameters.weights[ParameterTable.outputEmbedding] ?? trunk.wte
         if config.architecture == .backpack {
             senseNetwork = SenseNetwork(parameters)
             senseWeights = SenseWeightNetwork(parameters)

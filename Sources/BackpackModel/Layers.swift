@@ -34,7 +34,7 @@ struct Dense: Sendable {
 /// c_fc d -> inner, gelu_new, c_proj inner -> d.
 struct MLP: Sendable {
     let fc: Dense, proj: Dense
-    init(_ p: ParameterSet, _ name: String) { fc = Dense(p, name + ".c_fc"); proj = Dense(p, name + ".c_proj") }
+    init(_ p: ParameterSet, _ names: ParameterTable.MLPNames) { fc = Dense(p, names.fc); proj = Dense(p, names.proj) }
     /// x (rows, d) -> y (rows, out)
     func callAsFunction(_ x: UnsafePointer<Float>, rows: Int, into y: UnsafeMutablePointer<Float>) {
         let h = Buffer(rows * fc.outputs)                       // (rows, inner)

@@ -9,10 +9,10 @@ struct SenseNetwork: Sendable {
     let d: Int, k: Int
 
     init(_ p: ParameterSet) {
-        let s = "backpack.sense_network."
-        wte = p[ParameterTable.trunkPrefix(p.config) + "wte.weight"]
-        ln = LayerNorm(p, s + "ln"); ln1 = LayerNorm(p, s + "block.ln_1"); mlp = MLP(p, s + "block.mlp")
-        ln2 = LayerNorm(p, s + "block.ln_2"); final = MLP(p, s + "final_mlp")
+        let s = ParameterTable.senseNetwork
+        wte = p[ParameterTable.tokenEmbedding(p.config)]
+        ln = LayerNorm(p, s.ln); ln1 = LayerNorm(p, s.blockLn1); mlp = MLP(p, s.blockMLP)
+        ln2 = LayerNorm(p, s.blockLn2); final = MLP(p, s.finalMLP)
         d = p.config.nEmbd; k = p.config.senses
     }
 
@@ -66,7 +66,7 @@ struct SenseWeightNetwork: Sendable {
     let dense: Dense
     let d: Int, k: Int
     init(_ p: ParameterSet) {
-        dense = Dense(p, "backpack.sense_weight_net.c_attn", layout: .linear)
+        dense = Dense(p, ParameterTable.senseNetwork.weightNetwork, layout: .linear)
         d = p.config.nEmbd; k = p.config.senses
     }
 

@@ -22,14 +22,15 @@ struct TrunkLayer: Sendable {
     let heads: Int
     let scoreScale: Float
 
-    init(_ p: ParameterSet, prefix: String, index: Int) {
+    init(_ p: ParameterSet, index: Int) {
         let c = p.config
         self.index = index
-        ln1 = LayerNorm(p, prefix + "ln_1")
-        attn = Dense(p, prefix + "attn.c_attn")
-        attnProj = Dense(p, prefix + "attn.c_proj")
-        ln2 = LayerNorm(p, prefix + "ln_2")
-        mlp = MLP(p, prefix + "mlp")
+        let names = ParameterTable.block(c, index)
+        ln1 = LayerNorm(p, names.ln1)
+        attn = Dense(p, names.attention)
+        attnProj = Dense(p, names.attentionProjection)
+        ln2 = LayerNorm(p, names.ln2)
+        mlp = MLP(p, names.mlp)
         heads = c.nHead
         var scale: Float = 1
         if c.scaleAttnWeights ?? true { scale /= Float(c.headDim).squareRoot() }
@@ -90,10 +91,9 @@ struct Trunk: Sendable {
     let d: Int
 
     init(_ p: ParameterSet) {
-        let t = ParameterTable.trunkPrefix(p.config)
-        wte = p[t + "wte.weight"]; wpe = p[t + "wpe.weight"]
-        layers = (0..<p.config.nLayer).map { TrunkLayer(p, prefix: t + "h.\($0).", index: $0) }
-        lnF = LayerNorm(p, t + "ln_f")
+        wte = p[ParameterTable.tokenEmbedding(p.config)]; wpe = p[ParameterTable.positionEmbedding(p.config)]
+        layers = (0..<p.config.nLayer).map { TrunkLayer(p, index: $0) }
+        lnF = LayerNorm(p, ParameterTable.finalNorm(p.config))
         d = p.config.nEmbd
     }
 

@@ -54,12 +54,79 @@ public enum ParameterTable {
         config.architecture == .backpack ? "backpack.gpt2_model." : "transformer."
     }
 
+    // Named tensors and modules. Code outside this table asks for a name here rather than
+    // spelling it, so a checkpoint naming change is made in one place.
+
+    /// The token embedding E (V, d): the trunk's input, the sense network's input and, when tied,
+    /// the output embedding.
+    public static func tokenEmbedding(_ config: BackpackConfig) -> String { trunkPrefix(config) + "wte.weight" }
+    /// The position embedding P (n_positions, d).
+    public static func positionEmbedding(_ config: BackpackConfig) -> String { trunkPrefix(config) + "wpe.weight" }
+    /// The untied output embedding (V, d); present only when `tie_word_embeddings` is false.
+    public static let outputEmbedding = "lm_head.weight"
+    /// Module name of trunk block `index` (its parameters are `<name>.ln_1.weight`, ...).
+    public static func block(_ config: BackpackConfig, _ index: Int) -> BlockNames {
+        BlockNames(prefix: trunkPrefix(config) + "h.\(index).")
+    }
+    /// Module name of the trunk's final LayerNorm.
+    public static func finalNorm(_ config: BackpackConfig) -> String { trunkPrefix(config) + "ln_f" }
+    /// Module names of the sense network C(x) and the sense weight network (Backpack only).
+    public static let senseNetwork = SenseNetworkNames()
+    /// The sense network's last layer (final_mlp.c_proj, Conv1D (sense_inner, k*d)): the weight
+    /// and bias a vocabulary-wide sense edit folds into.
+    public static func senseOutputProjection(_ config: BackpackConfig) -> (weight: String, bias: String) {
+        let name = senseNetwork.finalMLP.proj
+        return (name + ".weight", name + ".bias")
+    }
+
+    /// The weights of the layers that write into a residual stream (every block's attention and
+    /// MLP output projections, and the sense network block's MLP projection), which GPT-2's
+    /// initialisation scales by 1/sqrt(2 L).
+    public static func residualProjections(_ config: BackpackConfig) -> Set<String> {
+        var names = Set<String>()
+        for i in 0..<config.nLayer {
+            let h = block(config, i)
+            names.insert(h.attentionProjection + ".weight")
+            names.insert(h.mlp.proj + ".weight")
+        }
+        if config.architecture == .backpack { names.insert(senseNetwork.blockMLP.proj + ".weight") }
+        return names
+    }
+
+    /// Module names of one trunk block.
+    public struct BlockNames: Sendable {
+        public let ln1: String, attention: String, attentionProjection: String, ln2: String, mlp: MLPNames
+        init(prefix h: String) {
+            ln1 = h + "ln_1"; attention = h + "attn.c_attn"; attentionProjection = h + "attn.c_proj"
+            ln2 = h + "ln_2"; mlp = MLPNames(h + "mlp")
+        }
+    }
+
+    /// Module names of a two-layer MLP (c_fc then c_proj).
+    public struct MLPNames: Sendable {
+        public let fc: String, proj: String
+        public init(_ name: String) { fc = name + ".c_fc"; proj = name + ".c_proj" }
+    }
+
+    /// Module names of the sense network and the sense weight network.
+    public struct SenseNetworkNames: Sendable {
+        public let ln = "backpack.sense_network.ln"
+        public let blockLn1 = "backpack.sense_network.block.ln_1"
+        public let blockMLP = MLPNames("backpack.sense_network.block.mlp")
+        public let blockLn2 = "backpack.sense_network.block.ln_2"
+        public let finalMLP = MLPNames("backpack.sense_network.final_mlp")
+        /// The sense weight network's key-query layer (nn.Linear, (2d, d)).
+        public let weightNetwork = "backpack.sense_weight_net.c_attn"
+        /// Every sense network parameter starts with this (for grouping).
+        public let prefix = "backpack.sense_network."
+        public let weightNetworkPrefix = "backpack.sense_weight_net."
+    }
+
     public static func specs(for config: BackpackConfig) -> [ParameterSpec] {
         let d = config.nEmbd, V = config.vocabSize, P = config.nPositions, inner = config.innerDim
-        let t = trunkPrefix(config)
         var specs: [ParameterSpec] = [
-            .init(name: t + "wte.weight", shape: [V, d], layout: .embedding),
-            .init(name: t + "wpe.weight", shape: [P, d], layout: .embedding),
+            .init(name: tokenEmbedding(config), shape: [V, d], layout: .embedding),
+            .init(name: positionEmbedding(config), shape: [P, d], layout: .embedding),
         ]
         func ln(_ name: String) {
             specs.append(.init(name: name + ".weight", shape: [d], layout: .vector))
@@ -70,41 +137,41 @@ public enum ParameterTable {
             specs.append(.init(name: name + ".bias", shape: [outputs], layout: .vector))
         }
         for i in 0..<config.nLayer {
-            let h = t + "h.\(i)."
-            ln(h + "ln_1")
-            conv(h + "attn.c_attn", d, 3 * d)
-            conv(h + "attn.c_proj", d, d)
-            ln(h + "ln_2")
-            conv(h + "mlp.c_fc", d, inner)
-            conv(h + "mlp.c_proj", inner, d)
+            let h = block(config, i)
+            ln(h.ln1)
+            conv(h.attention, d, 3 * d)
+            conv(h.attentionProjection, d, d)
+            ln(h.ln2)
+            conv(h.mlp.fc, d, inner)
+            conv(h.mlp.proj, inner, d)
         }
-        ln(t + "ln_f")
-        if !config.tied { specs.append(.init(name: "lm_head.weight", shape: [V, d], layout: .embedding)) }
+        ln(finalNorm(config))
+        if !config.tied { specs.append(.init(name: outputEmbedding, shape: [V, d], layout: .embedding)) }
         if config.architecture == .backpack {
-            let s = "backpack.sense_network."
-            ln(s + "ln")
-            ln(s + "block.ln_1")
-            conv(s + "block.mlp.c_fc", d, 4 * d)
-            conv(s + "block.mlp.c_proj", 4 * d, d)
-            ln(s + "block.ln_2")
-            conv(s + "final_mlp.c_fc", d, config.senseInnerDim)
-            conv(s + "final_mlp.c_proj", config.senseInnerDim, config.senses * d)
-            specs.append(.init(name: "backpack.sense_weight_net.c_attn.weight", shape: [2 * d, d], layout: .linear))
-            specs.append(.init(name: "backpack.sense_weight_net.c_attn.bias", shape: [2 * d], layout: .vector))
+            let s = senseNetwork
+            ln(s.ln)
+            ln(s.blockLn1)
+            conv(s.blockMLP.fc, d, 4 * d)
+            conv(s.blockMLP.proj, 4 * d, d)
+            ln(s.blockLn2)
+            conv(s.finalMLP.fc, d, config.senseInnerDim)
+            conv(s.finalMLP.proj, config.senseInnerDim, config.senses * d)
+            specs.append(.init(name: s.weightNetwork + ".weight", shape: [2 * d, d], layout: .linear))
+            specs.append(.init(name: s.weightNetwork + ".bias", shape: [2 * d], layout: .vector))
         }
         return specs
     }
 
     /// Other names the same tensor may carry in a checkpoint (tied or shared).
     public static func aliases(for config: BackpackConfig) -> [String: String] {
-        let t = trunkPrefix(config)
-        var aliases: [String: String] = config.tied ? ["lm_head.weight": t + "wte.weight"] : [:]
+        let wte = tokenEmbedding(config)
+        var aliases: [String: String] = config.tied ? [outputEmbedding: wte] : [:]
         if config.architecture == .backpack {
-            aliases["backpack.word_embeddings.weight"] = t + "wte.weight"
-            aliases["backpack.position_embeddings.weight"] = t + "wpe.weight"
+            aliases["backpack.word_embeddings.weight"] = wte
+            aliases["backpack.position_embeddings.weight"] = positionEmbedding(config)
         } else {
             // Some GPT-2 files (the original conversion) carry no "transformer." prefix.
-            aliases["wte.weight"] = t + "wte.weight"
+            aliases["wte.weight"] = wte
         }
         return aliases
     }
@@ -205,11 +272,11 @@ public struct ParameterSet: Sendable {
         var parts: [String: Int] = [:]
         for spec in ParameterTable.specs(for: config) {
             let part: String
-            if spec.name.hasSuffix("wte.weight") { part = config.tied ? "token embedding E (tied with the output)" : "input token embedding" }
-            else if spec.name == "lm_head.weight" { part = "output embedding (untied)" }
-            else if spec.name.hasSuffix("wpe.weight") { part = "position embedding" }
-            else if spec.name.hasPrefix("backpack.sense_network.") { part = "sense network" }
-            else if spec.name.hasPrefix("backpack.sense_weight_net.") { part = "sense weight network" }
+            if spec.name == ParameterTable.tokenEmbedding(config) { part = config.tied ? "token embedding E (tied with the output)" : "input token embedding" }
+            else if spec.name == ParameterTable.outputEmbedding { part = "output embedding (untied)" }
+            else if spec.name == ParameterTable.positionEmbedding(config) { part = "position embedding" }
+            else if spec.name.hasPrefix(ParameterTable.senseNetwork.prefix) { part = "sense network" }
+            else if spec.name.hasPrefix(ParameterTable.senseNetwork.weightNetworkPrefix) { part = "sense weight network" }
             else { part = "contextualization trunk" }
             parts[part, default: 0] += spec.shape.reduce(1, *)
         }
