@@ -7,7 +7,8 @@ import TestSupport
 /// Every shipped edit in Edits/ parses, validates and applies on a small random model with
 /// GPT-2's vocabulary and tokenizer.
 @Suite struct ShippedEditsTests {
-    static let backpackEdits = ["paper-remove-sense10", "paper-optimize-sense10", "debias-project-gender", "macbook-apple-to-hp"]
+    static let backpackEdits = ["paper-remove-sense10", "paper-optimize-sense10", "debias-project-gender", "macbook-apple-to-hp",
+                                "seed-debias-localized"]
 
     static func load(_ name: String) throws -> EditFile {
         try EditFile.load(TestPaths.repoRoot.appendingPathComponent("Edits/\(name).yaml"))
@@ -25,6 +26,29 @@ import TestSupport
         if name == "paper-optimize-sense10" {
             for fit in outcome.records[0].fitted { #expect(fit.objective <= fit.objectiveAtOne) }
         }
+    }
+
+    /// Backpack-LM-debias scales the contextualization weights of senses 10, 2, 3 by 0.4 for every
+    /// token: the same as C(x)_l scaled by 0.4 for every x, which the vocabulary-wide edit folds
+    /// into the sense network. Any token's senses show it; the other senses are untouched.
+    @Test func seedDebiasScalesThreeSensesOfEveryToken() throws {
+        let tok = try Fixture.gpt2Tokenizer()
+        let model = Fixture.smallGPT2Backpack()
+        let outcome = try Editor.apply([try Self.load("seed-debias-senses-10-2-3")], to: model, tokenizer: tok)
+        #expect(outcome.model.senseOverrides.isEmpty)
+        #expect(outcome.records[0].scope == .vocabulary && outcome.records[0].senses == [10, 2, 3])
+        let d = model.config.nEmbd, ids = [tok.encode(" nurse")[0], 0, 50000]
+        let before = model.senseVectors(ids), after = outcome.model.senseVectors(ids)
+        var worst: Float = 0
+        for id in ids {
+            let b = try #require(before[id]), a = try #require(after[id])
+            for l in 0..<model.config.senses {
+                let factor: Float = [10, 2, 3].contains(l) ? 0.4 : 1
+                for e in 0..<d { worst = max(worst, abs(a[l * d + e] - factor * b[l * d + e])) }
+            }
+        }
+        print("seed debias: max |C'(x)_l - s_l C(x)_l| = \(worst) (tol 1e-5)")
+        #expect(worst <= 1e-5)
     }
 
     @Test func gpt2BaselineUntiesAndProjects() throws {
