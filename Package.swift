@@ -57,7 +57,7 @@ let package = Package(
                     exclude: ["Fixtures"]),
         .testTarget(name: "EditingTests", dependencies: ["BackpackEditing", "BackpackModel", "TestSupport"],
                     exclude: ["Edits"]),
-        .testTarget(name: "EvaluationTests", dependencies: ["BackpackEvaluation", "BackpackModel", "TestSupport"]),
+        .testTarget(name: "EvaluationTests", dependencies: ["BackpackEvaluation", "BackpackModel", "BackpackEditing", "BackpackTokenizer", "TestSupport"]),
         .testTarget(name: "ResultsTests", dependencies: ["BackpackResults", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["BackpackCheckpoint", "TestSupport"]),
 

@@ -8,8 +8,12 @@ struct SenseNetwork: Sendable {
     let ln: LayerNorm, ln1: LayerNorm, mlp: MLP, ln2: LayerNorm, final: MLP
     let d: Int, k: Int
 
+    /// Every parameter of the sense network starts with this; edits of these alone leave the
+    /// contextualization unchanged (LanguageModel.sharesContextualization).
+    static let prefix = "backpack.sense_network."
+
     init(_ p: ParameterSet) {
-        let s = "backpack.sense_network."
+        let s = Self.prefix
         wte = p[ParameterTable.trunkPrefix(p.config) + "wte.weight"]
         ln = LayerNorm(p, s + "ln"); ln1 = LayerNorm(p, s + "block.ln_1"); mlp = MLP(p, s + "block.mlp")
         ln2 = LayerNorm(p, s + "block.ln_2"); final = MLP(p, s + "final_mlp")
