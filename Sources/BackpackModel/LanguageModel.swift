@@ -150,8 +150,13 @@ public final class LanguageModel: @unchecked Sendable {
     /// plain GPT-2, hc itself. Checks the ids first.
     public func contextualize(_ batch: [[Int]]) throws -> Contextualization {
         for (i, ids) in batch.enumerated() { try validate(ids, source: batch.count > 1 ? "input sequence \(i)" : "input") }
-        let d = config.nEmbd
         let hc = trunk(batch)                                            // (N, d), sequences packed
+        return Contextualization(batch: batch, perSequence: perSequence(hc: hc, batch), source: self)
+    }
+
+    /// Per sequence: alpha (k, n, n) from its rows of hc (n, d); for plain GPT-2, hc's rows.
+    func perSequence(hc: Buffer, _ batch: [[Int]]) -> [Buffer] {
+        let d = config.nEmbd
         var perSequence: [Buffer] = []
         var row = 0
         for ids in batch {
@@ -168,7 +173,7 @@ public final class LanguageModel: @unchecked Sendable {
                 perSequence.append(h)
             }
         }
-        return Contextualization(batch: batch, perSequence: perSequence, source: self)
+        return perSequence
     }
 
     /// Whether this model's contextualization is `other`'s: every parameter outside the sense
@@ -245,7 +250,7 @@ public final class LanguageModel: @unchecked Sendable {
 
     /// One sequence's o = sum_l alpha[l] @ C[l]  (n, d), with C (k, n, d) gathered from the
     /// per-id table and alpha (k, n, n).
-    private func senseSum(_ ids: [Int], alpha: Buffer, table: [Int: [Float]]) -> (o: Buffer, senses: Buffer) {
+    func senseSum(_ ids: [Int], alpha: Buffer, table: [Int: [Float]]) -> (o: Buffer, senses: Buffer) {
         let n = ids.count, d = config.nEmbd, k = config.senses
         let C = Buffer(k * n * d)                                         // (k, n, d)
         for (j, id) in ids.enumerated() {
@@ -266,7 +271,7 @@ public final class LanguageModel: @unchecked Sendable {
     /// rows gets its own product, written straight into its output array (no second copy of an
     /// (n, V) matrix); sequences with few rows (evaluation prompts: one row each) share one
     /// product, so E is read once.
-    private func unembed(_ sequences: [(hidden: Buffer, positions: [Int])]) -> [[Float]] {
+    func unembed(_ sequences: [(hidden: Buffer, positions: [Int])]) -> [[Float]] {
         let d = config.nEmbd, V = config.vocabSize
         var logits = [[Float]](repeating: [], count: sequences.count)
         let ownProduct = sequences.map { $0.positions.count >= 32 || sequences.count == 1 }
