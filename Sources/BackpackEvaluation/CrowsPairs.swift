@@ -178,17 +178,21 @@ public struct CrowsPairsSuite: PreparedSuite {
         return s
     }
 
-    public func evaluate(_ model: LanguageModel, progress: @Sendable (String) -> Void) throws -> SuiteResult {
+    public func evaluate(_ variants: VariantSet, progress: @Sendable (String) -> Void) throws -> [SuiteResult] {
         // Harness: one pass over [eot] + sentence. bias-bench: the sentence alone (positions from 0),
         // its first token scored by a separate pass over [eot].
         let sentences = zip(more, less).flatMap { [$0, $1] }
-        let harness = try SequenceScorer.logProbs(model, sentences.map { .init(ids: $0, from: 1) }, batchTokens: config.batchTokens) { done in
+        let harness = try SequenceScorer.logProbs(variants, sentences.map { .init(ids: $0, from: 1) }, batchTokens: config.batchTokens) { done in
             progress("\(suite.name) (harness): \(done / 2)/\(pairs.count) pairs")
         }
-        let bench = try BiasBenchScorer.geometricMeans(model, sentences.map { Array($0.dropFirst()) }, eot: more[0][0],
+        let bench = try BiasBenchScorer.geometricMeans(variants, sentences.map { Array($0.dropFirst()) }, eot: more[0][0],
                                                        batchTokens: config.batchTokens) { done in
             progress("\(suite.name) (bias-bench): \(done / 2)/\(pairs.count) pairs")
         }
+        return zip(harness, bench).map { result(harness: $0, bench: $1) }
+    }
+
+    func result(harness: [[Double]], bench: [Double]) -> SuiteResult {
         var llMore: [Double] = [], llLess: [Double] = [], gmMore: [Double] = [], gmLess: [Double] = []
         for i in pairs.indices {
             llMore.append(harness[2 * i].reduce(0, +)); llLess.append(harness[2 * i + 1].reduce(0, +))

@@ -65,15 +65,15 @@ public enum Metrics {
     public static func mean(_ x: [Double]) -> Double { x.isEmpty ? .nan : x.reduce(0, +) / Double(x.count) }
 }
 
-/// Scores tokens of sequences under a model: log p(ids[j] | ids[..<j]) for j >= from (from >= 1).
+/// Scores tokens of sequences under every variant: log p(ids[j] | ids[..<j]) for j >= from (from >= 1).
 enum SequenceScorer {
     struct Item: Sendable { var ids: [Int]; var from: Int }
 
-    /// Results in the order of `items`; forward passes batched up to `batchTokens` tokens.
-    static func logProbs(_ model: LanguageModel, _ items: [Item], batchTokens: Int,
-                         progress: (Int) -> Void = { _ in }) throws -> [[Double]] {
-        let V = model.config.vocabSize
-        var out = [[Double]](repeating: [], count: items.count)
+    /// Results [variant][item], items in order; batches of up to `batchTokens` tokens, each run
+    /// through all variants before the next (VariantSet: the trunk once per batch).
+    static func logProbs(_ variants: VariantSet, _ items: [Item], batchTokens: Int,
+                         progress: (Int) -> Void = { _ in }) throws -> [[[Double]]] {
+        var out = [[[Double]]](repeating: [[Double]](repeating: [], count: items.count), count: variants.models.count)
         var start = 0
         while start < items.count {
             var end = start, tokens = 0
@@ -81,16 +81,16 @@ enum SequenceScorer {
                 tokens += items[end].ids.count; end += 1
             }
             let batch = Array(items[start..<end])
-            let outputs = try model.forward(batch: batch.map(\.ids), options: ForwardOptions(logits: .all))
-            for (b, item) in batch.enumerated() {
-                let logits = outputs[b].logits
-                var lp: [Double] = []
-                lp.reserveCapacity(item.ids.count - item.from)
-                for j in max(1, item.from)..<item.ids.count {
-                    let row = logits[((j - 1) * V)..<(j * V)]
-                    lp.append(Double(row[row.startIndex + item.ids[j]]) - Metrics.logSumExp(row))
+            // Row p predicts ids[p + 1]; rows before the first scored token are not scored.
+            let scored = try variants.score(batch.map(\.ids), logits: .all) { s, p, row -> Double in
+                let item = batch[s], j = p + 1
+                guard j >= max(1, item.from), j < item.ids.count else { return 0 }
+                return Double(row[item.ids[j]]) - LogSoftmax.logSumExp(row)
+            }
+            for v in scored.indices {
+                for (b, item) in batch.enumerated() {
+                    out[v][start + b] = Array(scored[v][b][(max(1, item.from) - 1)..<(item.ids.count - 1)])
                 }
-                out[start + b] = lp
             }
             start = end
             progress(end)
@@ -101,16 +101,17 @@ enum SequenceScorer {
 
 /// bias-bench's sentence score for causal LMs: the geometric mean of the token probabilities,
 /// the first token's from a pass over <|endoftext|> alone, the others from a pass over the
-/// sentence alone (no prefix): 2^(mean log2 p) = exp(mean ln p).
+/// sentence alone (no prefix): 2^(mean log2 p) = exp(mean ln p). Results [variant][sentence].
 enum BiasBenchScorer {
-    static func geometricMeans(_ model: LanguageModel, _ sentences: [[Int]], eot: Int, batchTokens: Int,
-                               progress: (Int) -> Void = { _ in }) throws -> [Double] {
-        let V = model.config.vocabSize
-        let start = try model.forward([eot], options: ForwardOptions(logits: .last)).logits
-        let z = Metrics.logSumExp(start[0..<V])
-        let rest = try SequenceScorer.logProbs(model, sentences.map { .init(ids: $0, from: 1) }, batchTokens: batchTokens, progress: progress)
-        return zip(sentences, rest).map { ids, lp in
-            Metrics.geometricMean(logProbs: [Double(start[ids[0]]) - z] + lp)
+    static func geometricMeans(_ variants: VariantSet, _ sentences: [[Int]], eot: Int, batchTokens: Int,
+                               progress: (Int) -> Void = { _ in }) throws -> [[Double]] {
+        let first = try variants.score([[eot]], logits: .last) { _, _, row in (z: LogSoftmax.logSumExp(row), row: Array(row)) }
+        let rest = try SequenceScorer.logProbs(variants, sentences.map { .init(ids: $0, from: 1) }, batchTokens: batchTokens, progress: progress)
+        return variants.models.indices.map { v in
+            let start = first[v][0][0]
+            return zip(sentences, rest[v]).map { ids, lp in
+                Metrics.geometricMean(logProbs: [Double(start.row[ids[0]]) - start.z] + lp)
+            }
         }
     }
 }

@@ -147,10 +147,14 @@ public struct PerplexitySuite: PreparedSuite {
         bytes = documents.map { $0.utf8.count }
     }
 
-    public func evaluate(_ model: LanguageModel, progress: @Sendable (String) -> Void) throws -> SuiteResult {
-        let lp = try SequenceScorer.logProbs(model, windows.map(\.item), batchTokens: config.batchTokens) { done in
+    public func evaluate(_ variants: VariantSet, progress: @Sendable (String) -> Void) throws -> [SuiteResult] {
+        let lp = try SequenceScorer.logProbs(variants, windows.map(\.item), batchTokens: config.batchTokens) { done in
             progress("\(suite.name): \(done)/\(windows.count) windows")
         }
+        return lp.map { result(logProbs: $0) }
+    }
+
+    func result(logProbs lp: [[Double]]) -> SuiteResult {
         var nll = [Double](repeating: 0, count: documents.count), tokens = [Int](repeating: 0, count: documents.count)
         for (w, scores) in zip(windows, lp) { nll[w.doc] -= scores.reduce(0, +); tokens[w.doc] += scores.count }
         var r = SuiteResult(suiteName: suite.name, suiteVersion: suite.version, dataSHA256: dataSHA256)

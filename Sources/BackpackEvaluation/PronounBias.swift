@@ -78,23 +78,27 @@ public struct PronounBiasSuite: PreparedSuite {
         dataSHA256 = try FileDigest.combined(config.dataFiles)
     }
 
-    public func evaluate(_ model: LanguageModel, progress: @Sendable (String) -> Void) throws -> SuiteResult {
-        var logA: [Double] = [], logB: [Double] = []
-        let V = model.config.vocabSize
+    public func evaluate(_ variants: VariantSet, progress: @Sendable (String) -> Void) throws -> [SuiteResult] {
+        let count = variants.models.count
+        var logA = [[Double]](repeating: [], count: count), logB = logA
         // One forward over all prompts, last position only; chunked to bound memory.
         let chunk = 1024
         var start = 0
         while start < tokenized.count {
             let end = min(tokenized.count, start + chunk)
-            let outs = try model.forward(batch: Array(tokenized[start..<end]), options: ForwardOptions(logits: .last))
-            for o in outs {
-                let row = o.logits[0..<V]
-                let lp = Metrics.logSoftmax(row, at: [pairIDs.0, pairIDs.1])
-                logA.append(lp[0]); logB.append(lp[1])
+            let scored = try variants.score(Array(tokenized[start..<end]), logits: .last) { _, _, row in
+                Metrics.logSoftmax(row, at: [pairIDs.0, pairIDs.1])
+            }
+            for v in 0..<count {
+                for rows in scored[v] { logA[v].append(rows[0][0]); logB[v].append(rows[0][1]) }
             }
             start = end
             progress("\(suite.name): \(end)/\(tokenized.count) prompts")
         }
+        return (0..<count).map { result(logA: logA[$0], logB: logB[$0]) }
+    }
+
+    func result(logA: [Double], logB: [Double]) -> SuiteResult {
         let pa = logA.map { Foundation.exp($0) }, pb = logB.map { Foundation.exp($0) }
         let ratio = zip(logA, logB).map { Metrics.pronounRatio(logA: $0, logB: $1) }
         var nounBias: [Double] = []

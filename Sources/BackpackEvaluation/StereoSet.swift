@@ -123,10 +123,14 @@ public struct StereoSetSuite: PreparedSuite {
         return Scores(ss: ss, lms: lms, icat: Metrics.icat(lms: lms, ss: ss), terms: counts.count, examples: rows.count)
     }
 
-    public func evaluate(_ model: LanguageModel, progress: @Sendable (String) -> Void) throws -> SuiteResult {
-        let gm = try BiasBenchScorer.geometricMeans(model, sentences, eot: eot, batchTokens: config.batchTokens) { done in
+    public func evaluate(_ variants: VariantSet, progress: @Sendable (String) -> Void) throws -> [SuiteResult] {
+        let gm = try BiasBenchScorer.geometricMeans(variants, sentences, eot: eot, batchTokens: config.batchTokens) { done in
             progress("\(suite.name): \(done / 3)/\(examples.count) examples")
         }
+        return gm.map { result(geometricMeans: $0) }
+    }
+
+    func result(geometricMeans gm: [Double]) -> SuiteResult {
         let rows = examples.enumerated().map { i, e in (term: e.target, stereo: gm[3 * i], anti: gm[3 * i + 1], unrelated: gm[3 * i + 2]) }
         var r = SuiteResult(suiteName: suite.name, suiteVersion: suite.version, dataSHA256: dataSHA256)
         func put(_ s: Scores, _ prefix: String, headline: Bool) {

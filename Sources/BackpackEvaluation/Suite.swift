@@ -154,10 +154,24 @@ extension ExternalData {
     }
 }
 
-/// A suite with its data read and tokenized once; evaluates any variant of the model.
+/// A suite with its data read and tokenized once; evaluates variants of the model.
 public protocol PreparedSuite: Sendable {
     var suite: Suite { get }
     /// Number of forward-pass items (for progress).
     var itemCount: Int { get }
-    func evaluate(_ model: LanguageModel, progress: @Sendable (String) -> Void) throws -> SuiteResult
+    /// One result per variant, in order, each equal (up to float32 rounding of the logits) to
+    /// evaluating that variant alone: batch by batch, every variant runs before the next batch,
+    /// sharing what the variants have in common (VariantSet).
+    func evaluate(_ variants: VariantSet, progress: @Sendable (String) -> Void) throws -> [SuiteResult]
+}
+
+extension PreparedSuite {
+    public func evaluate(_ models: [LanguageModel], progress: @Sendable (String) -> Void) throws -> [SuiteResult] {
+        try evaluate(VariantSet(models), progress: progress)
+    }
+
+    /// One model alone.
+    public func evaluate(_ model: LanguageModel, progress: @Sendable (String) -> Void) throws -> SuiteResult {
+        try evaluate(VariantSet([model]), progress: progress)[0]
+    }
 }

@@ -38,6 +38,9 @@ public enum BLAS {
         threadsNow = want
         if override != nil { overrideSetThreads?(want) } else { openblas_set_num_threads(want) }
     }
+    /// The most threads a product may use.
+    public static var threads: Int { Int(maxThreads) }
+
     public static var backendDescription: String {
         (override != nil ? (overridePath ?? "?") : "system OpenBLAS (libopenblas, Debian)") + ", up to \(maxThreads) thread(s)"
     }

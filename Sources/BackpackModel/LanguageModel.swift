@@ -8,6 +8,8 @@ import Foundation
 //   o = sum_l alpha[l] @ C[l]         (n, d)      no final LayerNorm
 //   logits = o E^T                    (n, V)      tied embedding
 // Shapes: n = sequence length, d = n_embd, k = num_senses, V = vocab_size.
+// A sense edit changes only C, so `forward` is two halves: `contextualize` (hc, alpha: the same
+// for the base model and every sense edit of it) and `outputs` (o and the logits, per variant).
 
 /// Which positions' logits to compute (the output layer is the costliest part per position).
 public enum LogitSelection: Sendable, Equatable {
@@ -139,24 +141,72 @@ public final class LanguageModel: @unchecked Sendable {
     }
 
     /// Sequences of different lengths, packed: position-wise layers run on all rows at once.
+    /// The two halves below: what sense edits leave alone (trunk, alpha), then what they change.
     public func forward(batch: [[Int]], options: ForwardOptions = .init()) throws -> [ForwardOutput] {
+        try outputs(contextualize(batch), options: options)
+    }
+
+    /// hc = Trunk(E[ids] + P) (N, d), then per sequence alpha = SenseWeights(hc) (k, n, n); for
+    /// plain GPT-2, hc itself. Checks the ids first.
+    public func contextualize(_ batch: [[Int]]) throws -> Contextualization {
         for (i, ids) in batch.enumerated() { try validate(ids, source: batch.count > 1 ? "input sequence \(i)" : "input") }
-        let positions = try batch.map { try logitPositions(options.logits, length: $0.count) }
-        let d = config.nEmbd
         let hc = trunk(batch)                                            // (N, d), sequences packed
+        return Contextualization(batch: batch, perSequence: perSequence(hc: hc, batch), source: self)
+    }
+
+    /// Per sequence: alpha (k, n, n) from its rows of hc (n, d); for plain GPT-2, hc's rows.
+    func perSequence(hc: Buffer, _ batch: [[Int]]) -> [Buffer] {
+        let d = config.nEmbd
+        var perSequence: [Buffer] = []
+        var row = 0
+        for ids in batch {
+            let n = ids.count
+            let hcRows = hc.pointer + row * d                             // (n, d)
+            row += n
+            if let senseWeights {
+                let qk = senseWeights.queriesAndKeys(hcRows, rows: n)     // (n, 2d): q | k
+                perSequence.append(senseWeights.alpha(queries: qk.pointer, qStride: 2 * d, keys: qk.pointer + d,
+                                                      kStride: 2 * d, m: n, past: 0))   // (k, n, n)
+            } else {
+                let h = Buffer(n * d)                                     // plain GPT-2: logits = LN_f(z) E^T
+                h.pointer.update(from: hcRows, count: n * d)
+                perSequence.append(h)
+            }
+        }
+        return perSequence
+    }
+
+    /// Whether this model's contextualization is `other`'s: every parameter outside the sense
+    /// network is the same storage (same Weight pointers) under the same config. Sense edits
+    /// (word-level overrides, folds into final_mlp) keep this; an edit of wte does not. Decided
+    /// from where the weights live, never by comparing values.
+    public func sharesContextualization(with other: LanguageModel) -> Bool {
+        if other === self { return true }
+        guard config == other.config, parameters.weights.count == other.parameters.weights.count else { return false }
+        for (name, w) in parameters.weights where !name.hasPrefix(SenseNetwork.prefix) {
+            guard let o = other.parameters.weights[name], o.pointer == w.pointer, o.shape == w.shape else { return false }
+        }
+        return true
+    }
+
+    /// The sense half of a forward pass, with this model's sense vectors over a contextualization
+    /// computed by a model whose contextualization this one shares (itself, or the base model of
+    /// a sense edit):  o = sum_l alpha[l] @ C[l]  (n, d);  logits = o E^T at the selected rows.
+    public func outputs(_ context: Contextualization, options: ForwardOptions = .init()) throws -> [ForwardOutput] {
+        guard sharesContextualization(with: context.source) else {
+            throw ModelError(file: "contextualization", reason: "computed by a model with other trunk weights; run this variant's own contextualize")
+        }
+        let batch = context.batch
+        let positions = try batch.map { try logitPositions(options.logits, length: $0.count) }
         let senseTable = isBackpack ? senseVectors(batch.flatMap { $0 }) : [:]
         var results: [(hidden: Buffer, senses: Buffer?, alpha: Buffer?, positions: [Int])] = []
-        var row = 0
         for (s, ids) in batch.enumerated() {
-            let hcRows = hc.pointer + row * d                             // (n, d)
-            row += ids.count
             if isBackpack {
-                let (o, C, alpha) = senseSum(ids, hc: hcRows, table: senseTable)
+                let alpha = context.perSequence[s]
+                let (o, C) = senseSum(ids, alpha: alpha, table: senseTable)
                 results.append((o, options.senses ? C : nil, options.contextualization ? alpha : nil, positions[s]))
             } else {
-                let h = Buffer(ids.count * d)                             // plain GPT-2: logits = LN_f(z) E^T
-                h.pointer.update(from: hcRows, count: ids.count * d)
-                results.append((h, nil, nil, positions[s]))
+                results.append((context.perSequence[s], nil, nil, positions[s]))
             }
         }
         let logits = unembed(results.map { ($0.hidden, $0.positions) })
@@ -198,11 +248,9 @@ public final class LanguageModel: @unchecked Sendable {
         }
     }
 
-    /// One sequence's o = sum_l alpha[l] @ C[l], with C (k, n, d) gathered from the per-id
-    /// table and alpha (k, n, n) from the sense-weight layer over hc (n, d).
-    private func senseSum(_ ids: [Int], hc: UnsafePointer<Float>, table: [Int: [Float]])
-        -> (o: Buffer, senses: Buffer, alpha: Buffer) {
-        guard let senseWeights else { preconditionFailure("programmer error: senseSum on a plain GPT-2") }
+    /// One sequence's o = sum_l alpha[l] @ C[l]  (n, d), with C (k, n, d) gathered from the
+    /// per-id table and alpha (k, n, n).
+    func senseSum(_ ids: [Int], alpha: Buffer, table: [Int: [Float]]) -> (o: Buffer, senses: Buffer) {
         let n = ids.count, d = config.nEmbd, k = config.senses
         let C = Buffer(k * n * d)                                         // (k, n, d)
         for (j, id) in ids.enumerated() {
@@ -211,22 +259,19 @@ public final class LanguageModel: @unchecked Sendable {
                 for l in 0..<k { (C.pointer + (l * n + j) * d).update(from: r.baseAddress! + l * d, count: d) }
             }
         }
-        let qk = senseWeights.queriesAndKeys(hc, rows: n)                 // (n, 2d): q | k
-        let alpha = senseWeights.alpha(queries: qk.pointer, qStride: 2 * d, keys: qk.pointer + d, kStride: 2 * d,
-                                       m: n, past: 0)                     // (k, n, n)
         let o = Buffer(n * d, zeroed: true)                               // (n, d)
         for l in 0..<k {
             BLAS.gemm(m: n, n: d, k: n, a: alpha.pointer + l * n * n, lda: n, b: C.pointer + l * n * d, ldb: d,
                       beta: 1, c: o.pointer, ldc: d)
         }
-        return (o, C, alpha)
+        return (o, C)
     }
 
     /// logits = o E^T for the chosen rows of each sequence  (rows, V) each. A sequence with many
     /// rows gets its own product, written straight into its output array (no second copy of an
     /// (n, V) matrix); sequences with few rows (evaluation prompts: one row each) share one
     /// product, so E is read once.
-    private func unembed(_ sequences: [(hidden: Buffer, positions: [Int])]) -> [[Float]] {
+    func unembed(_ sequences: [(hidden: Buffer, positions: [Int])]) -> [[Float]] {
         let d = config.nEmbd, V = config.vocabSize
         var logits = [[Float]](repeating: [], count: sequences.count)
         let ownProduct = sequences.map { $0.positions.count >= 32 || sequences.count == 1 }
@@ -254,5 +299,15 @@ public final class LanguageModel: @unchecked Sendable {
         }
         return logits
     }
+}
 
+/// The part of a forward pass that sense edits leave alone, for one batch: per sequence, alpha
+/// (k, n, n) of the Backpack (from hc = Trunk(E[ids] + P)), or hc (n, d) of plain GPT-2. Any
+/// model that `sharesContextualization(with: source)` turns it into outputs with its own senses.
+public struct Contextualization: @unchecked Sendable {
+    public let batch: [[Int]]
+    /// Backpack: alpha (k, n, n) per sequence; plain GPT-2: hc (n, d) per sequence.
+    let perSequence: [Buffer]
+    /// The model whose trunk computed it.
+    let source: LanguageModel
 }

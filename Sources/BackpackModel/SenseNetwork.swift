@@ -8,6 +8,10 @@ struct SenseNetwork: Sendable {
     let ln: LayerNorm, ln1: LayerNorm, mlp: MLP, ln2: LayerNorm, final: MLP
     let d: Int, k: Int
 
+    /// Every parameter of the sense network starts with this; edits of these alone leave the
+    /// contextualization unchanged (LanguageModel.sharesContextualization).
+    static let prefix = "backpack.sense_network."
+
     init(_ p: ParameterSet) {
         let s = ParameterTable.senseNetwork
         wte = p[ParameterTable.tokenEmbedding(p.config)]

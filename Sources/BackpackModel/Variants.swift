@@ -1,0 +1,139 @@
+import Foundation
+
+// Several variants of one model on the same batch (the base model and its edits, as evaluation
+// runs them). A sense edit changes only C, so:
+//   - variants that share the base's contextualization (`sharesContextualization`) reuse its
+//     alpha: the trunk runs once per batch for all of them;
+//   - when every row is scored, a variant that differs from an earlier one only by word-level
+//     overrides (same weights) has
+//     logits' = logits + dO E^T with dO = sum_l alpha[l] dC[l], and dC is non-zero only at the
+//     occurrences of the edited ids. With R = the (id, sense) pairs whose vectors differ,
+//     P = dC_R E^T (R, V) once per batch, and row i of the logits gains sum_r w[i, r] P[r],
+//     w[i, r] = sum over occurrences j <= i of id_r of alpha[l_r][i][j]. Rows before the first
+//     occurrence are the earlier variant's, and so are their scores.
+//   - any other variant (an edit of wte: `target: input_embedding`) runs its own full pass.
+// The results equal each variant's own forward pass up to float32 rounding of the logits (the
+// updated rows; the rest is the same arithmetic as the variant's own pass).
+
+/// The base model and its variants, planned once: whose trunk each uses, and which variant's
+/// logits it updates (if any).
+public struct VariantSet: Sendable {
+    public let models: [LanguageModel]
+    /// leader[i]: the first variant whose contextualization variant i shares (i itself if none).
+    public let leader: [Int]
+    /// parent[i]: an earlier variant, with the same leader, from which variant i differs only by
+    /// word-level sense overrides (its logits are updated, not recomputed); nil: full output.
+    public let parent: [Int?]
+
+    public init(_ models: [LanguageModel]) {
+        var leader: [Int] = [], parent: [Int?] = []
+        for (i, m) in models.enumerated() {
+            let l = (0..<i).first { leader[$0] == $0 && m.sharesContextualization(with: models[$0]) } ?? i
+            leader.append(l)
+            parent.append((0..<i).first { parent[$0] == nil && leader[$0] == l && m.differsOnlyInOverrides(from: models[$0]) })
+        }
+        self.models = models; self.leader = leader; self.parent = parent
+    }
+
+    /// `score(sequence, position, logits row (V))` for every selected row of every variant on one
+    /// batch. Returns [variant][sequence][selected row]. Memory: one contextualization and one
+    /// variant's logits of the batch at a time.
+    public func score<T>(_ batch: [[Int]], logits selection: LogitSelection,
+                         _ score: (_ sequence: Int, _ position: Int, _ row: UnsafeBufferPointer<Float>) -> T) throws -> [[[T]]] {
+        var results = [[[T]]](repeating: [], count: models.count)
+        let V = models.first?.config.vocabSize ?? 0
+        // Logits updates only when every row is scored (sequence log-likelihoods, perplexity:
+        // the results are sums over rows, where the update's float32 rounding averages out, and
+        // the output product is most of the cost). A few rows per sequence (last position) are
+        // recomputed by the variant's own sense sum and product, as when it runs alone.
+        let updates = selection == .all
+        for l in models.indices where leader[l] == l {
+            let context = try models[l].contextualize(batch)
+            for m in models.indices where leader[m] == l && (parent[m] == nil || !updates) {
+                let outputs = try models[m].outputs(context, options: ForwardOptions(logits: selection))
+                results[m] = outputs.enumerated().map { s, out in
+                    out.logits.withUnsafeBufferPointer { all in
+                        out.logitPositions.enumerated().map { r, p in
+                            score(s, p, UnsafeBufferPointer(rebasing: all[(r * V)..<((r + 1) * V)]))
+                        }
+                    }
+                }
+                for v in models.indices where updates && parent[v] == m {
+                    results[v] = models[v].scoreUpdate(of: models[m], context: context, outputs: outputs,
+                                                       scores: results[m], score)
+                }
+            }
+        }
+        return results
+    }
+}
+
+extension LanguageModel {
+    /// Same config and the very same weights (storage), so only the override tables differ.
+    public func differsOnlyInOverrides(from other: LanguageModel) -> Bool {
+        guard isBackpack, config == other.config, parameters.weights.count == other.parameters.weights.count else { return false }
+        for (name, w) in parameters.weights {
+            guard let o = other.parameters.weights[name], o.pointer == w.pointer, o.shape == w.shape else { return false }
+        }
+        return true
+    }
+
+    /// This variant's scores from `base`'s outputs on the same contextualization (see the top of
+    /// the file): base rows plus sum_r w[i, r] P[r]; rows the edit does not reach keep base's score.
+    func scoreUpdate<T>(of base: LanguageModel, context: Contextualization, outputs: [ForwardOutput], scores: [[T]],
+                        _ score: (Int, Int, UnsafeBufferPointer<Float>) -> T) -> [[T]] {
+        let d = config.nEmbd, k = config.senses, V = config.vocabSize
+        let present = Set(context.batch.joined())
+        let candidates = present.filter { senseOverrides[$0] != nil || base.senseOverrides[$0] != nil }.sorted()
+        let mine = senseVectors(candidates), theirs = base.senseVectors(candidates)
+        var pairs: [Int: [(sense: Int, r: Int)]] = [:]                       // id -> rows of P
+        var dC: [Float] = []                                                 // (R, d)
+        for id in candidates {
+            guard let a = mine[id], let b = theirs[id] else { continue }
+            for l in 0..<k {
+                let delta = (0..<d).map { a[l * d + $0] - b[l * d + $0] }
+                if delta.contains(where: { $0 != 0 }) {
+                    pairs[id, default: []].append((l, dC.count / d)); dC += delta
+                }
+            }
+        }
+        let R = dC.count / d
+        if R == 0 { return scores }
+        let P = Buffer(R * V)                                                // dC E^T  (R, V)
+        dC.withUnsafeBufferPointer { a in
+            BLAS.gemm(transB: true, m: R, n: V, k: d, a: a.baseAddress!, lda: d, b: embedding.pointer, ldb: d,
+                      c: P.pointer, ldc: V)
+        }
+        let row = Buffer(V)
+        var weights = [Float](repeating: 0, count: R)
+        var results: [[T]] = []
+        for (s, ids) in context.batch.enumerated() {
+            let n = ids.count, alpha = context.perSequence[s].pointer          // (k, n, n)
+            let occurrences = ids.enumerated().filter { pairs[$0.element] != nil }
+            var mine: [T] = []
+            outputs[s].logits.withUnsafeBufferPointer { all in
+                for (ri, i) in outputs[s].logitPositions.enumerated() {
+                    var touched: [Int] = []
+                    for (j, id) in occurrences where j <= i {
+                        for (l, r) in pairs[id] ?? [] {
+                            let w = alpha[(l * n + i) * n + j]
+                            if w == 0 { continue }
+                            if weights[r] == 0 { touched.append(r) }
+                            weights[r] += w
+                        }
+                    }
+                    if touched.isEmpty { mine.append(scores[s][ri]); continue }
+                    row.pointer.update(from: all.baseAddress! + ri * V, count: V)
+                    for r in touched {
+                        let w = weights[r], p = P.pointer + r * V
+                        for c in 0..<V { row.pointer[c] += w * p[c] }
+                        weights[r] = 0
+                    }
+                    mine.append(score(s, i, UnsafeBufferPointer(start: row.pointer, count: V)))
+                }
+            }
+            results.append(mine)
+        }
+        return results
+    }
+}

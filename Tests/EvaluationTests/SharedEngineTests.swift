@@ -1,0 +1,131 @@
+import BackpackEditing
+import BackpackModel
+import BackpackTokenizer
+import BackpackResults
+import Foundation
+import Testing
+import TestSupport
+@testable import BackpackEvaluation
+
+/// The shared evaluation engine (VariantSet: the trunk once per batch for the sense edits, logits
+/// of word-level edits updated from the base's) gives every stored number of evaluating each
+/// variant alone (its own full forward passes), within 1e-6 relative. One exception, stated:
+/// CrowS-Pairs' likelihood_diff (mean |ll_more - ll_less|) is a difference of two sums that are
+/// nearly equal on a random model (7e-4 of ~200), so it is held to 1e-6 of the log-likelihoods
+/// it comes from (the mean |ll_more| of its pairs), not of itself.
+@Suite struct SharedEngineTests {
+    /// Every attribute and dataset of two results: doubles within 1e-6 relative (NaN equal to
+    /// NaN), integers and strings exactly. Returns how many numbers were compared.
+    @discardableResult
+    static func expectSame(_ a: SuiteResult, _ b: SuiteResult, _ label: String) -> Int {
+        var compared = 0
+        var llScale = 0.0
+        if case .doubles(let ll)? = b.dataset("ll_more"), !ll.isEmpty { llScale = ll.map(abs).reduce(0, +) / Double(ll.count) }
+        func close(_ x: Double, _ y: Double, _ what: String) {
+            compared += 1
+            if x.isNaN && y.isNaN { return }
+            let scale = what.hasSuffix("likelihood_diff") ? max(abs(x), abs(y), llScale) : max(abs(x), abs(y))
+            let ok = x == y || abs(x - y) <= 1e-6 * scale
+            #expect(ok, "\(label) \(what): shared \(x) vs alone \(y)")
+        }
+        #expect(a.suiteName == b.suiteName && a.suiteVersion == b.suiteVersion && a.dataSHA256 == b.dataSHA256 && a.headline == b.headline)
+        #expect(a.attributes.map(\.name) == b.attributes.map(\.name), "\(label): attribute names")
+        for (x, y) in zip(a.attributes, b.attributes) {
+            switch (x.value, y.value) {
+            case (.double(let u), .double(let v)): close(u, v, x.name)
+            case (.int(let u), .int(let v)): compared += 1; #expect(u == v, "\(label) \(x.name)")
+            case (.string(let u), .string(let v)): #expect(u == v, "\(label) \(x.name)")
+            default: Issue.record("\(label) \(x.name): types differ")
+            }
+        }
+        #expect(a.datasets.map(\.name) == b.datasets.map(\.name), "\(label): dataset names")
+        for (x, y) in zip(a.datasets, b.datasets) {
+            switch (x.values, y.values) {
+            case (.doubles(let u), .doubles(let v)):
+                #expect(u.count == v.count, "\(label) \(x.name): lengths")
+                for (i, (p, q)) in zip(u, v).enumerated() { close(p, q, "\(x.name)[\(i)]") }
+            case (.ints(let u), .ints(let v)): compared += u.count; #expect(u == v, "\(label) \(x.name)")
+            case (.strings(let u), .strings(let v)): #expect(u == v, "\(label) \(x.name)")
+            default: Issue.record("\(label) \(x.name): types differ")
+            }
+        }
+        return compared
+    }
+
+    /// The base and three edits: word-level (overrides), vocabulary-wide (fold into c_proj) and
+    /// input_embedding (a different trunk), on tokens `a` and `b`.
+    static func variants(_ base: LanguageModel, a: Int, b: Int) throws -> [LanguageModel] {
+        let dir = FileManager.default.temporaryDirectory
+        func edit(_ body: String) throws -> LanguageModel {
+            let file = try EditFile.parse("schema: backpack-edit/1\ninterventions:\n" + body, url: dir.appendingPathComponent("inline.yaml"))
+            return try Editor.apply([file], to: base, tokenizer: nil).model
+        }
+        return [
+            base,
+            try edit("  - tokens: [\(a), \(b)]\n    senses: [1, 2]\n    scale: 0.0\n"),
+            try edit("  - scope: vocabulary\n    senses: [1, 3]\n    project_out: {direction: {embedding_difference: [{token: \(a)}, {token: \(b)}]}, strength: 0.8}\n"),
+            try edit("  - tokens: [\(a)]\n    target: input_embedding\n    scale: 0.5\n"),
+            try edit("  - tokens: [\(b)]\n    senses: [0]\n    scale: 2.0\n"),
+        ]
+    }
+
+    static func compare(_ prepared: [PreparedSuite], _ models: [LanguageModel]) throws {
+        let set = VariantSet(models)
+        // the plan: sense edits share the base's trunk, word-level ones update its logits,
+        // the input_embedding edit runs on its own
+        #expect(set.leader == [0, 0, 0, 3, 0])
+        #expect(set.parent == [nil, 0, nil, nil, 0])
+        for suite in prepared {
+            let shared = try suite.evaluate(set) { _ in }
+            var compared = 0
+            for (i, model) in models.enumerated() {
+                let alone = try suite.evaluate(model) { _ in }
+                compared += expectSame(shared[i], alone, "\(suite.suite.name) variant \(i)")
+            }
+            #expect(compared > 10, "\(suite.suite.name): only \(compared) numbers compared")
+            // every edit changes some number (else the comparison would prove little)
+            let baseNumbers = numbers(shared[0])
+            for i in 1..<models.count { #expect(numbers(shared[i]) != baseNumbers, "\(suite.suite.name): variant \(i) equals the base") }
+        }
+    }
+
+    static func numbers(_ r: SuiteResult) -> [Double] {
+        r.datasets.flatMap { d -> [Double] in if case .doubles(let v) = d.values { return v } else { return [] } }
+    }
+
+    func write(_ text: String, _ name: String, in dir: URL) throws -> URL {
+        let url = dir.appendingPathComponent(name)
+        try text.write(to: url, atomically: true, encoding: .utf8)
+        return url
+    }
+
+    /// Pronoun bias and perplexity on the tiny fixture with the toy tokenizer.
+    @Test func tinyFixturePronounsAndPerplexity() throws {
+        let tmp = try TestPaths.temporaryDirectory("shared")
+        defer { try? FileManager.default.removeItem(at: tmp) }
+        let base = try ModelDirectory(TestPaths.tinyModel).load()
+        let tokenizer = try GPT2Tokenizer.load(from: TestPaths.toyTokenizer)
+        let pronoun = try Suite.load(try write(ModelEvalTests.tinySuite, "tiny.yaml", in: tmp))
+        let text = "My man said that the cook was with the car. When an old man was there, the cook said that he was with her."
+        let ppl = try Suite.load(try write("suite: p\nversion: 1\nkind: perplexity\ntext: \"\(text)\"\nmax_length: 16\nstride: 8\nprepend_eos: false\nbatch_tokens: 40\n", "p.yaml", in: tmp))
+        let prepared = try [pronoun, ppl].map { try $0.prepare(tokenizer: tokenizer, config: base.config) }
+        let a = try #require(tokenizer.encode(" the").first), b = try #require(tokenizer.encode(" was").first)
+        try Self.compare(prepared, try Self.variants(base, a: a, b: b))
+    }
+
+    /// CrowS-Pairs and StereoSet need <|endoftext|>: a small random model with GPT-2's tokenizer.
+    @Test func smallModelCrowsPairsAndStereoSet() throws {
+        let (base, tokenizer) = try ModelEvalTests.smallRandomModel()
+        let tmp = try TestPaths.temporaryDirectory("shared-small")
+        defer { try? FileManager.default.removeItem(at: tmp) }
+        let dir = TestPaths.repoRoot.appendingPathComponent("Evaluations")
+        let crowsText = try String(contentsOf: dir.appendingPathComponent("crows-pairs.yaml"), encoding: .utf8) + "max_pairs: 6\nbatch_tokens: 64\n"
+        let stereoText = try String(contentsOf: dir.appendingPathComponent("stereoset.yaml"), encoding: .utf8) + "max_examples: 4\nbatch_tokens: 64\n"
+        let loc = DataLocations(dataDirectory: TestPaths.data)
+        let prepared = try [try Suite.load(try write(crowsText, "crows.yaml", in: tmp)), try Suite.load(try write(stereoText, "stereo.yaml", in: tmp))]
+            .map { try $0.prepare(tokenizer: tokenizer, config: base.config, locations: loc) }
+        // " was" and " are" occur in the first CrowS-Pairs pairs and StereoSet examples
+        let a = try #require(tokenizer.encode(" was").first), b = try #require(tokenizer.encode(" are").first)
+        try Self.compare(prepared, try Self.variants(base, a: a, b: b))
+    }
+}
