@@ -16,33 +16,40 @@ public enum BLAS {
     typealias SetThreads = @convention(c) (Int32) -> Void
     typealias GetThreads = @convention(c) () -> Int32
 
-    /// The dynamically chosen sgemm, if `BACKPACK_BLAS` names a loadable library.
-    nonisolated(unsafe) private static var override: SGEMM? = loadOverride()
-    nonisolated(unsafe) private static var overrideSetThreads: SetThreads?
-    nonisolated(unsafe) private static var overrideGetThreads: GetThreads?
+    /// The library in use, chosen once (immutable afterwards, so any thread may read it).
+    private struct Backend: @unchecked Sendable {
+        var sgemm: SGEMM?                 // nil: the linked system OpenBLAS
+        var setThreads: SetThreads?
+        var getThreads: GetThreads?
+        var path: String?
+    }
+    private static let backend: Backend = loadBackend()
 
     /// Threads help only on large products. On small ones OpenBLAS's threads spin waiting for
     /// each other, and on a 2-core machine shared with another process that made a perplexity
     /// run 5x slower than one thread. Products below this many multiply-adds (m n k) use one.
     static let threadedWork = 1 << 24
-    nonisolated(unsafe) private static var threadsNow: Int32 = -1
     private static let maxThreads: Int32 = {
-        _ = override
-        return max(1, overrideGetThreads?() ?? (override == nil ? openblas_get_num_threads() : 1))
+        let b = backend
+        return max(1, b.getThreads?() ?? (b.sgemm == nil ? openblas_get_num_threads() : 1))
     }()
 
-    @inline(__always)
+    /// OpenBLAS's thread count is one global of the library: the count and the product it is
+    /// set for go together under this lock, so concurrent callers never run with another's count.
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var threadsNow: Int32 = -1   // guarded by `lock`
+
     private static func setThreads(forWork work: Int) {
         let want: Int32 = work >= threadedWork ? maxThreads : 1
         if want == threadsNow { return }
         threadsNow = want
-        if override != nil { overrideSetThreads?(want) } else { openblas_set_num_threads(want) }
+        if backend.sgemm != nil { backend.setThreads?(want) } else { openblas_set_num_threads(want) }
     }
     /// The most threads a product may use.
     public static var threads: Int { Int(maxThreads) }
 
     public static var backendDescription: String {
-        (override != nil ? (overridePath ?? "?") : "system OpenBLAS (libopenblas, Debian)") + ", up to \(maxThreads) thread(s)"
+        (backend.sgemm != nil ? (backend.path ?? "?") : "system OpenBLAS (libopenblas, Debian)") + ", up to \(maxThreads) thread(s)"
     }
 
     private static func findVenvBLAS() -> String? {
@@ -61,25 +68,25 @@ public enum BLAS {
         return nil
     }
 
-    nonisolated(unsafe) private static var overridePath: String?
-
     /// BACKPACK_BLAS if set (an empty value forces the system library), else the scipy-openblas32
     /// wheel that `make blas` installs in .venv-blas beside the build folder, if present.
-    private static func loadOverride() -> SGEMM? {
+    private static func loadBackend() -> Backend {
+        var b = Backend()
         let env = ProcessInfo.processInfo.environment["BACKPACK_BLAS"]
         guard let path = env ?? findVenvBLAS(), !path.isEmpty,
-              let handle = dlopen(path, RTLD_NOW | RTLD_LOCAL) else { return nil }
-        overridePath = path
+              let handle = dlopen(path, RTLD_NOW | RTLD_LOCAL) else { return b }
+        for symbol in ["cblas_sgemm", "scipy_cblas_sgemm", "scipy_cblas_sgemm64_"] {
+            if let fn = dlsym(handle, symbol) { b.sgemm = unsafeBitCast(fn, to: SGEMM.self); break }
+        }
+        guard b.sgemm != nil else { return Backend() }
+        b.path = path
         for symbol in ["openblas_set_num_threads", "scipy_openblas_set_num_threads"] {
-            if let fn = dlsym(handle, symbol) { overrideSetThreads = unsafeBitCast(fn, to: SetThreads.self); break }
+            if let fn = dlsym(handle, symbol) { b.setThreads = unsafeBitCast(fn, to: SetThreads.self); break }
         }
         for symbol in ["openblas_get_num_threads", "scipy_openblas_get_num_threads"] {
-            if let fn = dlsym(handle, symbol) { overrideGetThreads = unsafeBitCast(fn, to: GetThreads.self); break }
+            if let fn = dlsym(handle, symbol) { b.getThreads = unsafeBitCast(fn, to: GetThreads.self); break }
         }
-        for symbol in ["cblas_sgemm", "scipy_cblas_sgemm", "scipy_cblas_sgemm64_"] {
-            if let fn = dlsym(handle, symbol) { return unsafeBitCast(fn, to: SGEMM.self) }
-        }
-        return nil
+        return b
     }
 
     /// C (m, n) = alpha * op(A) op(B) + beta * C, with op(A) (m, k), op(B) (k, n).
@@ -89,9 +96,10 @@ public enum BLAS {
                      alpha: Float = 1, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
                      beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int) {
         if m == 0 || n == 0 { return }
+        lock.lock(); defer { lock.unlock() }
         setThreads(forWork: m * n * k)
         let noTrans = CblasNoTrans.rawValue, trans = CblasTrans.rawValue
-        if let sgemm = override {
+        if let sgemm = backend.sgemm {
             sgemm(CblasRowMajor.rawValue, transA ? trans : noTrans, transB ? trans : noTrans,
                   Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
         } else {

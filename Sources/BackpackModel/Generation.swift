@@ -1,13 +1,13 @@
 import Foundation
 
-/// Incremental decoding: keys and values of the trunk, the sense-weight keys and the sense
-/// vectors of past positions are kept, so each new token costs one position.
+/// Incremental decoding: keys and values of the trunk and the sense-weight keys of past positions
+/// are kept (sense vectors come from the model's per-id cache), so each new token costs one
+/// position of the trunk.
 public final class GenerationSession: @unchecked Sendable {
     public let model: LanguageModel
     public private(set) var ids: [Int] = []
     private let kv: KVCache
     private let senseKeys: Buffer            // (n_positions, d): key half of the sense-weight layer
-    private var senseRows: [[Float]] = []    // per position: C(id) (k*d)
 
     public init(model: LanguageModel) {
         self.model = model
@@ -19,40 +19,22 @@ public final class GenerationSession: @unchecked Sendable {
     /// Feeds tokens (the prompt, then each sampled token); returns the logits after the last (V).
     public func feed(_ new: [Int]) throws -> [Float] {
         try model.validate(new, startPosition: ids.count, source: "generation")
-        let c = model.config, d = c.nEmbd, V = c.vocabSize
+        let d = model.config.nEmbd
         let past = ids.count, m = new.count
         let hc = model.trunk([new], startPosition: past, cache: kv)     // (m, d)
         ids += new
-        let last = Buffer(d, zeroed: true)                                // o of the last new position
         if let sw = model.senseWeights {
-            let k = c.senses
-            let table = model.senseVectors(new)
-            senseRows += new.map { table[$0] ?? [Float](repeating: 0, count: k * d) }
             let qk = sw.queriesAndKeys(hc.pointer, rows: m)               // (m, 2d)
             for i in 0..<m { (senseKeys.pointer + (past + i) * d).update(from: qk.pointer + i * 2 * d + d, count: d) }
             // Only the last position's weights are needed: alpha (k, 1, past+m)
-            let total = past + m
             let alpha = sw.alpha(queries: qk.pointer + (m - 1) * 2 * d, qStride: 2 * d, keys: senseKeys.pointer,
-                                 kStride: d, m: 1, past: total - 1)
-            for l in 0..<k {
-                for j in 0..<total {
-                    let w = alpha.pointer[l * total + j]
-                    if w == 0 { continue }
-                    senseRows[j].withUnsafeBufferPointer { r in
-                        let src = r.baseAddress! + l * d
-                        for e in 0..<d { last.pointer[e] += w * src[e] }
-                    }
-                }
-            }
-        } else {
-            last.pointer.update(from: hc.pointer + (m - 1) * d, count: d)
+                                 kStride: d, m: 1, past: ids.count - 1)
+            // The forward pass's sense sum and output product, for one row.
+            let (o, _) = model.senseSum(ids, alpha: alpha, rows: 1, table: model.senseVectors(ids))   // (1, d)
+            return model.unembed(o.array)
         }
-        var logits = [Float](repeating: 0, count: V)
-        logits.withUnsafeMutableBufferPointer { o in
-            BLAS.gemm(transB: true, m: 1, n: V, k: d, a: last.pointer, lda: d, b: model.embedding.pointer, ldb: d,
-                      c: o.baseAddress!, ldc: V)
-        }
-        return logits
+        // plain GPT-2: logits = LN_f(z) E^T of the last position
+        return model.unembed(Array(UnsafeBufferPointer(start: hc.pointer + (m - 1) * d, count: d)))
     }
 }
 

@@ -248,10 +248,11 @@ public final class LanguageModel: @unchecked Sendable {
         }
     }
 
-    /// One sequence's o = sum_l alpha[l] @ C[l]  (n, d), with C (k, n, d) gathered from the
-    /// per-id table and alpha (k, n, n).
-    func senseSum(_ ids: [Int], alpha: Buffer, table: [Int: [Float]]) -> (o: Buffer, senses: Buffer) {
-        let n = ids.count, d = config.nEmbd, k = config.senses
+    /// One sequence's o = sum_l alpha[l] @ C[l]  (m, d), with C (k, n, d) gathered from the
+    /// per-id table and alpha (k, m, n): m = n for a whole sequence, m = 1 for the last position
+    /// of a generation step (the one sense sum of the project).
+    func senseSum(_ ids: [Int], alpha: Buffer, rows: Int? = nil, table: [Int: [Float]]) -> (o: Buffer, senses: Buffer) {
+        let n = ids.count, d = config.nEmbd, k = config.senses, m = rows ?? n
         let C = Buffer(k * n * d)                                         // (k, n, d)
         for (j, id) in ids.enumerated() {
             guard let row = table[id] else { continue }
@@ -259,9 +260,9 @@ public final class LanguageModel: @unchecked Sendable {
                 for l in 0..<k { (C.pointer + (l * n + j) * d).update(from: r.baseAddress! + l * d, count: d) }
             }
         }
-        let o = Buffer(n * d, zeroed: true)                               // (n, d)
+        let o = Buffer(m * d, zeroed: true)                               // (m, d)
         for l in 0..<k {
-            BLAS.gemm(m: n, n: d, k: n, a: alpha.pointer + l * n * n, lda: n, b: C.pointer + l * n * d, ldb: d,
+            BLAS.gemm(m: m, n: d, k: n, a: alpha.pointer + l * m * n, lda: n, b: C.pointer + l * n * d, ldb: d,
                       beta: 1, c: o.pointer, ldc: d)
         }
         return (o, C)

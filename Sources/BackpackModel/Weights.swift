@@ -5,7 +5,8 @@ import Foundation
 /// (kept alive by `owner`) or memory of its own (converted from F16/BF16, or edited).
 public struct Weight: @unchecked Sendable {
     public let shape: [Int]
-    public let pointer: UnsafePointer<Float>
+    /// The values in place (memory-mapped or owned); unsafe pointers stay inside this module.
+    let pointer: UnsafePointer<Float>
     public var count: Int { shape.reduce(1, *) }
     private let storage: Storage
 
