@@ -130,12 +130,13 @@ public struct LambadaSuite: PreparedSuite {
         // Context and target encoded separately (the harness's _encode_pair; GPT-2's pre-tokenizer
         // splits before the target's space, so this equals splitting the encoded whole); an
         // empty context is <|endoftext|>, as the harness does.
+        let limit = maxLength, file = suite.file.path
         requests = try zip(c, t).map { ctx, tgt in
             let r = HarnessScorer.Request(context: ctx.isEmpty ? [eot] : tokenizer.encode(ctx), continuation: tokenizer.encode(tgt))
             if let bad = (r.context + r.continuation).first(where: { $0 >= model.vocabSize }) {
-                throw SuiteError(file: suite.file.path, reason: "token id \(bad) beyond the model's vocabulary (\(model.vocabSize))")
+                throw SuiteError(file: file, reason: "token id \(bad) beyond the model's vocabulary (\(model.vocabSize))")
             }
-            guard r.continuation.count <= maxLength else { throw SuiteError(file: suite.file.path, reason: "target '\(tgt)' longer than max_length") }
+            guard r.continuation.count <= limit else { throw SuiteError(file: file, reason: "target '\(tgt)' longer than max_length") }
             return r
         }
     }
