@@ -63,6 +63,35 @@ public enum Metrics {
     }
 
     public static func mean(_ x: [Double]) -> Double { x.isEmpty ? .nan : x.reduce(0, +) / Double(x.count) }
+
+    /// Pearson's r = Σ(x−x̄)(y−ȳ) / sqrt(Σ(x−x̄)² Σ(y−ȳ)²); NaN for fewer than 2 pairs or a constant side.
+    public static func pearson(_ x: [Double], _ y: [Double]) -> Double {
+        precondition(x.count == y.count, "pearson: arrays of different lengths")
+        guard x.count >= 2 else { return .nan }
+        let mx = mean(x), my = mean(y)
+        var sxy = 0.0, sxx = 0.0, syy = 0.0
+        for (a, b) in zip(x, y) { sxy += (a - mx) * (b - my); sxx += (a - mx) * (a - mx); syy += (b - my) * (b - my) }
+        guard sxx > 0, syy > 0 else { return .nan }
+        return sxy / (sxx * syy).squareRoot()
+    }
+
+    /// Ranks from 1, tied values sharing the average of their ranks (scipy's rankdata "average").
+    public static func averageRanks(_ x: [Double]) -> [Double] {
+        let order = x.indices.sorted { x[$0] < x[$1] }
+        var ranks = [Double](repeating: 0, count: x.count)
+        var i = 0
+        while i < order.count {
+            var j = i
+            while j + 1 < order.count && x[order[j + 1]] == x[order[i]] { j += 1 }
+            let r = Double(i + j) / 2 + 1          // positions i...j hold ranks i+1...j+1
+            for k in i...j { ranks[order[k]] = r }
+            i = j + 1
+        }
+        return ranks
+    }
+
+    /// Spearman's rho: Pearson's r of the average ranks (ties handled as scipy.stats.spearmanr).
+    public static func spearman(_ x: [Double], _ y: [Double]) -> Double { pearson(averageRanks(x), averageRanks(y)) }
 }
 
 /// Scores tokens of sequences under every variant: log p(ids[j] | ids[..<j]) for j >= from (from >= 1).

@@ -5,6 +5,7 @@ import BackpackTokenizer
 import BackpackResults
 import BackpackYAML
 import Foundation
+import Yams
 
 /// A pronoun_bias suite's definition: the one pronoun-suite reader (BackpackEditing's
 /// PronounSuite, shared with fit_scale).
@@ -15,8 +16,12 @@ public struct PronounBiasConfig: Sendable {
     public var prompts: [String] { definition.prompts }
     public var nouns: [String]
     public var dataFiles: [URL] { definition.files }
+    /// `occupation_stats`: a CSV of the share of women per occupation, to correlate the nouns'
+    /// signed bias with (issue 13). Optional.
+    public var occupationStats: OccupationStats?
 
     init(_ doc: SuiteDocument) throws {
+        occupationStats = try doc.node("occupation_stats").map { try OccupationStats($0, doc) }
         if doc.node("pair") == nil { throw doc.error(nil, "missing key 'pair'") }
         if doc.node("nouns") == nil { throw doc.error(nil, "missing key 'nouns'") }
         definition = try PronounSuite.load(doc.url)
@@ -26,6 +31,69 @@ public struct PronounBiasConfig: Sendable {
             }
             return w
         }
+    }
+}
+
+/// `occupation_stats: {data_file: PATH, url: ..., sha256: ..., aliases: {noun: job}}`: a CSV with
+/// header columns `job` and `percent_women` (the WinoBias statistics). A noun matches the job of
+/// the same name, ignoring case, or the job its alias names.
+public struct OccupationStats: Sendable {
+    public var data: ExternalData
+    /// Lowercased noun -> lowercased job in the file.
+    public var aliases: [String: String]
+
+    init(_ node: Node, _ doc: SuiteDocument) throws {
+        let form = "{data_file: PATH, url: URL, sha256: HEX, aliases: {noun: job}}"
+        guard let m = node.mapping else { throw doc.error(node, "'occupation_stats' must be a mapping \(form)") }
+        func text(_ key: String) throws -> String? {
+            guard let v = m[key] else { return nil }
+            guard let t = v.scalar?.string else { throw doc.error(v, "'occupation_stats.\(key)' must be a string") }
+            return t
+        }
+        for (k, _) in m where !["data_file", "url", "sha256", "aliases"].contains(k.string ?? "") {
+            throw doc.error(k, "occupation_stats: unknown key '\(k.string ?? "?")' (valid: data_file, url, sha256, aliases)")
+        }
+        guard let file = try text("data_file") else { throw doc.error(node, "occupation_stats: missing 'data_file'") }
+        let sha = try text("sha256")?.lowercased()
+        if let sha, sha.count != 64 || !sha.allSatisfy(\.isHexDigit) { throw doc.error(m["sha256"], "'occupation_stats.sha256' must be 64 hex digits") }
+        data = ExternalData(dataFile: file, url: try text("url"), sha256: sha)
+        var a: [String: String] = [:]
+        if let an = m["aliases"] {
+            guard let am = an.mapping else { throw doc.error(an, "'occupation_stats.aliases' must be a mapping noun: job") }
+            for (k, v) in am {
+                guard let noun = k.string, let job = v.scalar?.string else { throw doc.error(v, "occupation_stats.aliases: every entry must be noun: job (strings)") }
+                a[noun.lowercased()] = job.lowercased()
+            }
+        }
+        aliases = a
+    }
+
+    /// Percent women per noun (NaN where the file has no such job), and the file read.
+    func percentWomen(nouns: [String], suiteFile: URL, locations: DataLocations) throws -> (values: [Double], url: URL) {
+        let (url, _) = try data.resolveVerified(suiteFile: suiteFile, locations: locations)
+        let text: String
+        do { text = try String(contentsOf: url, encoding: .utf8) } catch {
+            throw SuiteError(file: url.path, reason: "cannot read as UTF-8 text: \(error.localizedDescription)")
+        }
+        let rows = try CSV.parse(text, file: url.path)
+        guard let header = rows.first?.fields.map({ $0.trimmingCharacters(in: .whitespaces).lowercased() }),
+              let jc = header.firstIndex(of: "job"), let pc = header.firstIndex(of: "percent_women") else {
+            throw SuiteError(file: url.path, line: 1, reason: "expected a header row with columns 'job' and 'percent_women'")
+        }
+        var table: [String: Double] = [:]
+        for row in rows.dropFirst() {
+            guard row.fields.count > max(jc, pc) else { throw SuiteError(file: url.path, line: row.line, reason: "expected \(header.count) fields, found \(row.fields.count)") }
+            let job = row.fields[jc].trimmingCharacters(in: .whitespaces).lowercased()
+            guard let v = Double(row.fields[pc].trimmingCharacters(in: .whitespaces)), v.isFinite, v >= 0, v <= 100 else {
+                throw SuiteError(file: url.path, line: row.line, reason: "percent_women '\(row.fields[pc])' is not a number from 0 to 100")
+            }
+            table[job] = v
+        }
+        let values = nouns.map { n -> Double in
+            let key = n.lowercased()
+            return table[aliases[key] ?? key] ?? .nan
+        }
+        return (values, url)
     }
 }
 
@@ -41,9 +109,11 @@ public struct PronounBiasSuite: PreparedSuite {
     public let tokenized: [[Int]]
     public let pairIDs: (Int, Int)
     public let dataSHA256: String
+    /// Percent women per kept noun (NaN: unknown); nil when the suite declares no statistics.
+    public let percentWomen: [Double]?
     public var itemCount: Int { prompts.count }
 
-    init(suite: Suite, config: PronounBiasConfig, tokenizer: GPT2Tokenizer, model: BackpackConfig) throws {
+    init(suite: Suite, config: PronounBiasConfig, tokenizer: GPT2Tokenizer, model: BackpackConfig, locations: DataLocations = .init()) throws {
         self.suite = suite; self.config = config
         func single(_ word: String) throws -> Int {
             let ids = tokenizer.encode(" " + word)
@@ -75,7 +145,14 @@ public struct PronounBiasSuite: PreparedSuite {
             }
         }
         prompts = texts; promptNouns = nouns; tokenized = ids
-        dataSHA256 = try FileDigest.combined(config.dataFiles)
+        if let stats = config.occupationStats {
+            let (values, url) = try stats.percentWomen(nouns: kept, suiteFile: suite.file, locations: locations)
+            percentWomen = values
+            dataSHA256 = try FileDigest.combined(config.dataFiles + [url])
+        } else {
+            percentWomen = nil
+            dataSHA256 = try FileDigest.combined(config.dataFiles)
+        }
     }
 
     public func evaluate(_ variants: VariantSet, progress: @Sendable (String) -> Void) throws -> [SuiteResult] {
@@ -101,10 +178,12 @@ public struct PronounBiasSuite: PreparedSuite {
     func result(logA: [Double], logB: [Double]) -> SuiteResult {
         let pa = logA.map { Foundation.exp($0) }, pb = logB.map { Foundation.exp($0) }
         let ratio = zip(logA, logB).map { Metrics.pronounRatio(logA: $0, logB: $1) }
-        var nounBias: [Double] = []
+        var nounBias: [Double] = [], nounLogRatio: [Double] = []
         for noun in keptNouns {
-            let r = zip(promptNouns, ratio).filter { $0.0 == noun }.map(\.1)
-            nounBias.append(Metrics.mean(r))
+            let idx = promptNouns.indices.filter { promptNouns[$0] == noun }
+            nounBias.append(Metrics.mean(idx.map { ratio[$0] }))
+            // Signed: > 0 leans to the pair's first word (he), < 0 to the second (she).
+            nounLogRatio.append(Metrics.mean(idx.map { logA[$0] - logB[$0] }))
         }
         var r = SuiteResult(suiteName: suite.name, suiteVersion: suite.version, dataSHA256: dataSHA256)
         r.set("bias", Metrics.mean(ratio), headline: true)
@@ -121,6 +200,15 @@ public struct PronounBiasSuite: PreparedSuite {
         r.add("ratio", ratio)
         r.add("nouns", strings: keptNouns)
         r.add("noun_bias", nounBias)
+        r.add("noun_log_ratio", nounLogRatio)
+        if let pct = percentWomen {
+            let known = pct.indices.filter { pct[$0].isFinite }
+            let x = known.map { nounLogRatio[$0] }, y = known.map { pct[$0] }
+            r.set("pearson_pct_women", Metrics.pearson(x, y))
+            r.set("spearman_pct_women", Metrics.spearman(x, y))
+            r.set("n_nouns_with_stats", known.count)
+            r.add("noun_pct_women", pct)
+        }
         if !skippedNouns.isEmpty { r.add("skipped_nouns", strings: skippedNouns) }
         return r
     }

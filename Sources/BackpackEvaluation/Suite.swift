@@ -60,16 +60,19 @@ public enum SuiteKind: String, CaseIterable, Sendable {
     case crowsPairs = "crows_pairs"
     case stereoSet = "stereoset"
     case perplexity = "perplexity"
+    case lambada = "lambada"
+    case wikitext = "wikitext"
 
     static let commonKeys: Set<String> = ["suite", "version", "kind", "description", "source"]
     static let externalKeys: Set<String> = ["data_file", "url", "sha256"]
 
     var keys: Set<String> {
         switch self {
-        case .pronounBias: return Self.commonKeys.union(["placeholder", "pair", "nouns", "prompts"])
+        case .pronounBias: return Self.commonKeys.union(["placeholder", "pair", "nouns", "prompts", "occupation_stats"])
         case .crowsPairs: return Self.commonKeys.union(Self.externalKeys).union(["round_scores", "batch_tokens", "max_pairs"])
         case .stereoSet: return Self.commonKeys.union(Self.externalKeys).union(["batch_tokens", "max_examples"])
         case .perplexity: return Self.commonKeys.union(Self.externalKeys).union(["text", "path", "split", "select", "max_documents", "max_length", "stride", "prepend_eos", "batch_tokens"])
+        case .lambada, .wikitext: return Self.commonKeys.union(Self.externalKeys).union(HarnessConfig.keys)
         }
     }
 }
@@ -100,6 +103,8 @@ public struct Suite: Sendable {
         case .crowsPairs: config = .crowsPairs(try CrowsPairsConfig(doc))
         case .stereoSet: config = .stereoSet(try StereoSetConfig(doc))
         case .perplexity: config = .perplexity(try PerplexityConfig(doc))
+        case .lambada: config = .lambada(try HarnessConfig(doc))
+        case .wikitext: config = .wikitext(try HarnessConfig(doc))
         }
         return Suite(name: name, version: version, kind: kind, description: try doc.optionalString("description") ?? "",
                      source: try doc.optionalString("source") ?? "", file: url, config: config)
@@ -128,10 +133,12 @@ public struct Suite: Sendable {
     /// Tokenizes and reads data; the result evaluates any model variant.
     public func prepare(tokenizer: GPT2Tokenizer, config model: BackpackConfig, locations: DataLocations = .init()) throws -> PreparedSuite {
         switch config {
-        case .pronounBias(let c): return try PronounBiasSuite(suite: self, config: c, tokenizer: tokenizer, model: model)
+        case .pronounBias(let c): return try PronounBiasSuite(suite: self, config: c, tokenizer: tokenizer, model: model, locations: locations)
         case .crowsPairs(let c): return try CrowsPairsSuite(suite: self, config: c, tokenizer: tokenizer, model: model, locations: locations)
         case .stereoSet(let c): return try StereoSetSuite(suite: self, config: c, tokenizer: tokenizer, model: model, locations: locations)
         case .perplexity(let c): return try PerplexitySuite(suite: self, config: c, tokenizer: tokenizer, model: model, locations: locations)
+        case .lambada(let c): return try LambadaSuite(suite: self, config: c, tokenizer: tokenizer, model: model, locations: locations)
+        case .wikitext(let c): return try WikitextSuite(suite: self, config: c, tokenizer: tokenizer, model: model, locations: locations)
         }
     }
 }
@@ -141,6 +148,8 @@ public enum SuiteConfig: Sendable {
     case crowsPairs(CrowsPairsConfig)
     case stereoSet(StereoSetConfig)
     case perplexity(PerplexityConfig)
+    case lambada(HarnessConfig)
+    case wikitext(HarnessConfig)
 }
 
 extension ExternalData {

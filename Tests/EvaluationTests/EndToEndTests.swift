@@ -61,5 +61,10 @@ import TestSupport
         #expect(r.err.contains("download of crows-pairs") && r.err.contains("offline"), "\(r.err)")
         print("offline fetch message: \(r.err)")
         #expect(!FileManager.default.fileExists(atPath: tmp.appendingPathComponent("crows_pairs/crows_pairs_anonymized.csv").path))
+        for (name, file) in [("lambada", "lambada/lambada_test.jsonl"), ("wikitext", "wikitext/wiki.test.raw")] {
+            let f = try backpack(["data", "fetch", name, "--url", "http://127.0.0.1:9/x", "--cache-dir", tmp.path, "--timeout", "5"])
+            #expect(f.status != 0 && f.err.contains("download of \(name)") && f.err.contains("offline"), "\(f.err)")
+            #expect(!FileManager.default.fileExists(atPath: tmp.appendingPathComponent(file).path))
+        }
     }
 }

@@ -74,3 +74,28 @@ import Testing
         #expect(throws: SuiteError.self) { try CSV.parse("a,\"b\n", file: "t.csv") }
     }
 }
+
+@Suite struct CorrelationTests {
+    @Test func pearsonByHand() {
+        // x = [1,2,3,4], y = [2,4,5,9]: x̄ = 2.5, ȳ = 5; dx = [-1.5,-0.5,0.5,1.5], dy = [-3,-1,0,4]
+        // Σdxdy = 11, Σdx² = 5, Σdy² = 26 -> r = 11 / sqrt(130) = 0.964763821238... (tolerance 1e-12)
+        let r = Metrics.pearson([1, 2, 3, 4], [2, 4, 5, 9])
+        #expect(abs(r - 0.9647638212377322) < 1e-12)
+        #expect(abs(Metrics.pearson([1, 2, 3], [3, 2, 1]) + 1) < 1e-12)
+        #expect(Metrics.pearson([1, 1, 1], [1, 2, 3]).isNaN)     // a constant side has no correlation
+        #expect(Metrics.pearson([1], [2]).isNaN)
+    }
+
+    @Test func averageRanksAndSpearmanWithTies() {
+        #expect(Metrics.averageRanks([10, 20, 20, 5]) == [2, 3.5, 3.5, 1])
+        #expect(Metrics.averageRanks([3, 3, 3]) == [2, 2, 2])
+        // x = [1,2,2,3] -> ranks [1,2.5,2.5,4]; y = [1,3,2,4] -> ranks [1,3,2,4]
+        // ranks: x̄ = ȳ = 2.5; dx = [-1.5,0,0,1.5], dy = [-1.5,0.5,-0.5,1.5]
+        // Σdxdy = 4.5, Σdx² = 4.5, Σdy² = 5 -> rho = 4.5 / sqrt(22.5) = 0.9486832980505138
+        // (scipy.stats.spearmanr([1,2,2,3],[1,3,2,4]).statistic = 0.9486832980505138)
+        #expect(abs(Metrics.spearman([1, 2, 2, 3], [1, 3, 2, 4]) - 4.5 / 22.5.squareRoot()) < 1e-12)
+        // monotone but non-linear: rho = 1, r < 1
+        #expect(abs(Metrics.spearman([1, 2, 3, 4], [1, 8, 27, 64]) - 1) < 1e-12)
+        #expect(Metrics.pearson([1, 2, 3, 4], [1, 8, 27, 64]) < 0.99)
+    }
+}

@@ -59,6 +59,41 @@ import TestSupport
         #expect(abs(nounBias[0] - ratio[0..<3].reduce(0, +) / 3) < 1e-9)
     }
 
+    @Test func signedNounBiasAndOccupationCorrelation() throws {
+        let tmp = try TestPaths.temporaryDirectory("pronoun-stats")
+        defer { try? FileManager.default.removeItem(at: tmp) }
+        let model = try ModelDirectory(TestPaths.tinyModel).load()
+        let tokenizer = try GPT2Tokenizer.load(from: TestPaths.toyTokenizer)
+        // 'the' and 'an' have statistics (AN by case; 'was' through no row), 'was' has none
+        try "job,percent_women\nthe,10\nAN,80\nnurse,90\n".write(to: tmp.appendingPathComponent("jobs.csv"), atomically: true, encoding: .utf8)
+        let text = Self.tinySuite + "\noccupation_stats: {data_file: jobs.csv}\n"
+        let suite = try Suite.load(try write(text, "tiny.yaml", in: tmp))
+        let prepared = try #require(try suite.prepare(tokenizer: tokenizer, config: model.config, locations: DataLocations(dataDirectory: tmp)) as? PronounBiasSuite)
+        let result = try prepared.evaluate(model) { _ in }
+        guard case .doubles(let pHe)? = result.dataset("p_he"), case .doubles(let pShe)? = result.dataset("p_she"),
+              case .doubles(let signed)? = result.dataset("noun_log_ratio"), case .doubles(let pct)? = result.dataset("noun_pct_women") else {
+            Issue.record("missing datasets"); return
+        }
+        #expect(prepared.keptNouns == ["the", "was", "an"])
+        #expect(pct[0] == 10 && pct[1].isNaN && pct[2] == 80)
+        #expect(result["n_nouns_with_stats"] == .int(2))
+        // per noun: mean over its 3 prompts of log p(he) - log p(she) (tolerance 1e-9, Double sums)
+        for n in 0..<3 {
+            let want = (3 * n..<3 * n + 3).map { log(pHe[$0]) - log(pShe[$0]) }.reduce(0, +) / 3
+            #expect(abs(signed[n] - want) < 1e-9)
+        }
+        // two points: r and rho are the sign of (signed[2] - signed[0]) * (80 - 10)
+        let sign: Double = signed[2] > signed[0] ? 1 : -1
+        #expect(abs(try #require(result["pearson_pct_women"]?.doubleValue) - sign) < 1e-12)
+        #expect(abs(try #require(result["spearman_pct_women"]?.doubleValue) - sign) < 1e-12)
+        // the statistics file is part of the data digest
+        let plain = try #require(try Suite.load(try write(Self.tinySuite, "plain.yaml", in: tmp)).prepare(tokenizer: tokenizer, config: model.config) as? PronounBiasSuite)
+        #expect(plain.dataSHA256 != prepared.dataSHA256 && plain.percentWomen == nil)
+        // a missing file is a clear error naming it
+        let bad = try Suite.load(try write(Self.tinySuite + "\noccupation_stats: {data_file: nope.csv}\n", "bad.yaml", in: tmp))
+        #expect(throws: SuiteError.self) { try bad.prepare(tokenizer: tokenizer, config: model.config, locations: DataLocations(dataDirectory: tmp)) }
+    }
+
     static func smallRandomModel() throws -> (LanguageModel, GPT2Tokenizer) {
         var config = BackpackConfig.backpackGPT2
         config.nEmbd = 32; config.nLayer = 2; config.nHead = 2; config.numSenses = 4; config.nPositions = 64

@@ -3,7 +3,13 @@ import Foundation
 
 /// What the report shows of a run: provenance, headline metrics, per-noun bias.
 struct ReportData {
-    struct SuiteData { var name: String; var metrics: [(String, Double)]; var nouns: [String]; var nounBias: [Double] }
+    struct SuiteData {
+        var name: String; var metrics: [(String, Double)]; var nouns: [String]; var nounBias: [Double]
+        /// Signed mean log p(he)/p(she) per noun and the share of women (percent, NaN unknown); empty when absent.
+        var nounLogRatio: [Double] = []; var nounPctWomen: [Double] = []
+        /// (pearson, spearman, n nouns) against the share of women, when the suite had statistics.
+        var correlations: (pearson: Double, spearman: Double, n: Int)?
+    }
     struct VariantData { var name: String; var editSHA: String; var suites: [SuiteData] }
     var runID: String
     var provenance: [(String, String)]
@@ -19,7 +25,15 @@ struct ReportData {
             VariantData(name: v.variant, editSHA: v.editSHA256, suites: v.suites.map { s in
                 var nouns: [String] = [], bias: [Double] = []
                 if case .strings(let n)? = s.dataset("nouns"), case .doubles(let b)? = s.dataset("noun_bias") { nouns = n; bias = b }
-                return SuiteData(name: s.suiteName, metrics: s.headlineValues, nouns: nouns, nounBias: bias)
+                var d = SuiteData(name: s.suiteName, metrics: s.headlineValues, nouns: nouns, nounBias: bias)
+                if case .doubles(let l)? = s.dataset("noun_log_ratio"), l.count == nouns.count { d.nounLogRatio = l }
+                if case .doubles(let p)? = s.dataset("noun_pct_women"), p.count == nouns.count { d.nounPctWomen = p }
+                if let r = s["pearson_pct_women"]?.doubleValue, let rho = s["spearman_pct_women"]?.doubleValue {
+                    var n = 0
+                    if case .int(let k)? = s["n_nouns_with_stats"] { n = k }
+                    d.correlations = (r, rho, n)
+                }
+                return d
             })
         }
     }
@@ -47,7 +61,12 @@ public enum ReportHTML {
         // Per-noun bias charts, one per pronoun suite.
         if let base = data.variants.first {
             for s in base.suites where !s.nouns.isEmpty {
-                body += "<h2>Per-noun bias: \(esc(s.name))</h2>\n" + nounChart(data, suite: s.name)
+                body += "<h2>Per-noun bias: \(esc(s.name))</h2>\n"
+                if s.correlations != nil { body += correlationTable(data, suite: s.name) }
+                let order = nounOrder(s)
+                body += "<div style=\"display:flex;flex-wrap:wrap;gap:1em\">"
+                if !s.nounLogRatio.isEmpty { body += signedNounChart(data, suite: s.name, order: order) }
+                body += nounChart(data, suite: s.name, order: order) + "</div>\n"
             }
         }
         if data.variants.count > 1 { body += "<h2>Metric deltas vs base (bias gain beside perplexity cost)</h2>\n" + deltaChart(data) }
@@ -76,8 +95,53 @@ public enum ReportHTML {
         return h + "</table>"
     }
 
-    static func nounChart(_ data: ReportData, suite: String) -> String {
-        guard let nouns = data.variants.first?.suites.first(where: { $0.name == suite })?.nouns, !nouns.isEmpty else { return "" }
+    /// Nouns with a known share of women first, from fewest to most women; the rest in file order.
+    static func nounOrder(_ s: ReportData.SuiteData) -> [String] {
+        guard s.nounPctWomen.count == s.nouns.count else { return s.nouns }
+        let known = s.nouns.indices.filter { s.nounPctWomen[$0].isFinite }.sorted { s.nounPctWomen[$0] < s.nounPctWomen[$1] }
+        return known.map { s.nouns[$0] } + s.nouns.indices.filter { !s.nounPctWomen[$0].isFinite }.map { s.nouns[$0] }
+    }
+
+    /// Correlation of the signed per-noun bias with the share of women, one row per variant.
+    static func correlationTable(_ data: ReportData, suite: String) -> String {
+        var h = "<table><tr><th>variant</th><th>Pearson r (log p(he)/p(she), % women)</th><th>Spearman ρ</th><th>nouns with statistics</th></tr>"
+        for v in data.variants {
+            guard let c = v.suites.first(where: { $0.name == suite })?.correlations else { continue }
+            h += "<tr><td class=l>\(esc(v.name))</td><td>\(f(c.pearson))</td><td>\(f(c.spearman))</td><td>\(c.n)</td></tr>"
+        }
+        return h + "</table><p>Negative: nouns whose occupations employ more women lean more to “she”, as the statistics do. An edit that removes the model's gender association moves both toward 0.</p>\n"
+    }
+
+    /// Signed bias per noun: log p(he)/p(she) averaged over its prompts; right leans "he", left "she".
+    static func signedNounChart(_ data: ReportData, suite: String, order nouns: [String]) -> String {
+        let base = data.variants.first?.suites.first { $0.name == suite }
+        let series = data.variants.map { v -> [Double] in
+            let s = v.suites.first { $0.name == suite }
+            return nouns.map { n in s.flatMap { s in s.nouns.firstIndex(of: n).flatMap { $0 < s.nounLogRatio.count ? s.nounLogRatio[$0] : nil } } ?? .nan }
+        }
+        let maxAbs = max(1e-9, series.flatMap { $0 }.filter(\.isFinite).map(abs).max() ?? 1)
+        let rowH = 6 + 5 * data.variants.count, left = 150, half = 200
+        let height = nouns.count * rowH + 40
+        var svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(left + 2 * half + 10)\" height=\"\(height)\">"
+        for (i, n) in nouns.enumerated() {
+            let y = 20 + i * rowH
+            var label = n
+            if let b = base, let k = b.nouns.firstIndex(of: n), k < b.nounPctWomen.count, b.nounPctWomen[k].isFinite { label += " (\(f(b.nounPctWomen[k])) %)" }
+            svg += "<text x=\"\(left - 5)\" y=\"\(y + rowH / 2 + 3)\" text-anchor=\"end\">\(esc(label))</text>"
+            for (vi, s) in series.enumerated() where s[i].isFinite {
+                let w = Int(Double(half) * abs(s[i]) / maxAbs)
+                let x = s[i] < 0 ? left + half - w : left + half
+                svg += "<rect x=\"\(x)\" y=\"\(y + vi * 5)\" width=\"\(max(w, 1))\" height=\"4\" fill=\"\(colors[vi % colors.count])\"><title>\(esc(data.variants[vi].name)) \(esc(n)): \(f(s[i]))</title></rect>"
+            }
+        }
+        svg += "<line x1=\"\(left + half)\" y1=\"15\" x2=\"\(left + half)\" y2=\"\(height - 20)\" stroke=\"#333\"/>"
+        svg += "<text x=\"\(left)\" y=\"12\">← she</text><text x=\"\(left + 2 * half)\" y=\"12\" text-anchor=\"end\">he →</text>"
+        svg += "<text x=\"\(left)\" y=\"\(height - 5)\">mean log p(he)/p(she); axis ±\(f(maxAbs)); nouns by % women</text>"
+        return svg + "</svg>"
+    }
+
+    static func nounChart(_ data: ReportData, suite: String, order: [String]? = nil) -> String {
+        guard let nouns = order ?? data.variants.first?.suites.first(where: { $0.name == suite })?.nouns, !nouns.isEmpty else { return "" }
         let series = data.variants.map { v -> [Double] in
             let s = v.suites.first { $0.name == suite }
             return nouns.map { n in s.flatMap { s in s.nouns.firstIndex(of: n).map { s.nounBias[$0] } } ?? .nan }
