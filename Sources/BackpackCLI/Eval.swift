@@ -21,14 +21,21 @@ struct Eval: ParsableCommand {
     @Option(name: .long, help: "Directory with the data sets (default: the repository's Data/, then the fetch cache ~/.cache/backpack-edit).") var dataDir: String?
     @Option(name: .long, help: "Run id (default: UTC time plus random hex).") var runID: String?
     @Flag(name: .long, help: "Print the results as JSON on stdout instead of a table.") var json = false
+    @Flag(name: .long, help: "Store NaN or infinite results instead of stopping with an error that says where they are.") var allowNonfinite = false
+    @Option(name: .long, help: "Seconds to wait for another backpack process writing the same results file.") var lockTimeout: Double = ResultsFile.defaultLockTimeout
 
     func validate() throws {
         if suite.isEmpty { throw ValidationError("give at least one --suite") }
+        if !(lockTimeout >= 0) { throw ValidationError("--lock-timeout: expected seconds >= 0, got \(lockTimeout)") }
     }
 
     func run() throws {
         let t0 = Date()
+        // The output is checked before anything is loaded or computed.
+        let outURL = URL(fileURLWithPath: out)
+        try ResultsFile.checkOutput(outURL)
         let dir = try options.directory()
+        try AtomicOutput.checkNotInput(outURL, inputs: [dir.url])
         let base = try dir.load()
         let tokenizer = try options.loadTokenizer(for: dir)
         let evaluations = EvalSupport.evaluationsDirectory()
@@ -47,16 +54,14 @@ struct Eval: ParsableCommand {
             let v = try EvalEdits.variant(path: path, base: base, tokenizer: tokenizer, existing: variants.map(\.name))
             variants.append(v)
         }
-        let results = try EvaluationRunner.run(suites: prepared, variants: variants) { EvalSupport.progress($0) }
+        let results = try EvaluationRunner.run(suites: prepared, variants: variants, allowNonfinite: allowNonfinite) { EvalSupport.progress($0) }
         let elapsed = Date().timeIntervalSince(t0)
 
-        let outURL = URL(fileURLWithPath: out)
-        try AtomicOutput.checkNotInput(outURL, inputs: [dir.url])
         let provenance = RunProvenance(toolVersion: Backpack.version, gitCommit: EvalSupport.gitCommit(),
                                        modelPath: dir.url.path, modelSHA256: try EvalSupport.modelSHA256(dir))
         let commandLine = CommandLine.arguments.map(EvalSupport.shellQuote).joined(separator: " ")
         let record = RunRecord(provenance: provenance, commandLine: commandLine, elapsedSeconds: elapsed, variants: results)
-        let id = try ResultsFile.append(record, to: outURL, runID: runID)
+        let id = try ResultsFile.append(record, to: outURL, runID: runID, lockTimeout: lockTimeout)
         EvalSupport.progress(String(format: "wrote run %@ to %@ (%.2f s)", id, outURL.path, elapsed))
         if json {
             print(try RunJSON.json(runID: id, results))

@@ -17,16 +17,53 @@ public struct Variant: Sendable {
 /// variants made with `withSenseOverrides` share the base sense cache. Each result depends only
 /// on (variant, suite).
 public enum EvaluationRunner {
-    public static func run(suites: [PreparedSuite], variants: [Variant],
+    /// With `allowNonfinite` false (the default), a NaN or infinity in any result stops the run
+    /// with a `NonFiniteResult` error (see `checkFinite`).
+    public static func run(suites: [PreparedSuite], variants: [Variant], allowNonfinite: Bool = false,
                            progress: @Sendable (String) -> Void = { _ in }) throws -> [VariantResults] {
         try variants.map { v in
             let results = try suites.map { s in
                 let start = Date()
                 let r = try s.evaluate(v.model) { progress("[\(v.name)] \($0)") }
+                if !allowNonfinite { try checkFinite(r, variant: v.name) }
                 progress(String(format: "[%@] %@ done in %.2f s", v.name, s.suite.name, Date().timeIntervalSince(start)))
                 return r
             }
             return VariantResults(variant: v.name, editText: v.editText, editSHA256: v.editSHA256, suites: results)
+        }
+    }
+}
+
+/// A result that is NaN or infinite: where it is, so that the model or edit can be looked at.
+public struct NonFiniteResult: Error, CustomStringConvertible, Sendable {
+    public var variant: String
+    public var suite: String
+    /// "dataset 'x'" or "attribute 'y'".
+    public var field: String
+    /// The first bad item of a dataset (nil for an attribute).
+    public var item: Int?
+    public var value: Double
+    public var badCount: Int
+    public var total: Int
+    public var description: String {
+        let at = item.map { "\(field) is \(value) at item \($0) (\(badCount) of \(total) items not finite)" } ?? "\(field) is \(value)"
+        return "variant '\(variant)', suite '\(suite)': \(at); nothing was stored. The model or edit produces non-finite numbers; pass --allow-nonfinite to store them anyway"
+    }
+}
+
+extension EvaluationRunner {
+    /// Throws `NonFiniteResult` for the first NaN or infinity in a suite's per-item datasets
+    /// (which name the item), then in its attributes (aggregates computed from the items).
+    public static func checkFinite(_ result: SuiteResult, variant: String) throws {
+        for (name, values) in result.datasets {
+            guard case .doubles(let d) = values, let i = d.firstIndex(where: { !$0.isFinite }) else { continue }
+            throw NonFiniteResult(variant: variant, suite: result.suiteName, field: "dataset '\(name)'", item: i,
+                                  value: d[i], badCount: d.filter { !$0.isFinite }.count, total: d.count)
+        }
+        for (name, value) in result.attributes {
+            guard case .double(let d) = value, !d.isFinite else { continue }
+            throw NonFiniteResult(variant: variant, suite: result.suiteName, field: "attribute '\(name)'", item: nil,
+                                  value: d, badCount: 1, total: 1)
         }
     }
 }

@@ -1,3 +1,4 @@
+import BackpackIO
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -172,14 +173,20 @@ public struct ResultsFile {
     ///
     /// A new file gets root attributes `layout_version` ("1"), `created_by` and `created`; the run
     /// group gets `created` (the body may overwrite it). An existing id is refused.
-    /// Concurrent appends from several processes are not coordinated: the last rename wins.
+    /// Concurrent appends from several processes are serialized by an exclusive flock on
+    /// `.<name>.lock` beside the file, held around the whole copy-add-rename: every run lands.
+    /// A writer that finds the lock taken says so once on stderr and gives up after
+    /// `lockTimeout` seconds. Readers need no lock: they only ever see a renamed, complete file.
     @discardableResult
     public static func append(to url: URL, runID: String? = nil, createdBy: String = defaultCreatedBy,
+                              lockTimeout: Double = defaultLockTimeout,
                               _ body: (H5Group) throws -> Void) throws -> String {
         let target = url.standardizedFileURL
         let display = target.path
         let id = runID ?? makeRunID()
         try validateRunID(id, display)
+        let lock = try FileLock.acquire(lockURL(for: target), for: display, timeout: lockTimeout)
+        defer { lock.release() }
 
         let fm = FileManager.default
         let directory = target.deletingLastPathComponent()
@@ -198,10 +205,17 @@ public struct ResultsFile {
                                    detail: "\(error)")
             }
         }
-        // All HDF5 handles are released when this call returns.
-        try fill(temp: temp, display: display, existed: existed, id: id, createdBy: createdBy, body)
-
-        try fsyncPath(temp, display: display, directory: false)
+        do {
+            // All HDF5 handles are released when this call returns.
+            try fill(temp: temp, display: display, existed: existed, id: id, createdBy: createdBy, body)
+            try fsyncPath(temp, display: display, directory: false)
+        } catch {
+            // A full disk surfaces as an HDF5 write error deep in the stack: say it plainly.
+            if let reason = OutputCheck.spaceReason("\(error)") {
+                throw ResultsError(.io, file: display, object: "/", operation: "append run '\(id)'", detail: "\(reason); \(error)")
+            }
+            throw error
+        }
         if rename(temp.path, target.path) != 0 {
             let message = String(cString: strerror(errno))
             throw ResultsError(.io, file: display, object: "/", operation: "rename \(temp.lastPathComponent)",
@@ -236,6 +250,37 @@ public struct ResultsFile {
             try body(run)
         }
         try file.close()
+    }
+
+    /// How long `append` waits for another writer by default (seconds).
+    public static let defaultLockTimeout: Double = 600
+
+    /// The lock file of a results file: `.<name>.lock` beside it.
+    public static func lockURL(for url: URL) -> URL {
+        let target = url.standardizedFileURL
+        return target.deletingLastPathComponent().appendingPathComponent(".\(target.lastPathComponent).lock")
+    }
+
+    /// Checks, before any work, that a run can be appended to `url`: the output checks of
+    /// `OutputCheck.file`, an existing file is a results file of this layout, and the lock file
+    /// can be made (whether another writer holds it is found out, and waited for, at append).
+    public static func checkOutput(_ url: URL) throws {
+        try OutputCheck.file(url)
+        let target = url.standardizedFileURL
+        if FileManager.default.fileExists(atPath: target.path) {
+            do {
+                let existing = try ResultsFile(opening: target)
+                try existing.file.close()
+            } catch {
+                throw OutputError(file: target.path, reason: "exists and is not a backpack results file (HDF5 with layout_version \(layoutVersion)); it is left alone, choose another --out: \(error)")
+            }
+        }
+        let lock = lockURL(for: target)
+        let fd = open(lock.path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else {
+            throw OutputError(file: target.path, reason: "cannot create the lock file \(lock.path): \(String(cString: strerror(errno)))")
+        }
+        close(fd)
     }
 
     static func checkLayout(_ root: H5Group) throws {

@@ -79,8 +79,9 @@ public struct RunRecord: Sendable {
 extension ResultsFile {
     /// Appends the run (crash-safe, see `append(to:runID:_:)`); returns its id.
     @discardableResult
-    public static func append(_ record: RunRecord, to url: URL, runID: String? = nil) throws -> String {
-        try append(to: url, runID: runID) { run in try RunWriter.write(record, to: run) }
+    public static func append(_ record: RunRecord, to url: URL, runID: String? = nil,
+                              lockTimeout: Double = defaultLockTimeout) throws -> String {
+        try append(to: url, runID: runID, lockTimeout: lockTimeout) { run in try RunWriter.write(record, to: run) }
     }
 
     /// The run `/runs/<id>` with every attribute and dataset.
