@@ -19,13 +19,22 @@ public struct Variant: Sendable {
 public enum EvaluationRunner {
     /// With `allowNonfinite` false (the default), a NaN or infinity in any result stops the run
     /// with a `NonFiniteResult` error (see `checkFinite`).
+    /// `skip(variant, suite)` leaves a pair out (a resumed run has it already); `finished` gets
+    /// each checked result as soon as it is computed (so that it can be stored at once).
     public static func run(suites: [PreparedSuite], variants: [Variant], allowNonfinite: Bool = false,
+                           skip: (String, String) -> Bool = { _, _ in false },
+                           finished: (String, SuiteResult) throws -> Void = { _, _ in },
                            progress: @Sendable (String) -> Void = { _ in }) throws -> [VariantResults] {
         try variants.map { v in
-            let results = try suites.map { s in
+            let results = try suites.compactMap { s -> SuiteResult? in
+                if skip(v.name, s.suite.name) {
+                    progress("[\(v.name)] \(s.suite.name): already stored, not recomputed")
+                    return nil
+                }
                 let start = Date()
                 let r = try s.evaluate(v.model) { progress("[\(v.name)] \($0)") }
                 if !allowNonfinite { try checkFinite(r, variant: v.name) }
+                try finished(v.name, r)
                 progress(String(format: "[%@] %@ done in %.2f s", v.name, s.suite.name, Date().timeIntervalSince(start)))
                 return r
             }
@@ -53,7 +62,9 @@ public struct NonFiniteResult: Error, CustomStringConvertible, Sendable {
 
 extension EvaluationRunner {
     /// Throws `NonFiniteResult` for the first NaN or infinity in a suite's per-item datasets
-    /// (which name the item), then in its attributes (aggregates computed from the items).
+    /// (which name the item), then for an infinite attribute. A NaN attribute is allowed: it is an
+    /// aggregate over no items (a CrowS-Pairs category with no anti-stereotype pairs in a subset
+    /// is 0/0), while a model that produces NaN shows it in the per-item datasets.
     public static func checkFinite(_ result: SuiteResult, variant: String) throws {
         for (name, values) in result.datasets {
             guard case .doubles(let d) = values, let i = d.firstIndex(where: { !$0.isFinite }) else { continue }
@@ -61,7 +72,7 @@ extension EvaluationRunner {
                                   value: d[i], badCount: d.filter { !$0.isFinite }.count, total: d.count)
         }
         for (name, value) in result.attributes {
-            guard case .double(let d) = value, !d.isFinite else { continue }
+            guard case .double(let d) = value, d.isInfinite else { continue }
             throw NonFiniteResult(variant: variant, suite: result.suiteName, field: "attribute '\(name)'", item: nil,
                                   value: d, badCount: 1, total: 1)
         }

@@ -21,6 +21,12 @@ public enum ResultsKeys {
     public static let host = "host"
     public static let commandLine = "command_line"
     public static let elapsedSeconds = "elapsed_seconds"
+    /// "running" while `backpack eval` adds suites one by one, "complete" at the end (absent in
+    /// runs written whole, which are complete).
+    public static let status = "status"
+    /// What the run computes, one line each: `model <sha256>`, `variant <name> <edit sha256>`,
+    /// `suite <name> <version> <data sha256>`; `--resume` continues only the same plan.
+    public static let plan = "plan"
     // /runs/<id>/<variant>
     public static let editText = "edit_text"
     public static let editSHA256 = "edit_sha256"
@@ -185,6 +191,37 @@ public struct ResultsFile {
         let display = target.path
         let id = runID ?? makeRunID()
         try validateRunID(id, display)
+        try rewrite(target, createdBy: createdBy, lockTimeout: lockTimeout, operation: "append run '\(id)'") { root in
+            let runs = root.contains(ResultsKeys.runs)
+                ? try root.group(ResultsKeys.runs) : try root.createGroup(ResultsKeys.runs)
+            if runs.contains(id) {
+                throw ResultsError(.alreadyExists, file: display, object: "/runs/\(id)", operation: "append run")
+            }
+            let run = try runs.createGroup(id)
+            try run.setAttribute(ResultsKeys.created, timestamp())
+            try body(run)
+        }
+        return id
+    }
+
+    /// Changes the existing run `/runs/<id>` (an unfinished run gets its suites this way), with
+    /// the same lock, copy and rename as `append`: the file is the previous or the new version.
+    public static func update(_ url: URL, runID id: String, lockTimeout: Double = defaultLockTimeout,
+                              _ body: (H5Group) throws -> Void) throws {
+        let target = url.standardizedFileURL
+        try rewrite(target, createdBy: defaultCreatedBy, lockTimeout: lockTimeout, operation: "update run '\(id)'", mustExist: true) { root in
+            guard root.contains(ResultsKeys.runs), try root.group(ResultsKeys.runs).contains(id) else {
+                throw ResultsError(.notFound, file: target.path, object: "/runs/\(id)", operation: "update run")
+            }
+            try body(try root.group(ResultsKeys.runs).group(id))
+        }
+    }
+
+    /// Lock, copy the target to a temporary sibling (or create it), let `body` change the copy's
+    /// root, close and fsync it, rename it over the target.
+    private static func rewrite(_ target: URL, createdBy: String, lockTimeout: Double, operation: String, mustExist: Bool = false,
+                                _ body: (H5Group) throws -> Void) throws {
+        let display = target.path
         let lock = try FileLock.acquire(lockURL(for: target), for: display, timeout: lockTimeout)
         defer { lock.release() }
 
@@ -197,6 +234,9 @@ public struct ResultsFile {
         }
 
         let existed = fm.fileExists(atPath: target.path)
+        if mustExist && !existed {
+            throw ResultsError(.notFound, file: display, object: "/", operation: operation, detail: "the results file does not exist")
+        }
         if existed {
             do {
                 try fm.copyItem(at: target, to: temp)
@@ -207,12 +247,12 @@ public struct ResultsFile {
         }
         do {
             // All HDF5 handles are released when this call returns.
-            try fill(temp: temp, display: display, existed: existed, id: id, createdBy: createdBy, body)
+            try fill(temp: temp, display: display, existed: existed, createdBy: createdBy, body)
             try fsyncPath(temp, display: display, directory: false)
         } catch {
             // A full disk surfaces as an HDF5 write error deep in the stack: say it plainly.
             if let reason = OutputCheck.spaceReason("\(error)") {
-                throw ResultsError(.io, file: display, object: "/", operation: "append run '\(id)'", detail: "\(reason); \(error)")
+                throw ResultsError(.io, file: display, object: "/", operation: operation, detail: "\(reason); \(error)")
             }
             throw error
         }
@@ -223,10 +263,9 @@ public struct ResultsFile {
         }
         committed = true
         try? fsyncPath(directory, display: display, directory: true)
-        return id
     }
 
-    private static func fill(temp: URL, display: String, existed: Bool, id: String, createdBy: String,
+    private static func fill(temp: URL, display: String, existed: Bool, createdBy: String,
                              _ body: (H5Group) throws -> Void) throws {
         let file: H5File
         if existed {
@@ -238,17 +277,7 @@ public struct ResultsFile {
             try file.root.setAttribute(ResultsKeys.createdBy, createdBy)
             try file.root.setAttribute(ResultsKeys.created, timestamp())
         }
-        do {
-            let root = file.root
-            let runs = root.contains(ResultsKeys.runs)
-                ? try root.group(ResultsKeys.runs) : try root.createGroup(ResultsKeys.runs)
-            if runs.contains(id) {
-                throw ResultsError(.alreadyExists, file: display, object: "/runs/\(id)", operation: "append run")
-            }
-            let run = try runs.createGroup(id)
-            try run.setAttribute(ResultsKeys.created, timestamp())
-            try body(run)
-        }
+        try body(file.root)
         try file.close()
     }
 

@@ -291,3 +291,94 @@ import Glibc
         try Self.checkFullDisk("forward --out FILE", r, target: target, previous: previous, dir: out, keep: ["fwd.safetensors"]) { ["": try sha256File($0)] }
     }
 }
+
+// MARK: 5. Resume
+
+/// `backpack eval --resume`: a run killed at several points continues where it stopped, computes
+/// only the missing (variant, suite) pairs, and ends equal to an uninterrupted run.
+@Suite(.serialized) struct ResumeTests {
+    static let edit = TestPaths.repoRoot.appendingPathComponent("Tests/EditingTests/Edits/scale0.yaml").path
+
+    static func args(_ s: ReliabilityTests.Scratch, out: URL) -> [String] {
+        ["eval", "--model", TestPaths.tinyModel.path, "--tokenizer", TestPaths.toyTokenizer.path,
+         "--suite", s.pronouns.path, "--suite", s.ppl.path, "--edit", edit, "--out", out.path]
+    }
+
+    /// (variant/suite) -> attributes and datasets, for comparing runs.
+    static func contents(_ url: URL, _ id: String) throws -> [String: [String: String]] {
+        var out: [String: [String: String]] = [:]
+        for v in try ResultsFile(opening: url).record(id).variants {
+            for s in v.suites {
+                var m: [String: String] = [:]
+                for (k, value) in s.attributes { m["attr " + k] = "\(value)" }
+                for (k, values) in s.datasets { m["data " + k] = "\(values)" }
+                out[v.variant + "/" + s.suiteName] = m
+            }
+        }
+        return out
+    }
+
+    @Test func killedRunsResumeToTheSameResults() throws {
+        let s = try ReliabilityTests.Scratch("resume")
+        defer { s.remove() }
+        let ref = s.url("ref.h5")
+        let full = try Child.backpack(Self.args(s, out: ref))
+        try #require(full.status == 0, "\(full)")
+        let refID = try #require(try ResultsFile.runs(in: ref).first)
+        let expected = try Self.contents(ref, refID)
+        #expect(expected.count == 4, "\(expected.keys.sorted())")
+        var states: [String] = []
+        var partial = 0
+        // Loading takes most of the first half of the run: the delays cover the second half finely.
+        for k in 0..<10 {
+            let h5 = s.url("killed-\(k).h5")
+            let delay = full.seconds * (0.45 + 0.055 * Double(k))
+            let killed = try Child.backpack(Self.args(s, out: h5), killAfter: delay)
+            #expect(killed.signal == SIGKILL || killed.status == 0, "\(killed)")
+            var stored = 0
+            var state = "no file"
+            if FileManager.default.fileExists(atPath: h5.path) {
+                let file = try ResultsFile(opening: h5)
+                if let open = try file.latestUnfinishedRun() {
+                    stored = open.finished.count
+                    state = "running, \(stored) of 4 stored"
+                    if stored > 0 && stored < 4 { partial += 1 }
+                } else {
+                    state = "complete"
+                }
+            }
+            if state == "complete" { states.append(String(format: "%.3f s: ", delay) + state); continue }
+            let resumed = try Child.backpack(Self.args(s, out: h5) + (state == "no file" ? [] : ["--resume"]))
+            try #require(resumed.status == 0, "after \(state): \(resumed)")
+            let computed = resumed.err.components(separatedBy: " done in ").count - 1
+            let skipped = resumed.err.components(separatedBy: "already stored, not recomputed").count - 1
+            #expect(computed == 4 - stored && skipped == stored, "after \(state): computed \(computed), skipped \(skipped): \(resumed.err)")
+            let ids = try ResultsFile.runs(in: h5)
+            #expect(ids.count == 1, "\(ids)")
+            if let id = ids.first {
+                #expect(try ResultsFile(opening: h5).latestUnfinishedRun() == nil, "the resumed run is not marked complete")
+                #expect(try Self.contents(h5, id) == expected, "after \(state): the resumed run differs from an uninterrupted one")
+            }
+            states.append(String(format: "%.3f s: ", delay) + state + " -> resumed (\(computed) computed)")
+        }
+        print("resume test: " + states.joined(separator: ", "))
+        HostileCorpus.report("kill\tbackpack eval, then eval --resume (tiny, 2 variants x 2 suites, \(String(format: "%.2f", full.seconds)) s)\t\(states.joined(separator: "; "))")
+        #expect(partial > 0, "no kill landed between two stored results: \(states)")
+    }
+
+    @Test func resumeRefusesOtherInputs() throws {
+        let s = try ReliabilityTests.Scratch("resume-other")
+        defer { s.remove() }
+        let h5 = s.url("results.h5")
+        let plan = RunPlan(modelSHA256: String(repeating: "0", count: 64), variants: [("base", "", "")],
+                           suites: [("tiny-pronouns", "1", String(repeating: "1", count: 64))])
+        try ResultsFile.beginRun(plan, provenance: RunProvenance(toolVersion: "test", gitCommit: "", modelPath: "elsewhere", modelSHA256: plan.modelSHA256),
+                                 commandLine: "test", to: h5, runID: "other")
+        let r = try Child.backpack(ReliabilityTests.evalArgs(suite: s.pronouns, out: h5.path) + ["--resume"])
+        HostileCorpus.report("lock\teval --resume of a run made from other inputs\t\((r.err.split(separator: "\n").last.map(String.init) ?? "").replacingOccurrences(of: s.root.path, with: "TMP"))")
+        #expect(r.status == 1 && r.err.contains("run other was started with other inputs") && r.err.contains("model 0000"), "\(r)")
+        let none = s.url("none.h5")
+        let n = try Child.backpack(ReliabilityTests.evalArgs(suite: s.pronouns, out: none.path) + ["--resume"])
+        #expect(n.status == 1 && n.err.contains("no unfinished run"), "\(n)")
+    }
+}
