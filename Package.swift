@@ -77,7 +77,7 @@ let package = Package(
 
         // Hostile inputs, size limits, kill-during-write (docs/HARDENING.md).
         .testTarget(name: "HardeningTests",
-                    dependencies: ["BackpackCheckpoint", "BackpackTokenizer", "BackpackModel", "BackpackEditing", "TestSupport"],
+                    dependencies: ["BackpackCheckpoint", "BackpackTokenizer", "BackpackModel", "BackpackEditing", "BackpackResults", "TestSupport"],
                     exclude: ["Corpus"]),
         // libFuzzer harnesses: `make fuzz` builds them with -sanitize=fuzzer,address -D FUZZING;
         // a plain build makes replay tools (`FuzzX FILE...` runs each file through the harness).

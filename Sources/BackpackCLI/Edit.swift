@@ -34,8 +34,10 @@ struct Edit: ParsableCommand {
     }
 
     func run() throws {
-        let dir = try options.directory()
         let target = URL(fileURLWithPath: out)
+        // --check writes nothing; otherwise the output is checked before anything is loaded.
+        if !check { try OutputCheck.directory(target) }
+        let dir = try options.directory()
         try AtomicOutput.checkNotInput(target, inputs: [dir.url])
         let tokenizer = try options.optionalTokenizer(for: dir)
         let files = try editOptions.files()

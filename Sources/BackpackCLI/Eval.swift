@@ -21,14 +21,22 @@ struct Eval: ParsableCommand {
     @Option(name: .long, help: "Directory with the data sets (default: the repository's Data/, then the fetch cache ~/.cache/backpack-edit).") var dataDir: String?
     @Option(name: .long, help: "Run id (default: UTC time plus random hex).") var runID: String?
     @Flag(name: .long, help: "Print the results as JSON on stdout instead of a table.") var json = false
+    @Flag(name: .long, help: "Store NaN or infinite results instead of stopping with an error that says where they are.") var allowNonfinite = false
+    @Flag(name: .long, help: "Continue the latest unfinished run in --out (same model, edits and suites, checked by SHA-256): only the missing (variant, suite) results are computed.") var resume = false
+    @Option(name: .long, help: "Seconds to wait for another backpack process writing the same results file.") var lockTimeout: Double = ResultsFile.defaultLockTimeout
 
     func validate() throws {
         if suite.isEmpty { throw ValidationError("give at least one --suite") }
+        if !(lockTimeout >= 0) { throw ValidationError("--lock-timeout: expected seconds >= 0, got \(lockTimeout)") }
     }
 
     func run() throws {
         let t0 = Date()
+        // The output is checked before anything is loaded or computed.
+        let outURL = URL(fileURLWithPath: out)
+        try ResultsFile.checkOutput(outURL)
         let dir = try options.directory()
+        try AtomicOutput.checkNotInput(outURL, inputs: [dir.url])
         let base = try dir.load()
         let tokenizer = try options.loadTokenizer(for: dir)
         let evaluations = EvalSupport.evaluationsDirectory()
@@ -47,16 +55,47 @@ struct Eval: ParsableCommand {
             let v = try EvalEdits.variant(path: path, base: base, tokenizer: tokenizer, existing: variants.map(\.name))
             variants.append(v)
         }
-        let results = try EvaluationRunner.run(suites: prepared, variants: variants) { EvalSupport.progress($0) }
-        let elapsed = Date().timeIntervalSince(t0)
-
-        let outURL = URL(fileURLWithPath: out)
-        try AtomicOutput.checkNotInput(outURL, inputs: [dir.url])
-        let provenance = RunProvenance(toolVersion: Backpack.version, gitCommit: EvalSupport.gitCommit(),
-                                       modelPath: dir.url.path, modelSHA256: try EvalSupport.modelSHA256(dir))
+        let plan = RunPlan(modelSHA256: try EvalSupport.modelSHA256(dir),
+                           variants: variants.map { ($0.name, $0.editText, $0.editSHA256) },
+                           suites: try prepared.map { ($0.suite.name, $0.suite.version, try FileDigest.sha256($0.suite.file)) })
         let commandLine = CommandLine.arguments.map(EvalSupport.shellQuote).joined(separator: " ")
-        let record = RunRecord(provenance: provenance, commandLine: commandLine, elapsedSeconds: elapsed, variants: results)
-        let id = try ResultsFile.append(record, to: outURL, runID: runID)
+        // Each finished (variant, suite) result is stored at once in a run marked "running", so
+        // that a killed run loses nothing finished and `--resume` computes only what is missing.
+        var id: String?
+        var stored: Set<String> = []
+        if resume {
+            let unfinished = FileManager.default.fileExists(atPath: outURL.path)
+                ? try ResultsFile(opening: outURL).latestUnfinishedRun() : nil
+            guard let unfinished else {
+                throw ResumeError(description: "\(outURL.path): no unfinished run to resume (a run is unfinished while its status is \"running\")")
+            }
+            let difference = plan.difference(fromStored: unfinished.plan)
+            guard difference.isEmpty else {
+                throw ResumeError(description: "\(outURL.path): run \(unfinished.id) was started with other inputs and cannot be resumed with these: \(difference)")
+            }
+            if let runID, runID != unfinished.id {
+                throw ResumeError(description: "--run-id \(runID): the unfinished run in \(outURL.path) is \(unfinished.id)")
+            }
+            id = unfinished.id
+            stored = unfinished.finished
+            EvalSupport.progress("resuming run \(unfinished.id): \(stored.count) of \(variants.count * prepared.count) results already stored")
+        }
+        _ = try EvaluationRunner.run(
+            suites: prepared, variants: variants, allowNonfinite: allowNonfinite,
+            skip: { stored.contains(UnfinishedRun.key($0, $1)) },
+            finished: { variant, result in
+                // The run is begun with the first result, so that a run failing at once writes nothing.
+                let run = try id ?? ResultsFile.beginRun(
+                    plan, provenance: RunProvenance(toolVersion: Backpack.version, gitCommit: EvalSupport.gitCommit(),
+                                                    modelPath: dir.url.path, modelSHA256: plan.modelSHA256),
+                    commandLine: commandLine, to: outURL, runID: runID, lockTimeout: lockTimeout)
+                id = run
+                try ResultsFile.addSuite(result, variant: variant, run: run, to: outURL, lockTimeout: lockTimeout)
+            }) { EvalSupport.progress($0) }
+        let elapsed = Date().timeIntervalSince(t0)
+        guard let id else { throw ResumeError(description: "\(outURL.path): nothing to compute, no suites were run") }
+        try ResultsFile.finishRun(id, elapsedSeconds: elapsed, in: outURL, lockTimeout: lockTimeout)
+        let results = try ResultsFile(opening: outURL).record(id).variants
         EvalSupport.progress(String(format: "wrote run %@ to %@ (%.2f s)", id, outURL.path, elapsed))
         if json {
             print(try RunJSON.json(runID: id, results))
@@ -129,3 +168,6 @@ enum EvalSupport {
     }
 }
 
+
+/// `--resume` cannot continue: no unfinished run, or one made from other inputs.
+struct ResumeError: Error, CustomStringConvertible { let description: String }

@@ -15,9 +15,10 @@ struct Init: ParsableCommand {
     @Option(help: "Copy this tokenizer's files (vocab.json/merges.txt/tokenizer.json directory) into the output.") var tokenizer: String?
 
     func run() throws {
+        let target = URL(fileURLWithPath: out)
+        try OutputCheck.directory(target)
         let cfg = config == "backpack-gpt2" ? BackpackConfig.backpackGPT2 : try BackpackConfig.load(URL(fileURLWithPath: config))
         let parameters = RandomInitializer.parameters(config: cfg, seed: seed)
-        let target = URL(fileURLWithPath: out)
         try AtomicOutput.directory(target) { dir in
             try AtomicOutput.file(dir.appendingPathComponent("config.json"), data: try cfg.jsonData())
             try SafetensorsWriter.write(parameters.tensors(), metadata: ["format": "pt", "seed": String(seed)],

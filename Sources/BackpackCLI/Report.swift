@@ -14,6 +14,7 @@ struct Report: ParsableCommand {
     @Flag(name: .long, help: "Print the chosen run as JSON.") var json = false
 
     func run() throws {
+        if let html { try OutputCheck.file(URL(fileURLWithPath: html)) }
         let results = try ResultsFile(opening: URL(fileURLWithPath: file))
         let runs = try results.runs()
         if list { for r in runs { print(r) }; return }

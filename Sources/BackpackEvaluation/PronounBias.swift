@@ -208,6 +208,7 @@ public struct PronounBiasSuite: PreparedSuite {
             r.set("spearman_pct_women", Metrics.spearman(x, y))
             r.set("n_nouns_with_stats", known.count)
             r.add("noun_pct_women", pct)
+            r.missingValuesAllowed.insert("noun_pct_women")
         }
         if !skippedNouns.isEmpty { r.add("skipped_nouns", strings: skippedNouns) }
         return r

@@ -19,18 +19,76 @@ public struct Variant: Sendable {
 /// Suites are tokenized once (prepared before); variants made with `withSenseOverrides` share
 /// the base sense cache. Each result depends only on (variant, suite).
 public enum EvaluationRunner {
-    public static func run(suites: [PreparedSuite], variants: [Variant],
+    /// With `allowNonfinite` false (the default), a NaN or infinity in any result stops the run
+    /// with a `NonFiniteResult` error (see `checkFinite`).
+    /// `skip(variant, suite)` leaves a pair out (a resumed run has it already); `finished` gets
+    /// each checked result as soon as it is computed (so that it can be stored at once).
+    public static func run(suites: [PreparedSuite], variants: [Variant], allowNonfinite: Bool = false,
+                           skip: (String, String) -> Bool = { _, _ in false },
+                           finished: (String, SuiteResult) throws -> Void = { _, _ in },
                            progress: @Sendable (String) -> Void = { _ in }) throws -> [VariantResults] {
-        let set = VariantSet(variants.map(\.model))
         var perVariant = [[SuiteResult]](repeating: [], count: variants.count)
         for s in suites {
+            // A resumed run has some (variant, suite) pairs already: only the others are computed,
+            // still all together (the trunk once per batch for those that share it).
+            let todo = variants.indices.filter { !skip(variants[$0].name, s.suite.name) }
+            for i in variants.indices where !todo.contains(i) {
+                progress("[\(variants[i].name)] \(s.suite.name): already stored, not recomputed")
+            }
+            if todo.isEmpty { continue }
             let start = Date()
-            let results = try s.evaluate(set) { progress($0) }
-            progress(String(format: "%@ done for %d variant(s) in %.2f s", s.suite.name, variants.count, Date().timeIntervalSince(start)))
-            for (i, r) in results.enumerated() { perVariant[i].append(r) }
+            let results = try s.evaluate(VariantSet(todo.map { variants[$0].model })) { progress($0) }
+            let seconds = Date().timeIntervalSince(start)
+            for (i, r) in zip(todo, results) {
+                if !allowNonfinite { try checkFinite(r, variant: variants[i].name) }
+                try finished(variants[i].name, r)
+                perVariant[i].append(r)
+                progress(String(format: "[%@] %@ done in %.2f s (%d variant(s) evaluated together)",
+                                 variants[i].name, s.suite.name, seconds, todo.count))
+            }
         }
         return variants.enumerated().map { i, v in
             VariantResults(variant: v.name, editText: v.editText, editSHA256: v.editSHA256, suites: perVariant[i])
+        }
+    }
+}
+
+/// A result that is NaN or infinite: where it is, so that the model or edit can be looked at.
+public struct NonFiniteResult: Error, CustomStringConvertible, Sendable {
+    public var variant: String
+    public var suite: String
+    /// "dataset 'x'" or "attribute 'y'".
+    public var field: String
+    /// The first bad item of a dataset (nil for an attribute).
+    public var item: Int?
+    public var value: Double
+    public var badCount: Int
+    public var total: Int
+    public var description: String {
+        let at = item.map { "\(field) is \(value) at item \($0) (\(badCount) of \(total) items not finite)" } ?? "\(field) is \(value)"
+        return "variant '\(variant)', suite '\(suite)': \(at); nothing was stored. The model or edit produces non-finite numbers; pass --allow-nonfinite to store them anyway"
+    }
+}
+
+extension EvaluationRunner {
+    /// Throws `NonFiniteResult` for the first NaN or infinity in a suite's per-item datasets
+    /// (which name the item), then for an infinite attribute. A NaN attribute is allowed: it is an
+    /// aggregate over no items (a CrowS-Pairs category with no anti-stereotype pairs in a subset
+    /// is 0/0), while a model that produces NaN shows it in the per-item datasets.
+    public static func checkFinite(_ result: SuiteResult, variant: String) throws {
+        for (name, values) in result.datasets {
+            // A dataset of looked-up values marks "unknown" with NaN (e.g. noun_pct_women); only
+            // infinity is wrong there.
+            let missingAllowed = result.missingValuesAllowed.contains(name)
+            guard case .doubles(let d) = values,
+                  let i = d.firstIndex(where: { missingAllowed ? $0.isInfinite : !$0.isFinite }) else { continue }
+            throw NonFiniteResult(variant: variant, suite: result.suiteName, field: "dataset '\(name)'", item: i,
+                                  value: d[i], badCount: d.filter { !$0.isFinite }.count, total: d.count)
+        }
+        for (name, value) in result.attributes {
+            guard case .double(let d) = value, d.isInfinite else { continue }
+            throw NonFiniteResult(variant: variant, suite: result.suiteName, field: "attribute '\(name)'", item: nil,
+                                  value: d, badCount: 1, total: 1)
         }
     }
 }

@@ -21,7 +21,7 @@ public enum AtomicOutput {
         try fm.createDirectory(at: temp, withIntermediateDirectories: false)
         do { try fill(temp) } catch {
             try? fm.removeItem(at: temp)
-            throw error
+            throw nameTarget(target, error)
         }
         if fm.fileExists(atPath: target.path) {
             // One atomic step where the kernel offers it: swap the complete new directory with
@@ -63,8 +63,15 @@ public enum AtomicOutput {
             }
         } catch {
             try? FileManager.default.removeItem(at: temp)
-            throw error
+            throw nameTarget(target, error)
         }
+    }
+
+    /// A full disk reported on a file inside the temporary sibling names the target instead, and
+    /// says what happened (the temporary is gone, the previous version stays).
+    public static func nameTarget(_ target: URL, _ error: Error) -> Error {
+        guard let reason = OutputCheck.spaceReason("\(error)") else { return error }
+        return OutputError(file: target.path, reason: "\(reason): \(error)")
     }
 
     /// Refuses to write into (or replace) a directory the command reads from.
@@ -92,5 +99,68 @@ public enum AtomicOutput {
         var resolved = existing.resolvingSymlinksInPath()
         for component in rest { resolved.appendPathComponent(component) }
         return resolved.standardizedFileURL.path
+    }
+}
+
+/// Checks an output before any work is done, so that a long computation never ends in "cannot
+/// write": the parent folder exists and accepts new files, and the path is not of the wrong kind.
+/// Every error names the path and the reason.
+///
+/// "Accepts new files" is tested by creating and removing a probe file (`.NAME.probe-*`) in the
+/// parent: permission bits alone say nothing for root, a read-only mount or /proc.
+public enum OutputCheck {
+    /// A file output (results file, safetensors, HTML): the parent is an existing, writable folder
+    /// and the path is not a directory.
+    public static func file(_ url: URL) throws {
+        let target = url.standardizedFileURL
+        if isDirectory(target) || url.path.hasSuffix("/") && FileManager.default.fileExists(atPath: target.path) {
+            throw OutputError(file: target.path, reason: "is a directory; this output is a file (give a file name, e.g. inside that directory)")
+        }
+        let parent = target.deletingLastPathComponent()
+        try checkFolder(parent, for: target, mustExist: true)
+    }
+
+    /// A folder output (a model folder, replaced atomically): the path is a folder or absent, and
+    /// the nearest existing ancestor is a writable folder (missing parents are created).
+    public static func directory(_ url: URL) throws {
+        let target = url.standardizedFileURL
+        if FileManager.default.fileExists(atPath: target.path), !isDirectory(target) {
+            throw OutputError(file: target.path, reason: "exists and is not a directory; the output is a model folder")
+        }
+        try checkFolder(target.deletingLastPathComponent(), for: target, mustExist: false)
+    }
+
+    /// The reason when an error's text says the disk is full or the file size limit was hit
+    /// (EFBIG, ENOSPC, EDQUOT as the C library spells them), else nil.
+    public static func spaceReason(_ text: String) -> String? {
+        let full = [EFBIG, ENOSPC, EDQUOT].map { String(cString: strerror($0)) }
+        guard let hit = full.first(where: { text.contains($0) }) else { return nil }
+        return "the disk is full or the file size limit was reached (\(hit)); the previous version is unchanged"
+    }
+
+    private static func isDirectory(_ url: URL) -> Bool {
+        var isDir: ObjCBool = false
+        return FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir) && isDir.boolValue
+    }
+
+    private static func checkFolder(_ folder: URL, for target: URL, mustExist: Bool) throws {
+        var existing = folder
+        // The nearest existing ancestor: a regular file there means the path cannot be made.
+        while !FileManager.default.fileExists(atPath: existing.path), existing.pathComponents.count > 1 {
+            if mustExist {
+                throw OutputError(file: target.path, reason: "the folder \(existing.path) does not exist")
+            }
+            existing.deleteLastPathComponent()
+        }
+        guard isDirectory(existing) else {
+            throw OutputError(file: target.path, reason: "\(existing.path) is not a directory")
+        }
+        let probe = existing.appendingPathComponent(".\(target.lastPathComponent).probe-\(UUID().uuidString.prefix(8))")
+        let fd = open(probe.path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard fd >= 0 else {
+            throw OutputError(file: target.path, reason: "cannot create files in \(existing.path): \(String(cString: strerror(errno)))")
+        }
+        close(fd)
+        unlink(probe.path)
     }
 }

@@ -15,6 +15,10 @@ enum H5Library {
 
     /// Opens the library once.
     private static let initialised: Bool = {
+        // No cleanup at exit: every writable file is closed explicitly, and after a write that
+        // failed (a full disk: EFBIG/ENOSPC) HDF5's exit handler dereferences the half-closed
+        // file and crashes the process after the error was already reported.
+        _ = H5dont_atexit()
         _ = H5open()
         return true
     }()

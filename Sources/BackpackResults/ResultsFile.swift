@@ -1,3 +1,4 @@
+import BackpackIO
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -20,6 +21,12 @@ public enum ResultsKeys {
     public static let host = "host"
     public static let commandLine = "command_line"
     public static let elapsedSeconds = "elapsed_seconds"
+    /// "running" while `backpack eval` adds suites one by one, "complete" at the end (absent in
+    /// runs written whole, which are complete).
+    public static let status = "status"
+    /// What the run computes, one line each: `model <sha256>`, `variant <name> <edit sha256>`,
+    /// `suite <name> <version> <data sha256>`; `--resume` continues only the same plan.
+    public static let plan = "plan"
     // /runs/<id>/<variant>
     public static let editText = "edit_text"
     public static let editSHA256 = "edit_sha256"
@@ -172,14 +179,51 @@ public struct ResultsFile {
     ///
     /// A new file gets root attributes `layout_version` ("1"), `created_by` and `created`; the run
     /// group gets `created` (the body may overwrite it). An existing id is refused.
-    /// Concurrent appends from several processes are not coordinated: the last rename wins.
+    /// Concurrent appends from several processes are serialized by an exclusive flock on
+    /// `.<name>.lock` beside the file, held around the whole copy-add-rename: every run lands.
+    /// A writer that finds the lock taken says so once on stderr and gives up after
+    /// `lockTimeout` seconds. Readers need no lock: they only ever see a renamed, complete file.
     @discardableResult
     public static func append(to url: URL, runID: String? = nil, createdBy: String = defaultCreatedBy,
+                              lockTimeout: Double = defaultLockTimeout,
                               _ body: (H5Group) throws -> Void) throws -> String {
         let target = url.standardizedFileURL
         let display = target.path
         let id = runID ?? makeRunID()
         try validateRunID(id, display)
+        try rewrite(target, createdBy: createdBy, lockTimeout: lockTimeout, operation: "append run '\(id)'") { root in
+            let runs = root.contains(ResultsKeys.runs)
+                ? try root.group(ResultsKeys.runs) : try root.createGroup(ResultsKeys.runs)
+            if runs.contains(id) {
+                throw ResultsError(.alreadyExists, file: display, object: "/runs/\(id)", operation: "append run")
+            }
+            let run = try runs.createGroup(id)
+            try run.setAttribute(ResultsKeys.created, timestamp())
+            try body(run)
+        }
+        return id
+    }
+
+    /// Changes the existing run `/runs/<id>` (an unfinished run gets its suites this way), with
+    /// the same lock, copy and rename as `append`: the file is the previous or the new version.
+    public static func update(_ url: URL, runID id: String, lockTimeout: Double = defaultLockTimeout,
+                              _ body: (H5Group) throws -> Void) throws {
+        let target = url.standardizedFileURL
+        try rewrite(target, createdBy: defaultCreatedBy, lockTimeout: lockTimeout, operation: "update run '\(id)'", mustExist: true) { root in
+            guard root.contains(ResultsKeys.runs), try root.group(ResultsKeys.runs).contains(id) else {
+                throw ResultsError(.notFound, file: target.path, object: "/runs/\(id)", operation: "update run")
+            }
+            try body(try root.group(ResultsKeys.runs).group(id))
+        }
+    }
+
+    /// Lock, copy the target to a temporary sibling (or create it), let `body` change the copy's
+    /// root, close and fsync it, rename it over the target.
+    private static func rewrite(_ target: URL, createdBy: String, lockTimeout: Double, operation: String, mustExist: Bool = false,
+                                _ body: (H5Group) throws -> Void) throws {
+        let display = target.path
+        let lock = try FileLock.acquire(lockURL(for: target), for: display, timeout: lockTimeout)
+        defer { lock.release() }
 
         let fm = FileManager.default
         let directory = target.deletingLastPathComponent()
@@ -190,6 +234,9 @@ public struct ResultsFile {
         }
 
         let existed = fm.fileExists(atPath: target.path)
+        if mustExist && !existed {
+            throw ResultsError(.notFound, file: display, object: "/", operation: operation, detail: "the results file does not exist")
+        }
         if existed {
             do {
                 try fm.copyItem(at: target, to: temp)
@@ -198,10 +245,17 @@ public struct ResultsFile {
                                    detail: "\(error)")
             }
         }
-        // All HDF5 handles are released when this call returns.
-        try fill(temp: temp, display: display, existed: existed, id: id, createdBy: createdBy, body)
-
-        try fsyncPath(temp, display: display, directory: false)
+        do {
+            // All HDF5 handles are released when this call returns.
+            try fill(temp: temp, display: display, existed: existed, createdBy: createdBy, body)
+            try fsyncPath(temp, display: display, directory: false)
+        } catch {
+            // A full disk surfaces as an HDF5 write error deep in the stack: say it plainly.
+            if let reason = OutputCheck.spaceReason("\(error)") {
+                throw ResultsError(.io, file: display, object: "/", operation: operation, detail: "\(reason); \(error)")
+            }
+            throw error
+        }
         if rename(temp.path, target.path) != 0 {
             let message = String(cString: strerror(errno))
             throw ResultsError(.io, file: display, object: "/", operation: "rename \(temp.lastPathComponent)",
@@ -209,10 +263,9 @@ public struct ResultsFile {
         }
         committed = true
         try? fsyncPath(directory, display: display, directory: true)
-        return id
     }
 
-    private static func fill(temp: URL, display: String, existed: Bool, id: String, createdBy: String,
+    private static func fill(temp: URL, display: String, existed: Bool, createdBy: String,
                              _ body: (H5Group) throws -> Void) throws {
         let file: H5File
         if existed {
@@ -224,18 +277,39 @@ public struct ResultsFile {
             try file.root.setAttribute(ResultsKeys.createdBy, createdBy)
             try file.root.setAttribute(ResultsKeys.created, timestamp())
         }
-        do {
-            let root = file.root
-            let runs = root.contains(ResultsKeys.runs)
-                ? try root.group(ResultsKeys.runs) : try root.createGroup(ResultsKeys.runs)
-            if runs.contains(id) {
-                throw ResultsError(.alreadyExists, file: display, object: "/runs/\(id)", operation: "append run")
-            }
-            let run = try runs.createGroup(id)
-            try run.setAttribute(ResultsKeys.created, timestamp())
-            try body(run)
-        }
+        try body(file.root)
         try file.close()
+    }
+
+    /// How long `append` waits for another writer by default (seconds).
+    public static let defaultLockTimeout: Double = 600
+
+    /// The lock file of a results file: `.<name>.lock` beside it.
+    public static func lockURL(for url: URL) -> URL {
+        let target = url.standardizedFileURL
+        return target.deletingLastPathComponent().appendingPathComponent(".\(target.lastPathComponent).lock")
+    }
+
+    /// Checks, before any work, that a run can be appended to `url`: the output checks of
+    /// `OutputCheck.file`, an existing file is a results file of this layout, and the lock file
+    /// can be made (whether another writer holds it is found out, and waited for, at append).
+    public static func checkOutput(_ url: URL) throws {
+        try OutputCheck.file(url)
+        let target = url.standardizedFileURL
+        if FileManager.default.fileExists(atPath: target.path) {
+            do {
+                let existing = try ResultsFile(opening: target)
+                try existing.file.close()
+            } catch {
+                throw OutputError(file: target.path, reason: "exists and is not a backpack results file (HDF5 with layout_version \(layoutVersion)); it is left alone, choose another --out: \(error)")
+            }
+        }
+        let lock = lockURL(for: target)
+        let fd = open(lock.path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else {
+            throw OutputError(file: target.path, reason: "cannot create the lock file \(lock.path): \(String(cString: strerror(errno)))")
+        }
+        close(fd)
     }
 
     static func checkLayout(_ root: H5Group) throws {

@@ -33,6 +33,9 @@ public struct SuiteResult: Sendable {
     public var datasets: [(name: String, values: ResultArray)] = []
     /// Aggregates shown in summaries; also written as scalar datasets under `aggregates/`.
     public var headline: [String] = []
+    /// Datasets where NaN means "no value" (looked-up statistics), not a failed computation; not
+    /// stored (the finite-number check of a run reads it).
+    public var missingValuesAllowed: Set<String> = []
 
     public init(suiteName: String, suiteVersion: String, dataSHA256: String) {
         self.suiteName = suiteName; self.suiteVersion = suiteVersion; self.dataSHA256 = dataSHA256
@@ -79,8 +82,9 @@ public struct RunRecord: Sendable {
 extension ResultsFile {
     /// Appends the run (crash-safe, see `append(to:runID:_:)`); returns its id.
     @discardableResult
-    public static func append(_ record: RunRecord, to url: URL, runID: String? = nil) throws -> String {
-        try append(to: url, runID: runID) { run in try RunWriter.write(record, to: run) }
+    public static func append(_ record: RunRecord, to url: URL, runID: String? = nil,
+                              lockTimeout: Double = defaultLockTimeout) throws -> String {
+        try append(to: url, runID: runID, lockTimeout: lockTimeout) { run in try RunWriter.write(record, to: run) }
     }
 
     /// The run `/runs/<id>` with every attribute and dataset.
@@ -98,7 +102,11 @@ enum RunWriter {
             let g = try run.createGroup(v.variant)
             try g.setAttribute(ResultsKeys.editText, v.editText)
             try g.setAttribute(ResultsKeys.editSHA256, v.editSHA256)
-            for s in v.suites {
+            for s in v.suites { try writeSuite(s, to: g) }
+        }
+    }
+
+    static func writeSuite(_ s: SuiteResult, to g: H5Group) throws {
                 let sg = try g.createGroup(s.suiteName)
                 try sg.setAttribute(ResultsKeys.suiteName, s.suiteName)
                 try sg.setAttribute(ResultsKeys.suiteVersion, s.suiteVersion)
@@ -121,8 +129,6 @@ enum RunWriter {
                 }
                 let scalars = try sg.createGroup(ResultsKeys.aggregates)
                 for h in s.headline { if let d = s[h]?.doubleValue { try scalars.write(h, scalar: d) } }
-            }
-        }
     }
 }
 
@@ -167,5 +173,94 @@ enum RunReader {
         }
         return RunRecord(id: id, provenance: try RunProvenance(reading: run), commandLine: try string(run, ResultsKeys.commandLine),
                          elapsedSeconds: elapsed, variants: variants)
+    }
+}
+
+/// What one `backpack eval` computes: the model, the variants (with their edits) and the suites
+/// (with their data), each by SHA-256. Stored as `plan` on a run that is written suite by suite, so
+/// that `--resume` continues only a run of the same plan.
+public struct RunPlan: Sendable, Equatable {
+    public var modelSHA256: String
+    public var variants: [(name: String, editText: String, editSHA256: String)]
+    public var suites: [(name: String, version: String, dataSHA256: String)]
+    public init(modelSHA256: String, variants: [(name: String, editText: String, editSHA256: String)],
+                suites: [(name: String, version: String, dataSHA256: String)]) {
+        self.modelSHA256 = modelSHA256; self.variants = variants; self.suites = suites
+    }
+    public static func == (a: RunPlan, b: RunPlan) -> Bool { a.lines == b.lines }
+
+    /// One line per item, as stored.
+    public var lines: [String] {
+        ["model \(modelSHA256)"] + variants.map { "variant \($0.name) \($0.editSHA256.isEmpty ? "-" : $0.editSHA256)" }
+            + suites.map { "suite \($0.name) \($0.version) \($0.dataSHA256)" }
+    }
+
+    /// Why a stored plan is not this one ("" when they match): the lines only one side has.
+    public func difference(fromStored stored: [String]) -> String {
+        let mine = lines
+        let onlyStored = stored.filter { !mine.contains($0) }, onlyMine = mine.filter { !stored.contains($0) }
+        if onlyStored.isEmpty && onlyMine.isEmpty { return stored == mine ? "" : "the same items in another order" }
+        return "the unfinished run has [\(onlyStored.joined(separator: "; "))], this invocation has [\(onlyMine.joined(separator: "; "))]"
+    }
+}
+
+/// A run written suite by suite that has not finished.
+public struct UnfinishedRun: Sendable {
+    public var id: String
+    public var plan: [String]
+    /// (variant, suite) pairs already stored.
+    public var finished: Set<String>
+    public static func key(_ variant: String, _ suite: String) -> String { variant + "/" + suite }
+}
+
+extension ResultsFile {
+    /// Starts a run that gets its suites one by one (`addSuite`) and is marked complete by
+    /// `finishRun`: status "running", the plan, the provenance and one group per variant.
+    @discardableResult
+    public static func beginRun(_ plan: RunPlan, provenance: RunProvenance, commandLine: String, to url: URL,
+                                runID: String? = nil, lockTimeout: Double = defaultLockTimeout) throws -> String {
+        try append(to: url, runID: runID, lockTimeout: lockTimeout) { run in
+            try provenance.write(to: run)
+            try run.setAttribute(ResultsKeys.commandLine, commandLine)
+            try run.setAttribute(ResultsKeys.status, "running")
+            try run.setAttribute(ResultsKeys.plan, plan.lines.joined(separator: "\n"))
+            for v in plan.variants {
+                let g = try run.createGroup(v.name)
+                try g.setAttribute(ResultsKeys.editText, v.editText)
+                try g.setAttribute(ResultsKeys.editSHA256, v.editSHA256)
+            }
+        }
+    }
+
+    /// Stores one finished suite of a running run.
+    public static func addSuite(_ result: SuiteResult, variant: String, run id: String, to url: URL,
+                                lockTimeout: Double = defaultLockTimeout) throws {
+        try update(url, runID: id, lockTimeout: lockTimeout) { run in
+            try RunWriter.writeSuite(result, to: try run.group(variant))
+        }
+    }
+
+    /// Marks a running run complete.
+    public static func finishRun(_ id: String, elapsedSeconds: Double, in url: URL,
+                                 lockTimeout: Double = defaultLockTimeout) throws {
+        try update(url, runID: id, lockTimeout: lockTimeout) { run in
+            try run.setAttribute(ResultsKeys.elapsedSeconds, elapsedSeconds)
+            try run.setAttribute(ResultsKeys.status, "complete")
+        }
+    }
+
+    /// The latest run whose status is "running", if any.
+    public func latestUnfinishedRun() throws -> UnfinishedRun? {
+        for id in try runs().reversed() {
+            let run = try run(id)
+            guard run.hasAttribute(ResultsKeys.status), try run.stringAttribute(ResultsKeys.status) == "running" else { continue }
+            let plan = run.hasAttribute(ResultsKeys.plan) ? try run.stringAttribute(ResultsKeys.plan).split(separator: "\n").map(String.init) : []
+            var finished: Set<String> = []
+            for v in try run.groupNames() {
+                for s in try run.group(v).groupNames() { finished.insert(UnfinishedRun.key(v, s)) }
+            }
+            return UnfinishedRun(id: id, plan: plan, finished: finished)
+        }
+        return nil
     }
 }

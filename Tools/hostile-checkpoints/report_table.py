@@ -45,3 +45,21 @@ print("| command | delay: state of the target after the kill |")
 print("|---|---|")
 for r in rows["kill"]:
     print(f"| {cell(r[0])} | {cell(r[1])} |")
+if rows["output"]:
+    print("\n### Outputs checked before any work (`ReliabilityTests`)\n")
+    print("Each writing command checks its output first (`OutputCheck` in BackpackIO, `ResultsFile.checkOutput`);")
+    print("every case exits with status 1 within 2 s, before the model is loaded. The tests run as root,")
+    print("where permission bits do not stop writes: the unwritable parents are a regular file and /proc.\n")
+    print("| command | error |")
+    print("|---|---|")
+    for label, msg in (r[:2] for r in rows["output"]):
+        print(f"| `{cell(label)}` | {cell(msg[:300])} |")
+if rows["number"] or rows["lock"] or rows["disk"]:
+    print("\n### Numbers, two writers, a full disk (`ReliabilityTests`)\n")
+    print("Full disk: `RLIMIT_FSIZE` set (and `SIGXFSZ` ignored) in the child before exec, so writes fail with")
+    print("EFBIG; after each failure the previous output hashes (SHA-256) as before and no temporary is left.\n")
+    print("| case | what it gets |")
+    print("|---|---|")
+    for kind in ("number", "lock", "disk"):
+        for label, msg in (r[:2] for r in rows[kind]):
+            print(f"| {cell(label)} | {cell(msg[:400])} |")

@@ -1,0 +1,384 @@
+import BackpackCheckpoint
+import BackpackEditing
+import BackpackModel
+import BackpackResults
+import Foundation
+import Testing
+import TestSupport
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Long runs that never lose work (issue 14): outputs checked before any work, numbers that
+/// fit, two writers sharing one results file, a full disk. Every case goes through the CLI.
+@Suite(.serialized) struct ReliabilityTests {
+    static let ppl = "suite: tiny-ppl\nversion: 1\nkind: perplexity\ntext: \"the man was with the car. When he said that the man was with the car\"\nmax_length: 8\nstride: 4\nprepend_eos: false\n"
+    static let pronouns = """
+        suite: tiny-pronouns
+        version: 1
+        kind: pronoun_bias
+        placeholder: NOUN
+        pair: [he, she]
+        nouns: [the, was, man, cook, an]
+        prompts:
+          - My NOUN said that
+          - This NOUN was with the car. When
+          - I liked my NOUN
+        """
+
+    /// A scratch folder with the two suites.
+    struct Scratch {
+        let root: URL
+        var ppl: URL { root.appendingPathComponent("ppl.yaml") }
+        var pronouns: URL { root.appendingPathComponent("pronouns.yaml") }
+        init(_ tag: String) throws {
+            root = try TestPaths.temporaryDirectory(tag)
+            try ReliabilityTests.ppl.write(to: ppl, atomically: true, encoding: .utf8)
+            try ReliabilityTests.pronouns.write(to: pronouns, atomically: true, encoding: .utf8)
+        }
+        func url(_ name: String) -> URL { root.appendingPathComponent(name) }
+        func remove() { try? FileManager.default.removeItem(at: root) }
+    }
+
+    static func evalArgs(model: URL = TestPaths.tinyModel, suite: URL, out: String) -> [String] {
+        ["eval", "--model", model.path, "--tokenizer", TestPaths.toyTokenizer.path, "--suite", suite.path, "--out", out]
+    }
+
+    /// Files in `dir` other than `keep` (leftovers of a failed write).
+    static func leftovers(_ dir: URL, keep: Set<String>) throws -> [String] {
+        try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { !keep.contains($0) }.sorted()
+    }
+
+    // MARK: 1. Outputs checked before any work
+
+    /// Each writing command refuses an output that cannot be written, naming the path and the
+    /// reason, within 2 s and before the model is loaded. Runs as root, where permission bits do
+    /// not stop writes: the unwritable cases are a parent that is a regular file and /proc
+    /// (which refuses new files even to root).
+    @Test func outputsAreCheckedFirst() throws {
+        let s = try Scratch("outcheck")
+        defer { s.remove() }
+        let fm = FileManager.default
+        let dirOut = s.url("results-dir")
+        try fm.createDirectory(at: dirOut, withIntermediateDirectories: true)
+        let plainFile = s.url("plain.txt")
+        try Data("not a folder\n".utf8).write(to: plainFile)
+        let notHDF5 = s.url("notes.h5")
+        try Data("these are my notes, not HDF5\n".utf8).write(to: notHDF5)
+        let notesHash = try sha256File(notHDF5)
+        // A real results file to report on.
+        let good = s.url("good.h5")
+        let made = try Child.backpack(Self.evalArgs(suite: s.ppl, out: good.path))
+        try #require(made.status == 0, "\(made)")
+        let edit = TestPaths.repoRoot.appendingPathComponent("Tests/EditingTests/Edits/scale0.yaml").path
+        let tiny = ["--model", TestPaths.tinyModel.path, "--tokenizer", TestPaths.toyTokenizer.path]
+
+        let cases: [(label: String, args: [String], path: String, reason: String)] = [
+            ("eval --out DIR/", Self.evalArgs(suite: s.pronouns, out: dirOut.path + "/"), dirOut.path, "is a directory"),
+            ("eval --out FILE/x.h5", Self.evalArgs(suite: s.pronouns, out: plainFile.path + "/x.h5"), plainFile.path, "is not a directory"),
+            ("eval --out /proc/x.h5", Self.evalArgs(suite: s.pronouns, out: "/proc/backpack-reliability.h5"), "/proc", "cannot create files"),
+            ("eval --out NOT-HDF5", Self.evalArgs(suite: s.pronouns, out: notHDF5.path), notHDF5.path, "not a backpack results file"),
+            ("eval --out missing/x.h5", Self.evalArgs(suite: s.pronouns, out: s.url("missing/x.h5").path), s.url("missing").path, "does not exist"),
+            ("forward --out DIR", ["forward"] + tiny + ["--ids", "1,2,3", "--out", dirOut.path], dirOut.path, "is a directory"),
+            ("forward --out FILE/x", ["forward"] + tiny + ["--ids", "1,2,3", "--out", plainFile.path + "/x.safetensors"], plainFile.path, "is not a directory"),
+            ("report --html DIR", ["report", good.path, "--html", dirOut.path], dirOut.path, "is a directory"),
+            ("report --html /proc/x", ["report", good.path, "--html", "/proc/backpack-reliability.html"], "/proc", "cannot create files"),
+            ("edit --out FILE/x", ["edit"] + tiny + ["--edit", edit, "--out", plainFile.path + "/edited"], plainFile.path, "is not a directory"),
+            ("edit --out FILE", ["edit"] + tiny + ["--edit", edit, "--out", plainFile.path], plainFile.path, "is not a directory"),
+            ("init --out FILE/x", ["init", "--config", TestPaths.tinyModel.appendingPathComponent("config.json").path, "--out", plainFile.path + "/m"], plainFile.path, "is not a directory"),
+            ("init --out /proc/x", ["init", "--config", TestPaths.tinyModel.appendingPathComponent("config.json").path, "--out", "/proc/backpack-reliability-model"], "/proc", "cannot create files"),
+        ]
+        for c in cases {
+            let r = try Child.backpack(c.args)
+            let first = r.err.split(separator: "\n").first.map(String.init) ?? ""
+            print("output check '\(c.label)': status \(r.status.map(String.init) ?? "-"), \(String(format: "%.2f", r.seconds)) s: \(first)")
+            HostileCorpus.report("output\t\(c.label)\t\(first.replacingOccurrences(of: s.root.path, with: "TMP"))")
+            #expect(r.status == 1, "\(c.label): \(r)")
+            #expect(r.err.contains(c.path) && r.err.contains(c.reason), "\(c.label): expected '\(c.reason)' naming \(c.path): \(r)")
+            #expect(r.seconds < 2, "\(c.label): took \(r.seconds) s; the output must be checked before any work")
+        }
+        #expect(try sha256File(notHDF5) == notesHash, "the file that is not HDF5 was changed")
+        #expect(try Self.leftovers(dirOut, keep: []).isEmpty)
+    }
+
+    // MARK: 2. Numbers that fit
+
+    @Test func floatOverflowInAnEditFile() throws {
+        let s = try Scratch("overflow")
+        defer { s.remove() }
+        let text = "schema: backpack-edit/1\nname: huge\ninterventions:\n  - tokens: [73]\n    senses: [3]\n    scale: 1e39\n"
+        let file = s.url("huge.yaml")
+        try text.write(to: file, atomically: true, encoding: .utf8)
+        #expect {
+            _ = try EditFile.parse(text, url: file)
+        } throws: { error in
+            "\(error)".contains("huge.yaml:6:12") && "\(error)".contains("32-bit float")
+        }
+        let r = try Child.backpack(["edit", "--model", TestPaths.tinyModel.path, "--edit", file.path, "--check", "--out", s.url("x").path])
+        HostileCorpus.report("number\tedit file `scale: 1e39`\t\((r.err.split(separator: "\n").first.map(String.init) ?? "").replacingOccurrences(of: s.root.path, with: "TMP"))")
+        #expect(r.status == 1 && r.err.contains("huge.yaml:6:12") && r.err.contains("does not fit"), "\(r)")
+    }
+
+    /// The tiny model with a NaN in the final layer norm: every logit is NaN.
+    static func nanModel(in root: URL) throws -> URL {
+        let dir = root.appendingPathComponent("nan-model")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(at: TestPaths.tinyModel.appendingPathComponent("config.json"), to: dir.appendingPathComponent("config.json"))
+        var tensors = try ModelDirectory(TestPaths.tinyModel).parameters().tensors()
+        let i = try #require(tensors.firstIndex { $0.name.hasSuffix("ln_f.weight") })
+        tensors[i].values[0] = .nan
+        try SafetensorsWriter.write(tensors, metadata: ["format": "pt"], to: dir.appendingPathComponent("model.safetensors"))
+        return dir
+    }
+
+    @Test func nonFiniteResultsAreRefused() throws {
+        let s = try Scratch("nan")
+        defer { s.remove() }
+        let model = try Self.nanModel(in: s.root)
+        let h5 = s.url("results.h5")
+        let r = try Child.backpack(Self.evalArgs(model: model, suite: s.ppl, out: h5.path))
+        let line = r.err.split(separator: "\n").last.map(String.init) ?? ""
+        HostileCorpus.report("number\teval of a model with a NaN weight\t\(line.replacingOccurrences(of: s.root.path, with: "TMP"))")
+        #expect(r.status == 1, "\(r)")
+        #expect(r.err.contains("base") && r.err.contains("tiny-ppl") && r.err.contains("item 0") && r.err.contains("--allow-nonfinite"), "\(r)")
+        #expect(!FileManager.default.fileExists(atPath: h5.path), "a run with NaN was stored")
+        let allowed = try Child.backpack(Self.evalArgs(model: model, suite: s.ppl, out: h5.path) + ["--allow-nonfinite"])
+        #expect(allowed.status == 0, "\(allowed)")
+        #expect(try ResultsFile.runs(in: h5).count == 1)
+
+        let out = s.url("fwd.safetensors")
+        let f = try Child.backpack(["forward", "--model", model.path, "--tokenizer", TestPaths.toyTokenizer.path, "--ids", "1,2,3", "--out", out.path])
+        HostileCorpus.report("number\tforward of a model with a NaN weight\t\((f.err.split(separator: "\n").last.map(String.init) ?? "").replacingOccurrences(of: s.root.path, with: "TMP"))")
+        #expect(f.status == 1 && f.err.contains("logits") && f.err.contains("--allow-nonfinite"), "\(f)")
+        #expect(!FileManager.default.fileExists(atPath: out.path))
+        let fa = try Child.backpack(["forward", "--model", model.path, "--ids", "1,2,3", "--out", out.path, "--allow-nonfinite"])
+        #expect(fa.status == 0 && FileManager.default.fileExists(atPath: out.path), "\(fa)")
+    }
+
+    // MARK: 3. Writers share a file
+
+    /// Starts the processes together and waits for all of them.
+    static func together(_ runs: [[String]]) throws -> [(status: Int32, err: String)] {
+        let processes: [(Process, Pipe)] = runs.map { args in
+            let p = Process()
+            p.executableURL = TestPaths.backpackBinary
+            p.arguments = args
+            let err = Pipe()
+            p.standardError = err
+            p.standardOutput = FileHandle.nullDevice
+            return (p, err)
+        }
+        for (p, _) in processes { try p.run() }
+        return processes.map { p, pipe in
+            let data = pipe.fileHandleForReading.readDataToEndOfFile()
+            p.waitUntilExit()
+            return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+        }
+    }
+
+    /// Two `eval` processes started together on one existing results file: both runs land.
+    /// The file is made large (64 MiB of earlier data) so that copying and fsyncing it takes long
+    /// enough for the two appends to overlap; without the lock the later rename drops a run.
+    @Test func twoWritersBothLand() throws {
+        let s = try Scratch("writers")
+        defer { s.remove() }
+        let h5 = s.url("results.h5")
+        try ResultsFile.append(to: h5, runID: "earlier") { run in
+            let g = try run.createGroup("base").createGroup("ballast")
+            try g.write("values", doubles: (0..<(8 << 20)).map { Double($0) })
+        }
+        for round in 0..<3 {
+            let ids = ["a\(round)", "b\(round)"]
+            let results = try Self.together(ids.map { Self.evalArgs(suite: s.pronouns, out: h5.path) + ["--run-id", $0] })
+            for (id, r) in zip(ids, results) { #expect(r.status == 0, "\(id): \(r.err)") }
+            let runs = try ResultsFile.runs(in: h5)
+            #expect(ids.allSatisfy(runs.contains), "round \(round): runs in the file: \(runs)")
+        }
+        #expect(try ResultsFile.runs(in: h5).count == 7)
+        #expect(try Self.leftovers(s.root, keep: ["results.h5", ".results.h5.lock", "ppl.yaml", "pronouns.yaml"]).isEmpty)
+    }
+
+    /// Another process holds the lock: eval says so once and gives up after --lock-timeout.
+    @Test func lockTimeout() throws {
+        let s = try Scratch("lock")
+        defer { s.remove() }
+        let h5 = s.url("results.h5")
+        let lock = s.url(".results.h5.lock")
+        let fd = open(lock.path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        try #require(fd >= 0)
+        defer { close(fd) }
+        try #require(flock(fd, LOCK_EX) == 0)
+        let r = try Child.backpack(Self.evalArgs(suite: s.ppl, out: h5.path) + ["--lock-timeout", "1"])
+        HostileCorpus.report("lock\teval while another process holds the lock (--lock-timeout 1)\t\(r.err.split(separator: "\n").filter { $0.contains("lock") }.joined(separator: " / ").replacingOccurrences(of: s.root.path, with: "TMP"))")
+        #expect(r.status == 1, "\(r)")
+        #expect(r.err.components(separatedBy: "waiting for the lock on \(h5.path) held by another backpack process").count == 2, "\(r)")
+        #expect(r.err.contains("timed out") && r.err.contains("--lock-timeout"), "\(r)")
+        #expect(!FileManager.default.fileExists(atPath: h5.path))
+    }
+
+    // MARK: 4. A full disk
+
+    /// Runs backpack with RLIMIT_FSIZE = `bytes` and SIGXFSZ ignored (set by a small python3
+    /// before exec), so that a write past the limit fails with EFBIG as on a full disk.
+    static func withFileSizeLimit(_ bytes: Int, _ arguments: [String]) throws -> ChildResult {
+        let python = try #require(Child.pythonPath, "python3 is needed to set the file size limit")
+        let script = """
+            import os, resource, signal, sys
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+            n = int(sys.argv[1])
+            resource.setrlimit(resource.RLIMIT_FSIZE, (n, n))
+            os.execv(sys.argv[2], sys.argv[2:])
+            """
+        return try Child.run(python, ["-c", script, String(bytes), TestPaths.backpackBinary.path] + arguments)
+    }
+
+    static func checkFullDisk(_ label: String, _ r: ChildResult, target: URL, previous: [String: String], dir: URL, keep: Set<String>,
+                              hashes: (URL) throws -> [String: String]) throws {
+        let line = r.err.split(separator: "\n").last.map(String.init) ?? ""
+        print("full disk '\(label)': \(line)")
+        HostileCorpus.report("disk\t\(label)\t\(line.replacingOccurrences(of: dir.path, with: "TMP"))")
+        #expect(r.status == 1 && r.signal == nil, "\(label): \(r)")
+        #expect(r.err.contains(target.path) && r.err.contains("file size limit"), "\(label): \(r)")
+        #expect(try hashes(target) == previous, "\(label): the previous output changed")
+        let left = try Self.leftovers(dir, keep: keep)
+        #expect(left.isEmpty, "\(label): leftovers \(left)")
+    }
+
+    @Test func fullDiskResults() throws {
+        let s = try Scratch("disk-results")
+        defer { s.remove() }
+        let out = s.url("out")
+        try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
+        let h5 = out.appendingPathComponent("results.h5")
+        let first = try Child.backpack(Self.evalArgs(suite: s.pronouns, out: h5.path))
+        try #require(first.status == 0, "\(first)")
+        let size = try #require(try FileManager.default.attributesOfItem(atPath: h5.path)[.size] as? Int)
+        let previous = ["": try sha256File(h5)]
+        let r = try Self.withFileSizeLimit(size + 512, Self.evalArgs(suite: s.pronouns, out: h5.path))
+        try Self.checkFullDisk("eval --out results.h5", r, target: h5, previous: previous, dir: out,
+                               keep: ["results.h5", ".results.h5.lock"]) { ["": try sha256File($0)] }
+        #expect(try ResultsFile.runs(in: h5).count == 1)
+    }
+
+    @Test func fullDiskEdit() throws {
+        let s = try Scratch("disk-edit")
+        defer { s.remove() }
+        let out = s.url("out")
+        try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
+        let target = out.appendingPathComponent("edited")
+        let edits = TestPaths.repoRoot.appendingPathComponent("Tests/EditingTests/Edits")
+        let args = ["edit", "--model", TestPaths.tinyModel.path, "--tokenizer", TestPaths.toyTokenizer.path, "--out", target.path, "--edit"]
+        let first = try Child.backpack(args + [edits.appendingPathComponent("scale_half.yaml").path])
+        try #require(first.status == 0, "\(first)")
+        let previous = try treeHashes(target)
+        // Room for the small files, not for model.safetensors (about 1 MB).
+        let r = try Self.withFileSizeLimit(256 << 10, args + [edits.appendingPathComponent("scale0.yaml").path])
+        try Self.checkFullDisk("edit --out DIR", r, target: target, previous: previous, dir: out, keep: ["edited"], hashes: treeHashes)
+    }
+
+    @Test func fullDiskForward() throws {
+        let s = try Scratch("disk-forward")
+        defer { s.remove() }
+        let out = s.url("out")
+        try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
+        let target = out.appendingPathComponent("fwd.safetensors")
+        let args = ["forward", "--model", TestPaths.tinyModel.path, "--tokenizer", TestPaths.toyTokenizer.path, "--out", target.path, "--ids"]
+        let first = try Child.backpack(args + ["1,2"])
+        try #require(first.status == 0, "\(first)")
+        let size = try #require(try FileManager.default.attributesOfItem(atPath: target.path)[.size] as? Int)
+        let previous = ["": try sha256File(target)]
+        let r = try Self.withFileSizeLimit(size, args + [(1...40).map(String.init).joined(separator: ",")])
+        try Self.checkFullDisk("forward --out FILE", r, target: target, previous: previous, dir: out, keep: ["fwd.safetensors"]) { ["": try sha256File($0)] }
+    }
+}
+
+// MARK: 5. Resume
+
+/// `backpack eval --resume`: a run killed at several points continues where it stopped, computes
+/// only the missing (variant, suite) pairs, and ends equal to an uninterrupted run.
+@Suite(.serialized) struct ResumeTests {
+    static let edit = TestPaths.repoRoot.appendingPathComponent("Tests/EditingTests/Edits/scale0.yaml").path
+
+    static func args(_ s: ReliabilityTests.Scratch, out: URL) -> [String] {
+        ["eval", "--model", TestPaths.tinyModel.path, "--tokenizer", TestPaths.toyTokenizer.path,
+         "--suite", s.pronouns.path, "--suite", s.ppl.path, "--edit", edit, "--out", out.path]
+    }
+
+    /// (variant/suite) -> attributes and datasets, for comparing runs.
+    static func contents(_ url: URL, _ id: String) throws -> [String: [String: String]] {
+        var out: [String: [String: String]] = [:]
+        for v in try ResultsFile(opening: url).record(id).variants {
+            for s in v.suites {
+                var m: [String: String] = [:]
+                for (k, value) in s.attributes { m["attr " + k] = "\(value)" }
+                for (k, values) in s.datasets { m["data " + k] = "\(values)" }
+                out[v.variant + "/" + s.suiteName] = m
+            }
+        }
+        return out
+    }
+
+    @Test func killedRunsResumeToTheSameResults() throws {
+        let s = try ReliabilityTests.Scratch("resume")
+        defer { s.remove() }
+        let ref = s.url("ref.h5")
+        let full = try Child.backpack(Self.args(s, out: ref))
+        try #require(full.status == 0, "\(full)")
+        let refID = try #require(try ResultsFile.runs(in: ref).first)
+        let expected = try Self.contents(ref, refID)
+        #expect(expected.count == 4, "\(expected.keys.sorted())")
+        var states: [String] = []
+        var partial = 0
+        // Loading takes most of the first half of the run: the delays cover the second half finely.
+        for k in 0..<10 {
+            let h5 = s.url("killed-\(k).h5")
+            let delay = full.seconds * (0.45 + 0.055 * Double(k))
+            let killed = try Child.backpack(Self.args(s, out: h5), killAfter: delay)
+            #expect(killed.signal == SIGKILL || killed.status == 0, "\(killed)")
+            var stored = 0
+            var state = "no file"
+            if FileManager.default.fileExists(atPath: h5.path) {
+                let file = try ResultsFile(opening: h5)
+                if let open = try file.latestUnfinishedRun() {
+                    stored = open.finished.count
+                    state = "running, \(stored) of 4 stored"
+                    if stored > 0 && stored < 4 { partial += 1 }
+                } else {
+                    state = "complete"
+                }
+            }
+            if state == "complete" { states.append(String(format: "%.3f s: ", delay) + state); continue }
+            let resumed = try Child.backpack(Self.args(s, out: h5) + (state == "no file" ? [] : ["--resume"]))
+            try #require(resumed.status == 0, "after \(state): \(resumed)")
+            let computed = resumed.err.components(separatedBy: " done in ").count - 1
+            let skipped = resumed.err.components(separatedBy: "already stored, not recomputed").count - 1
+            #expect(computed == 4 - stored && skipped == stored, "after \(state): computed \(computed), skipped \(skipped): \(resumed.err)")
+            let ids = try ResultsFile.runs(in: h5)
+            #expect(ids.count == 1, "\(ids)")
+            if let id = ids.first {
+                #expect(try ResultsFile(opening: h5).latestUnfinishedRun() == nil, "the resumed run is not marked complete")
+                #expect(try Self.contents(h5, id) == expected, "after \(state): the resumed run differs from an uninterrupted one")
+            }
+            states.append(String(format: "%.3f s: ", delay) + state + " -> resumed (\(computed) computed)")
+        }
+        print("resume test: " + states.joined(separator: ", "))
+        HostileCorpus.report("kill\tbackpack eval, then eval --resume (tiny, 2 variants x 2 suites, \(String(format: "%.2f", full.seconds)) s)\t\(states.joined(separator: "; "))")
+        #expect(partial > 0, "no kill landed between two stored results: \(states)")
+    }
+
+    @Test func resumeRefusesOtherInputs() throws {
+        let s = try ReliabilityTests.Scratch("resume-other")
+        defer { s.remove() }
+        let h5 = s.url("results.h5")
+        let plan = RunPlan(modelSHA256: String(repeating: "0", count: 64), variants: [("base", "", "")],
+                           suites: [("tiny-pronouns", "1", String(repeating: "1", count: 64))])
+        try ResultsFile.beginRun(plan, provenance: RunProvenance(toolVersion: "test", gitCommit: "", modelPath: "elsewhere", modelSHA256: plan.modelSHA256),
+                                 commandLine: "test", to: h5, runID: "other")
+        let r = try Child.backpack(ReliabilityTests.evalArgs(suite: s.pronouns, out: h5.path) + ["--resume"])
+        HostileCorpus.report("lock\teval --resume of a run made from other inputs\t\((r.err.split(separator: "\n").last.map(String.init) ?? "").replacingOccurrences(of: s.root.path, with: "TMP"))")
+        #expect(r.status == 1 && r.err.contains("run other was started with other inputs") && r.err.contains("model 0000"), "\(r)")
+        let none = s.url("none.h5")
+        let n = try Child.backpack(ReliabilityTests.evalArgs(suite: s.pronouns, out: none.path) + ["--resume"])
+        #expect(n.status == 1 && n.err.contains("no unfinished run"), "\(n)")
+    }
+}
