@@ -66,17 +66,30 @@ test: deps
 test-interop: release
 	Tools/hf-interop/run.sh $(BIN_RELEASE)
 
-# Full-size random Backpack-GPT2 (170M parameters, published config): opening time, forward
-# throughput and peak memory, with Debian's OpenBLAS and with the newer scipy-openblas32.
+BENCH_VENV      = .venv-bench
+BENCH_WORKLOAD  = $(BENCH_DIR)/workload.json
+BENCH_RUNS     ?= 5
+BENCH_PPL_RUNS ?= 3
+# Full-size random Backpack-GPT2 (170M parameters, published config): the Swift toolkit and the
+# project's own PyTorch Backpack (Tools/bench/torch_bench.py, venv from PyPI) on the same
+# checkpoint and workload in the same run, one process per shape (peak memory per shape), then
+# Tools/bench/compare.py's side-by-side table and the targets. Offline: the Swift side alone,
+# PyTorch targets NOT CHECKED. Then the demo's evaluation: base + 3 edits vs base alone.
 bench: release blas
 	@[ -f $(BENCH_MODEL)/model.safetensors ] || $(BIN_RELEASE) init --config backpack-gpt2 --seed 0 --out $(BENCH_MODEL)
-	@echo "== Debian OpenBLAS"
-	@for s in 1x512 8x128; do BACKPACK_BLAS= $(BIN_RELEASE) bench --model $(BENCH_MODEL) --shape $$s; done
-	@echo "== scipy-openblas32 (.venv-blas; the default when installed)"
-	@for s in 1x512 8x128; do $(BIN_RELEASE) bench --model $(BENCH_MODEL) --shape $$s; done
-	@echo "== evaluation: the pronoun protocol and fit_scale on GPT-2's tokenizer"
+	@python3 Tools/bench/workload.py --out $(BENCH_WORKLOAD)
+	@rm -f $(BENCH_DIR)/swift-*.jsonl $(BENCH_DIR)/pytorch-*.jsonl
+	@for s in 1x512 8x128; do $(BIN_RELEASE) bench --model $(BENCH_MODEL) --only forward --shape $$s --warmup 1 --runs $(BENCH_RUNS) --jsonl $(BENCH_DIR)/swift-$$s.jsonl || exit 1; done
+	@$(BIN_RELEASE) bench --model $(BENCH_MODEL) --only perplexity --workload $(BENCH_WORKLOAD) --ppl-runs $(BENCH_PPL_RUNS) --jsonl $(BENCH_DIR)/swift-perplexity.jsonl
+	@note=""; Tools/bench/setup_venv.sh >$(BENCH_DIR)/venv.log 2>&1; rc=$$?; \
+	if [ $$rc -eq 0 ]; then \
+	  for s in 1x512 8x128; do $(BENCH_VENV)/bin/python Tools/bench/torch_bench.py --model $(BENCH_MODEL) --only forward --shape $$s --warmup 1 --runs $(BENCH_RUNS) --jsonl $(BENCH_DIR)/pytorch-$$s.jsonl >/dev/null || exit 1; done; \
+	  $(BENCH_VENV)/bin/python Tools/bench/torch_bench.py --model $(BENCH_MODEL) --only perplexity --workload $(BENCH_WORKLOAD) --ppl-runs $(BENCH_PPL_RUNS) --jsonl $(BENCH_DIR)/pytorch-perplexity.jsonl >/dev/null || exit 1; \
+	elif [ $$rc -eq 3 ]; then note="$$(tail -1 $(BENCH_DIR)/venv.log)"; else cat $(BENCH_DIR)/venv.log; exit 1; fi; \
+	python3 Tools/bench/compare.py --swift $(BENCH_DIR)/swift-*.jsonl --pytorch $$(ls $(BENCH_DIR)/pytorch-*.jsonl 2>/dev/null) --pytorch-note "$$note"
+	@echo "== the demo's evaluation (embedded model): base + 3 edits vs base alone (target <= 1.6x)"
 	-@Tools/corpus/fetch_corpus.sh "$(CORPUS)"
-	@$(BIN_RELEASE) bench --model $(BENCH_MODEL) --evaluation
+	@if [ -f "$(CORPUS)" ]; then BACKPACK_CACHE="$(CACHE_DIR)" $(BIN_RELEASE) bench --demo-workload --warmup 0 --runs 3; else echo "note: $(CORPUS) not available: demo timing skipped"; fi
 
 # The whole mission on the embedded demo model (Models/backpack-demo): find the sense that
 # carries he/she for the profession nouns, evaluate pronoun bias and held-out perplexity for the
