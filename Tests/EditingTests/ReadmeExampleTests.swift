@@ -11,7 +11,7 @@ import TestSupport
         // --- README: Using the library ---
         let dir = try ModelDirectory(root.appendingPathComponent("Models/backpack-demo"))
         let model = try dir.load()
-        guard let tokenizer = try dir.tokenizer() else { return }
+        let tokenizer = try #require(try dir.tokenizer(), "the demo model ships its tokenizer")
         let ids = tokenizer.encode("My nurse said that")
         let he = tokenizer.encode(" he")[0], she = tokenizer.encode(" she")[0]
         func heOverShe(_ m: LanguageModel) throws -> Float {
