@@ -22,6 +22,8 @@ struct Eval: ParsableCommand {
     @Option(name: .long, help: "Run id (default: UTC time plus random hex).") var runID: String?
     @Flag(name: .long, help: "Print the results as JSON on stdout instead of a table.") var json = false
     @Flag(name: .long, help: "Store NaN or infinite results instead of stopping with an error that says where they are.") var allowNonfinite = false
+    /// Fault injection for the resume tests: SIGKILL this process right after the N-th stored result.
+    @Option(name: .long, help: .hidden) var killAfterStored: Int?
     @Flag(name: .long, help: "Continue the latest unfinished run in --out (same model, edits and suites, checked by SHA-256): only the missing (variant, suite) results are computed.") var resume = false
     @Option(name: .long, help: "Seconds to wait for another backpack process writing the same results file.") var lockTimeout: Double = ResultsFile.defaultLockTimeout
 
@@ -80,6 +82,7 @@ struct Eval: ParsableCommand {
             stored = unfinished.finished
             EvalSupport.progress("resuming run \(unfinished.id): \(stored.count) of \(variants.count * prepared.count) results already stored")
         }
+        var storedNow = 0
         _ = try EvaluationRunner.run(
             suites: prepared, variants: variants, allowNonfinite: allowNonfinite,
             skip: { stored.contains(UnfinishedRun.key($0, $1)) },
@@ -91,6 +94,8 @@ struct Eval: ParsableCommand {
                     commandLine: commandLine, to: outURL, runID: runID, lockTimeout: lockTimeout)
                 id = run
                 try ResultsFile.addSuite(result, variant: variant, run: run, to: outURL, lockTimeout: lockTimeout)
+                storedNow += 1
+                if storedNow == killAfterStored { kill(getpid(), SIGKILL) }
             }) { EvalSupport.progress($0) }
         let elapsed = Date().timeIntervalSince(t0)
         guard let id else { throw ResumeError(description: "\(outURL.path): nothing to compute, no suites were run") }

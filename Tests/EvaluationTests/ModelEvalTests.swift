@@ -9,18 +9,7 @@ import TestSupport
 /// Suites evaluated on the tiny fixture (vocab 512, toy tokenizer) and on a small random model
 /// with GPT-2's tokenizer.
 @Suite struct ModelEvalTests {
-    static let tinySuite = """
-        suite: tiny-pronouns
-        version: 1
-        kind: pronoun_bias
-        placeholder: NOUN
-        pair: [he, she]
-        nouns: [the, was, man, cook, an]
-        prompts:
-          - My NOUN said that
-          - This NOUN was with the car. When
-          - I liked my NOUN
-        """
+    static let tinySuite = TinySuites.pronouns
 
     func write(_ text: String, _ name: String, in dir: URL) throws -> URL {
         let url = dir.appendingPathComponent(name)

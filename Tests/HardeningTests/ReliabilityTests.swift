@@ -13,18 +13,7 @@ import Glibc
 /// fit, two writers sharing one results file, a full disk. Every case goes through the CLI.
 @Suite(.serialized) struct ReliabilityTests {
     static let ppl = "suite: tiny-ppl\nversion: 1\nkind: perplexity\ntext: \"the man was with the car. When he said that the man was with the car\"\nmax_length: 8\nstride: 4\nprepend_eos: false\n"
-    static let pronouns = """
-        suite: tiny-pronouns
-        version: 1
-        kind: pronoun_bias
-        placeholder: NOUN
-        pair: [he, she]
-        nouns: [the, was, man, cook, an]
-        prompts:
-          - My NOUN said that
-          - This NOUN was with the car. When
-          - I liked my NOUN
-        """
+    static let pronouns = TinySuites.pronouns
 
     /// A scratch folder with the two suites.
     struct Scratch {
@@ -329,7 +318,25 @@ import Glibc
         #expect(expected.count == 4, "\(expected.keys.sorted())")
         var states: [String] = []
         var partial = 0
-        // Loading takes most of the first half of the run: the delays cover the second half finely.
+        // Deterministic kills right after the N-th stored result (a hidden fault-injection option):
+        // resuming computes exactly the 4 - N missing results and gives the uninterrupted run.
+        for n in 1...3 {
+            let h5 = s.url("after-\(n).h5")
+            let killed = try Child.backpack(Self.args(s, out: h5) + ["--kill-after-stored", String(n)])
+            #expect(killed.signal == SIGKILL, "\(killed)")
+            let open = try #require(try ResultsFile(opening: h5).latestUnfinishedRun(), "kill after \(n): no unfinished run")
+            #expect(open.finished.count == n, "kill after \(n): \(open.finished.count) stored")
+            let resumed = try Child.backpack(Self.args(s, out: h5) + ["--resume"])
+            try #require(resumed.status == 0, "\(resumed)")
+            let computed = resumed.err.components(separatedBy: " done in ").count - 1
+            let skipped = resumed.err.components(separatedBy: "already stored, not recomputed").count - 1
+            #expect(computed == 4 - n && skipped == n, "kill after \(n): computed \(computed), skipped \(skipped): \(resumed.err)")
+            let id = try #require(try ResultsFile.runs(in: h5).first)
+            #expect(try Self.contents(h5, id) == expected, "kill after \(n): the resumed run differs from an uninterrupted one")
+            states.append("killed after \(n) stored: resumed, \(computed) computed")
+            partial += 1
+        }
+        // Kills at times: loading takes most of the first half of the run, the delays cover the second half.
         for k in 0..<10 {
             let h5 = s.url("killed-\(k).h5")
             let delay = full.seconds * (0.45 + 0.055 * Double(k))
