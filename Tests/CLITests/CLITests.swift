@@ -5,21 +5,9 @@ import TestSupport
 
 /// Runs the built `backpack` binary; returns (exit status, stdout, stderr).
 func backpack(_ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, out: String, err: String) {
-    let process = Process()
-    process.executableURL = TestPaths.backpackBinary
-    process.arguments = arguments
-    var env = ProcessInfo.processInfo.environment
-    for (k, v) in environment { env[k] = v }
-    process.environment = env
-    let out = Pipe(), err = Pipe()
-    process.standardOutput = out
-    process.standardError = err
-    try process.run()
-    let outData = out.fileHandleForReading.readDataToEndOfFile()
-    let errData = err.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    #expect(process.terminationReason == .exit, "backpack \(arguments) ended by a signal")
-    return (process.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self))
+    let r = try BackpackRun.run(arguments, environment: environment)
+    #expect(!r.signaled, "backpack \(arguments) ended by a signal")
+    return (r.status, r.out, r.err)
 }
 
 @Suite struct CommandTests {

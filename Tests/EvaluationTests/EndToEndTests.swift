@@ -6,15 +6,9 @@ import TestSupport
 /// `backpack report` (the toolkit's reader), HTML written; data fetch fails clearly offline.
 @Suite struct EndToEndTests {
     func backpack(_ args: [String]) throws -> (status: Int32, out: String, err: String) {
-        let p = Process()
-        p.executableURL = TestPaths.backpackBinary
-        p.arguments = args
-        let o = Pipe(), e = Pipe()
-        p.standardOutput = o; p.standardError = e
-        try p.run()
-        let out = o.fileHandleForReading.readDataToEndOfFile(), err = e.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: out, as: UTF8.self), String(decoding: err, as: UTF8.self))
+        let r = try BackpackRun.run(args)
+        #expect(!r.signaled, "backpack \(args) ended by a signal")
+        return (r.status, r.out, r.err)
     }
 
     @Test func evalTwiceThenReport() throws {

@@ -148,29 +148,13 @@ struct Workspace {
     }
 }
 
-/// Runs the built `backpack` binary; returns (exit status, stdout, stderr).
+/// Runs the built `backpack` binary without the Hub variables of the test's environment.
 func backpack(_ arguments: [String], environment: [String: String] = [:], launcher: [String] = []) throws -> (status: Int32, out: String, err: String) {
-    let process = Process()
-    if launcher.isEmpty {
-        process.executableURL = TestPaths.backpackBinary
-        process.arguments = arguments
-    } else {
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = launcher + [TestPaths.backpackBinary.path] + arguments
-    }
-    var env = ProcessInfo.processInfo.environment
-    for key in ["HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_ENDPOINT"] { env[key] = nil }
-    for (k, v) in environment { env[k] = v }
-    process.environment = env
-    let out = Pipe(), err = Pipe()
-    process.standardOutput = out
-    process.standardError = err
-    try process.run()
-    let outData = out.fileHandleForReading.readDataToEndOfFile()
-    let errData = err.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    #expect(process.terminationReason == .exit, "backpack \(arguments) ended by a signal")
-    return (process.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self))
+    let r = try BackpackRun.run(arguments, environment: environment,
+                                removing: ["HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_ENDPOINT"],
+                                launcher: launcher)
+    #expect(!r.signaled, "backpack \(arguments) ended by a signal")
+    return (r.status, r.out, r.err)
 }
 
 func sha256(_ url: URL) throws -> String { try FileDigest.sha256(url) }
