@@ -93,7 +93,7 @@ struct DataFetch: ParsableCommand {
         }
         try FileManager.default.createDirectory(at: destination.deletingLastPathComponent(), withIntermediateDirectories: true)
         let temporary = destination.deletingLastPathComponent().appendingPathComponent(".\(destination.lastPathComponent).partial")
-        FileManager.default.createFile(atPath: temporary.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: temporary.path, contents: nil)   // opening it below reports a failure
         let out = try FileHandle(forWritingTo: temporary)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: tool)
