@@ -40,7 +40,7 @@ let package = Package(
         .target(name: "BackpackCheckpoint",
                 dependencies: ["BackpackJSON", .product(name: "Crypto", package: "swift-crypto")]),
         // GPT-2's BPE files are built in (GPT2/README.md): models with GPT-2's vocabulary need no tokenizer files.
-        .target(name: "BackpackTokenizer", dependencies: ["BackpackJSON"],
+        .target(name: "BackpackTokenizer", dependencies: ["BackpackJSON", "BackpackIO"],
                 exclude: ["GPT2/README.md"], resources: [.copy("GPT2/encoder.json"), .copy("GPT2/vocab.bpe")]),
         .target(name: "BackpackModel", dependencies: ["BackpackCheckpoint", "BackpackTokenizer", "CBLAS"]),
         // HuggingFace/: the modeling code copied into every edited model folder.

@@ -106,7 +106,7 @@ struct DataFetch: ParsableCommand {
             throw DataFetchError("unzip could not extract \(member) from \(archive.path) (exit status \(process.terminationStatus))")
         }
         _ = try FileManager.default.replaceItemAt(destination, withItemAt: temporary)
-        print("\(member) -> \(destination.path) sha256 \(try FileDigest.combined([destination]))")
+        print("\(member) -> \(destination.path) sha256 \(try FileDigest.sha256(destination))")
     }
 }
 

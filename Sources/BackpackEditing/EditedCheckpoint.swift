@@ -381,19 +381,13 @@ public enum HuggingFaceCode {
 
     /// (file name, contents) of the shipped modeling files.
     public static func files() throws -> [(String, Data)] {
-        // SwiftPM's Bundle.module stops the program when its resource bundle is gone (e.g. the
-        // binary was copied without it); check first and say what is missing instead.
-        let beside = Bundle.main.bundleURL.appendingPathComponent(bundleName)
-        let exists = FileManager.default.fileExists(atPath: beside.path)
-            || Bundle.main.executableURL.map { FileManager.default.fileExists(atPath: $0.deletingLastPathComponent().appendingPathComponent(bundleName).path) } == true
-        guard exists else {
+        // The bundle is found by hand (BackpackIO.ResourceBundle): Bundle.module would stop the program.
+        guard let bundle = ResourceBundle.locate(bundleName, holding: fileNames.map { "HuggingFace/" + $0 }) else {
+            let beside = ResourceBundle.candidates(bundleName)[0]
             throw ModelError(file: beside.path, reason: "missing: the resource bundle with the Hugging Face modeling code (\(fileNames.joined(separator: ", "))) must stay beside the backpack binary")
         }
         return try fileNames.map { name in
-            guard let url = Bundle.module.url(forResource: name, withExtension: nil, subdirectory: "HuggingFace")
-                    ?? Bundle.module.url(forResource: name, withExtension: nil) else {
-                throw ModelError(file: Bundle.module.bundlePath, reason: "missing resource HuggingFace/\(name)")
-            }
+            let url = bundle.appendingPathComponent("HuggingFace/" + name)
             do { return (name, try Data(contentsOf: url)) } catch {
                 throw ModelError(file: url.path, reason: "cannot read (\(error.localizedDescription))")
             }

@@ -1,3 +1,4 @@
+import BackpackIO
 import Foundation
 
 // GPT-2's byte-level BPE ships inside this module (GPT2/README.md: source, licence, SHA-256).
@@ -24,18 +25,11 @@ extension GPT2Tokenizer {
     static let resourceBundleName = "backpack-edit_BackpackTokenizer.resources"
 
     /// The folder holding encoder.json and vocab.bpe: SwiftPM's resource bundle beside the
-    /// executable (or test bundle), else this module's source folder in a checkout. Looked up by
-    /// hand rather than through `Bundle.module`, whose accessor stops the process when the
-    /// bundle is missing.
+    /// executable (or test bundle), else this module's source folder in a checkout.
     static func builtinGPT2Directory() -> URL? {
-        let fm = FileManager.default
-        var candidates: [URL] = []
-        let executable = URL(fileURLWithPath: CommandLine.arguments.first ?? "").resolvingSymlinksInPath().deletingLastPathComponent()
-        for base in [Bundle.main.bundleURL, executable, Bundle.main.bundleURL.deletingLastPathComponent()] {
-            candidates.append(base.appendingPathComponent(resourceBundleName))
-        }
-        candidates.append(URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("GPT2"))
-        return candidates.first { fm.fileExists(atPath: $0.appendingPathComponent("encoder.json").path)
-            && fm.fileExists(atPath: $0.appendingPathComponent("vocab.bpe").path) }
+        let files = ["encoder.json", "vocab.bpe"]
+        if let bundle = ResourceBundle.locate(resourceBundleName, holding: files) { return bundle }
+        let source = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("GPT2")
+        return files.allSatisfy { FileManager.default.fileExists(atPath: source.appendingPathComponent($0).path) } ? source : nil
     }
 }
