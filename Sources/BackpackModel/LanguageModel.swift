@@ -219,19 +219,29 @@ public final class LanguageModel: @unchecked Sendable {
         return outputs
     }
 
-    /// rows of o at `positions` times E^T, into a fresh array  (positions.count, V)
-    private func unembedRows(of hidden: Buffer, positions: [Int]) -> [Float] {
-        let d = config.nEmbd, V = config.vocabSize, R = positions.count
-        if R == 0 { return [] }
-        let contiguous = positions == Array(0..<R)
-        let rows = contiguous ? hidden : Buffer(R * d)
-        if !contiguous {
-            for (r, p) in positions.enumerated() { (rows.pointer + r * d).update(from: hidden.pointer + p * d, count: d) }
-        }
-        return [Float](unsafeUninitializedCapacity: R * V) { out, initialized in
-            BLAS.gemm(transB: true, m: R, n: V, k: d, a: rows.pointer, lda: d, b: embedding.pointer, ldb: d,
-                      c: out.baseAddress!, ldc: V)
-            initialized = R * V
+    /// The rows of o at `positions` (R, d): o itself when they are 0 ..< R.
+    private func selectedRows(of hidden: Buffer, positions: [Int]) -> Buffer {
+        let d = config.nEmbd, R = positions.count
+        if positions == Array(0..<R) { return hidden }
+        let rows = Buffer(R * d)
+        for (r, p) in positions.enumerated() { (rows.pointer + r * d).update(from: hidden.pointer + p * d, count: d) }
+        return rows
+    }
+
+    /// Each sequence's selected rows of o times E^T, each written straight into its own fresh
+    /// array (positions.count, V). (Going block by block of the vocabulary across sequences, so
+    /// that E is read from memory once, measured no faster on 8x128: the product is compute-bound.)
+    private func unembedOwn(_ sequences: [(hidden: Buffer, positions: [Int])]) -> [[Float]] {
+        let d = config.nEmbd, V = config.vocabSize
+        return sequences.map { seq in
+            let R = seq.positions.count
+            if R == 0 { return [] }
+            let rows = selectedRows(of: seq.hidden, positions: seq.positions)
+            return [Float](unsafeUninitializedCapacity: R * V) { out, initialized in
+                BLAS.gemm(transB: true, m: R, n: V, k: d, a: rows.pointer, lda: d, b: embedding.pointer, ldb: d,
+                          c: out.baseAddress!, ldc: V)
+                initialized = R * V
+            }
         }
     }
 
@@ -260,11 +270,18 @@ public final class LanguageModel: @unchecked Sendable {
                 for l in 0..<k { (C.pointer + (l * n + j) * d).update(from: r.baseAddress! + l * d, count: d) }
             }
         }
-        let o = Buffer(m * d, zeroed: true)                               // (m, d)
+        // As one product over (sense, position): o = A C with A (m, k*n), A[i, l*n + j] =
+        // alpha[l, i, j], and C read as (k*n, d). One product of m*d*k*n multiply-adds instead of
+        // k of m*d*n: large enough for BLAS's threads where k small ones (8 sequences of 128
+        // tokens) each ran on one core.
+        let A = Buffer(m * k * n)                                         // (m, k*n)
         for l in 0..<k {
-            BLAS.gemm(m: m, n: d, k: n, a: alpha.pointer + l * m * n, lda: n, b: C.pointer + l * n * d, ldb: d,
-                      beta: 1, c: o.pointer, ldc: d)
+            for i in 0..<m {
+                (A.pointer + i * k * n + l * n).update(from: alpha.pointer + (l * m + i) * n, count: n)
+            }
         }
+        let o = Buffer(m * d)                                             // (m, d)
+        BLAS.gemm(m: m, n: d, k: k * n, a: A.pointer, lda: k * n, b: C.pointer, ldb: d, c: o.pointer, ldc: d)
         return (o, C)
     }
 
@@ -276,9 +293,8 @@ public final class LanguageModel: @unchecked Sendable {
         let d = config.nEmbd, V = config.vocabSize
         var logits = [[Float]](repeating: [], count: sequences.count)
         let ownProduct = sequences.map { $0.positions.count >= 32 || sequences.count == 1 }
-        for (s, seq) in sequences.enumerated() where ownProduct[s] {
-            logits[s] = unembedRows(of: seq.hidden, positions: seq.positions)
-        }
+        let own = sequences.indices.filter { ownProduct[$0] }
+        for (s, l) in zip(own, unembedOwn(own.map { sequences[$0] })) { logits[s] = l }
         let shared = sequences.indices.filter { !ownProduct[$0] }
         let R = shared.reduce(0) { $0 + sequences[$1].positions.count }
         guard R > 0 else { return logits }

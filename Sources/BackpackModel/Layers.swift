@@ -35,11 +35,11 @@ struct Dense: Sendable {
 struct MLP: Sendable {
     let fc: Dense, proj: Dense
     init(_ p: ParameterSet, _ names: ParameterTable.MLPNames) { fc = Dense(p, names.fc); proj = Dense(p, names.proj) }
-    /// x (rows, d) -> y (rows, out)
-    func callAsFunction(_ x: UnsafePointer<Float>, rows: Int, into y: UnsafeMutablePointer<Float>) {
-        let h = Buffer(rows * fc.outputs)                       // (rows, inner)
+    /// x (rows, d) -> y (rows, out); `hidden`, if given, holds at least rows * inner floats.
+    func callAsFunction(_ x: UnsafePointer<Float>, rows: Int, into y: UnsafeMutablePointer<Float>, hidden: Buffer? = nil) {
+        let h = hidden ?? Buffer(rows * fc.outputs)             // (rows, inner)
         fc(x, rows: rows, into: h.pointer)
-        Kernels.geluNew(h.pointer, count: h.count)
+        Kernels.geluNew(h.pointer, count: rows * fc.outputs)
         proj(h.pointer, rows: rows, into: y)
     }
 }

@@ -40,13 +40,13 @@ struct TrunkLayer: Sendable {
 
     /// z (N, d) += Attn(LN_1(z)); z += MLP(LN_2(z)), for sequences packed at `offsets` with `lengths`.
     /// With a cache (one sequence only), the new rows attend to the cached positions too.
-    func callAsFunction(_ z: UnsafeMutablePointer<Float>, rows: Int, offsets: [Int], lengths: [Int], cache: KVCache?) {
+    func callAsFunction(_ z: UnsafeMutablePointer<Float>, rows: Int, offsets: [Int], lengths: [Int], cache: KVCache?,
+                        workspace w: TrunkWorkspace) {
         let d = attnProj.outputs, hd = d / heads
-        let x = Buffer(rows * d)                                   // (N, d)
-        ln1(z, rows: rows, into: x.pointer)
-        let qkv = Buffer(rows * 3 * d)                             // (N, 3d): q | k | v
-        attn(x.pointer, rows: rows, into: qkv.pointer)
-        let context = Buffer(rows * d)                             // (N, d): heads side by side
+        let x = w.x, qkv = w.qkv, context = w.context, out = w.out
+        ln1(z, rows: rows, into: x.pointer)                        // x (N, d)
+        attn(x.pointer, rows: rows, into: qkv.pointer)             // qkv (N, 3d): q | k | v
+                                                                   // context (N, d): heads side by side
         for (offset, n) in zip(offsets, lengths) {
             let q = qkv.pointer + offset * 3 * d
             var keys = UnsafePointer(q + d), values = UnsafePointer(q + 2 * d)
@@ -74,11 +74,10 @@ struct TrunkLayer: Sendable {
                           c: context.pointer + offset * d + c, ldc: d)
             }
         }
-        let out = Buffer(rows * d)
         attnProj(context.pointer, rows: rows, into: out.pointer)
         Kernels.add(z, out.pointer, count: rows * d)
         ln2(z, rows: rows, into: x.pointer)
-        mlp(x.pointer, rows: rows, into: out.pointer)
+        mlp(x.pointer, rows: rows, into: out.pointer, hidden: w.hidden)
         Kernels.add(z, out.pointer, count: rows * d)
     }
 }
@@ -111,10 +110,24 @@ struct Trunk: Sendable {
                 for c in 0..<d { row[c] = e[c] + p[c] }
             }
         }
-        for layer in layers { layer(z.pointer, rows: total, offsets: offsets, lengths: lengths, cache: cache) }
+        let workspace = TrunkWorkspace(rows: total, d: d, inner: layers.first?.mlp.fc.outputs ?? 4 * d)
+        for layer in layers {
+            layer(z.pointer, rows: total, offsets: offsets, lengths: lengths, cache: cache, workspace: workspace)
+        }
         if let cache { cache.length += total }
         let hc = Buffer(total * d)
         lnF(z.pointer, rows: total, into: hc.pointer)
         return hc
+    }
+}
+
+/// The activations of one block, allocated once per trunk call and reused by every layer: fresh
+/// multi-megabyte buffers per layer would cost a page fault per 4 KiB page each time (large
+/// buffers are mapped and unmapped, see the CLI's MemoryPolicy).
+final class TrunkWorkspace: @unchecked Sendable {
+    let x: Buffer, qkv: Buffer, context: Buffer, out: Buffer, hidden: Buffer
+    init(rows: Int, d: Int, inner: Int) {
+        x = Buffer(rows * d); qkv = Buffer(rows * 3 * d); context = Buffer(rows * d); out = Buffer(rows * d)
+        hidden = Buffer(rows * inner)
     }
 }
