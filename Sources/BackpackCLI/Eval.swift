@@ -26,10 +26,12 @@ struct Eval: ParsableCommand {
     @Option(name: .long, help: .hidden) var killAfterStored: Int?
     @Flag(name: .long, help: "Continue the latest unfinished run in --out (same model, edits and suites, checked by SHA-256): only the missing (variant, suite) results are computed.") var resume = false
     @Option(name: .long, help: "Seconds to wait for another backpack process writing the same results file.") var lockTimeout: Double = ResultsFile.defaultLockTimeout
+    @Option(name: .long, help: ArgumentHelp("Compute only share K of N (K = 1...N) of the (variant, suite) results, for one machine of N; `backpack merge` joins the shards' files. The run id defaults to one derived from the inputs, the same on every machine.", valueName: "K/N")) var shard: String?
 
     func validate() throws {
         if suite.isEmpty { throw ValidationError("give at least one --suite") }
         if !(lockTimeout >= 0) { throw ValidationError("--lock-timeout: expected seconds >= 0, got \(lockTimeout)") }
+        if let shard { do { _ = try RunShard(parsing: shard) } catch { throw ValidationError("\(error)") } }
     }
 
     func run() throws {
@@ -61,6 +63,9 @@ struct Eval: ParsableCommand {
                            variants: variants.map { ($0.name, $0.editText, $0.editSHA256) },
                            suites: try prepared.map { ($0.suite.name, $0.suite.version, try FileDigest.sha256($0.suite.file)) })
         let commandLine = CommandLine.arguments.map(EvalSupport.shellQuote).joined(separator: " ")
+        let sharding = try shard.map { try EvalShard($0, plan: plan) }
+        let newRunID = runID ?? sharding?.runID
+        if !resume, let newRunID { try EvalShard.checkNewRun(newRunID, out: outURL, shard: sharding?.shard) }
         // Each finished (variant, suite) result is stored at once in a run marked "running", so
         // that a killed run loses nothing finished and `--resume` computes only what is missing.
         var id: String?
@@ -71,6 +76,7 @@ struct Eval: ParsableCommand {
             guard let unfinished else {
                 throw ResumeError(description: "\(outURL.path): no unfinished run to resume (a run is unfinished while its status is \"running\")")
             }
+            try EvalShard.checkResume(unfinished, shard: sharding?.shard, out: outURL)
             let difference = plan.difference(fromStored: unfinished.plan)
             guard difference.isEmpty else {
                 throw ResumeError(description: "\(outURL.path): run \(unfinished.id) was started with other inputs and cannot be resumed with these: \(difference)")
@@ -80,18 +86,19 @@ struct Eval: ParsableCommand {
             }
             id = unfinished.id
             stored = unfinished.finished
-            EvalSupport.progress("resuming run \(unfinished.id): \(stored.count) of \(variants.count * prepared.count) results already stored")
+            EvalSupport.progress("resuming run \(unfinished.id): \(stored.count) of \(sharding?.share.count ?? variants.count * prepared.count) results already stored")
         }
         var storedNow = 0
         _ = try EvaluationRunner.run(
             suites: prepared, variants: variants, allowNonfinite: allowNonfinite,
+            include: { sharding?.includes($0, $1) ?? true },
             skip: { stored.contains(UnfinishedRun.key($0, $1)) },
             finished: { variant, result in
                 // The run is begun with the first result, so that a run failing at once writes nothing.
                 let run = try id ?? ResultsFile.beginRun(
                     plan, provenance: RunProvenance(toolVersion: Backpack.version, gitCommit: EvalSupport.gitCommit(),
                                                     modelPath: dir.url.path, modelSHA256: plan.modelSHA256),
-                    commandLine: commandLine, to: outURL, runID: runID, lockTimeout: lockTimeout)
+                    commandLine: commandLine, to: outURL, runID: newRunID, shard: sharding?.shard, lockTimeout: lockTimeout)
                 id = run
                 try ResultsFile.addSuite(result, variant: variant, run: run, to: outURL, lockTimeout: lockTimeout)
                 storedNow += 1

@@ -21,9 +21,11 @@ public struct Variant: Sendable {
 public enum EvaluationRunner {
     /// With `allowNonfinite` false (the default), a NaN or infinity in any result stops the run
     /// with a `NonFiniteResult` error (see `checkFinite`).
-    /// `skip(variant, suite)` leaves a pair out (a resumed run has it already); `finished` gets
-    /// each checked result as soon as it is computed (so that it can be stored at once).
+    /// `include(variant, suite)` limits the run to some pairs (a shard's share, `--shard`);
+    /// `skip(variant, suite)` leaves an included pair out (a resumed run has it already); `finished`
+    /// gets each checked result as soon as it is computed (so that it can be stored at once).
     public static func run(suites: [PreparedSuite], variants: [Variant], allowNonfinite: Bool = false,
+                           include: (String, String) -> Bool = { _, _ in true },
                            skip: (String, String) -> Bool = { _, _ in false },
                            finished: (String, SuiteResult) throws -> Void = { _, _ in },
                            progress: @Sendable (String) -> Void = { _ in }) throws -> [VariantResults] {
@@ -31,8 +33,9 @@ public enum EvaluationRunner {
         for s in suites {
             // A resumed run has some (variant, suite) pairs already: only the others are computed,
             // still all together (the trunk once per batch for those that share it).
-            let todo = variants.indices.filter { !skip(variants[$0].name, s.suite.name) }
-            for i in variants.indices where !todo.contains(i) {
+            let included = variants.indices.filter { include(variants[$0].name, s.suite.name) }
+            let todo = included.filter { !skip(variants[$0].name, s.suite.name) }
+            for i in included where !todo.contains(i) {
                 progress("[\(variants[i].name)] \(s.suite.name): already stored, not recomputed")
             }
             if todo.isEmpty { continue }

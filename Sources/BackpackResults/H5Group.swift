@@ -571,7 +571,7 @@ public final class H5Group {
     }
 
     /// Link creation: UTF-8 names, missing intermediate groups created.
-    private func makeLinkCreatePlist(_ loc: H5Location) throws -> hid_t {
+    func makeLinkCreatePlist(_ loc: H5Location) throws -> hid_t {
         let lcpl = try loc.check(H5Pcreate(bp_H5P_LINK_CREATE()), "H5Pcreate(link create)")
         do {
             try loc.check(H5Pset_create_intermediate_group(lcpl, 1), "H5Pset_create_intermediate_group")

@@ -27,6 +27,11 @@ public enum ResultsKeys {
     /// What the run computes, one line each: `model <sha256>`, `variant <name> <edit sha256>`,
     /// `suite <name> <version> <data sha256>`; `--resume` continues only the same plan.
     public static let plan = "plan"
+    /// A run computing one share of a plan (`backpack eval --shard K/N`): K (1...N) and N, ints.
+    public static let shardIndex = "shard_index"
+    public static let shardCount = "shard_count"
+    /// A run made by `backpack merge`: one line per shard it was merged from (see LAYOUT.md).
+    public static let mergedFrom = "merged_from"
     // /runs/<id>/<variant>
     public static let editText = "edit_text"
     public static let editSHA256 = "edit_sha256"

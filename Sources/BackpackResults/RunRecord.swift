@@ -210,20 +210,25 @@ public struct UnfinishedRun: Sendable {
     public var plan: [String]
     /// (variant, suite) pairs already stored.
     public var finished: Set<String>
+    /// The share of the plan this run computes (`--shard`), nil for a whole run.
+    public var shard: RunShard? = nil
     public static func key(_ variant: String, _ suite: String) -> String { variant + "/" + suite }
 }
 
 extension ResultsFile {
     /// Starts a run that gets its suites one by one (`addSuite`) and is marked complete by
-    /// `finishRun`: status "running", the plan, the provenance and one group per variant.
+    /// `finishRun`: status "running", the plan, the provenance and one group per variant (a
+    /// shard's run too: the merge takes the variants' attributes from any shard).
     @discardableResult
     public static func beginRun(_ plan: RunPlan, provenance: RunProvenance, commandLine: String, to url: URL,
-                                runID: String? = nil, lockTimeout: Double = defaultLockTimeout) throws -> String {
+                                runID: String? = nil, shard: RunShard? = nil,
+                                lockTimeout: Double = defaultLockTimeout) throws -> String {
         try append(to: url, runID: runID, lockTimeout: lockTimeout) { run in
             try provenance.write(to: run)
             try run.setAttribute(ResultsKeys.commandLine, commandLine)
             try run.setAttribute(ResultsKeys.status, "running")
             try run.setAttribute(ResultsKeys.plan, plan.lines.joined(separator: "\n"))
+            try shard?.write(to: run)
             for v in plan.variants {
                 let g = try run.createGroup(v.name)
                 try g.setAttribute(ResultsKeys.editText, v.editText)
@@ -259,7 +264,7 @@ extension ResultsFile {
             for v in try run.groupNames() {
                 for s in try run.group(v).groupNames() { finished.insert(UnfinishedRun.key(v, s)) }
             }
-            return UnfinishedRun(id: id, plan: plan, finished: finished)
+            return UnfinishedRun(id: id, plan: plan, finished: finished, shard: try RunShard(reading: run))
         }
         return nil
     }

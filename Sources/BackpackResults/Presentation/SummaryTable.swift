@@ -4,19 +4,26 @@ import Foundation
 public enum SummaryTable {
     public typealias Row = (variant: String, suites: [(suite: String, metrics: [(String, Double)])])
     public static func render(_ rows: [Row]) -> String {
-        guard let base = rows.first else { return "" }
+        guard !rows.isEmpty else { return "" }
         var header = ["suite", "metric"] + rows.map(\.variant)
         if rows.count > 1 { header += rows.dropFirst().map { "Δ " + $0.variant } }
         var table: [[String]] = [header]
-        for (si, s) in base.suites.enumerated() {
-            for (mi, m) in s.metrics.enumerated() {
-                var line = [s.suite, m.0]
-                var values: [Double?] = []
-                for r in rows {
-                    let v = si < r.suites.count && mi < r.suites[si].metrics.count ? r.suites[si].metrics[mi].1 : nil
-                    values.append(v); line.append(v.map(fmt) ?? "-")
+        // Cells are matched by suite and metric name, not position: a shard's run (--shard) holds
+        // other suites for different variants, the base perhaps none. Suites in order of first appearance.
+        var suites: [(suite: String, metrics: [String])] = []
+        for r in rows {
+            for s in r.suites where !suites.contains(where: { $0.suite == s.suite }) { suites.append((s.suite, s.metrics.map(\.0))) }
+        }
+        func value(_ r: Row, _ suite: String, _ metric: String) -> Double? {
+            r.suites.first { $0.suite == suite }?.metrics.first { $0.0 == metric }?.1
+        }
+        for s in suites {
+            for m in s.metrics {
+                let values = rows.map { value($0, s.suite, m) }
+                var line = [s.suite, m] + values.map { $0.map(fmt) ?? "-" }
+                for v in values.dropFirst() {
+                    line.append(v.flatMap { v in values[0].map { fmtSigned(v - $0) } } ?? "-")
                 }
-                for v in values.dropFirst() { line.append(v.map { fmtSigned($0 - m.1) } ?? "-") }
                 table.append(line)
             }
         }
