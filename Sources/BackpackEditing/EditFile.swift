@@ -153,7 +153,13 @@ public struct EditFile: Sendable {
         let points = try expand(text, url: url)
         guard points.count == 1, let only = points.first else {
             let axes = points.first?.grid.map(\.axis).joined(separator: ", ") ?? ""
-            throw EditError(file: url.path, "a sweep (over \(axes)) expands to \(points.count) variants; one edit is needed here: evaluate the grid with `backpack eval --edit`, or pick a value")
+            let message = "a sweep (over \(axes)) expands to \(points.count) variants; one edit is needed here: evaluate the grid with `backpack eval --edit`, or pick a value"
+            // At the first sweep of the file.
+            if let root = try YAMLReader.compose(text, file: url.path), let site = sweepSites(root).first,
+               let node = YAMLSweep.node(root, at: site.path) {
+                throw EditError(Reader(file: url.path).place(node), message)
+            }
+            throw EditError(file: url.path, message)
         }
         return only
     }

@@ -145,7 +145,7 @@ import TestSupport
         #expect {
             _ = try EditFile.parse(text, url: Self.url)
         } throws: { error in
-            "\(error)".contains("grid.yaml") && "\(error)".contains("expands to 3 variants") && "\(error)".contains("backpack eval")
+            "\(error)".contains("grid.yaml:5:12") && "\(error)".contains("expands to 3 variants") && "\(error)".contains("backpack eval")
         }
         let one = try EditFile.parse(text.replacingOccurrences(of: "[0, 0.5, 1]", with: "[0.5]"), url: Self.url)
         #expect(Self.scale(one) == 0.5 && one.grid == [GridCoordinate(axis: "scale", value: "0.5")])
