@@ -105,3 +105,19 @@ import TestSupport
         #expect(ReportHTML.render(r).contains("no pronoun-bias suite") && ReportHTML.render(r).contains("and no perplexity suite"))
     }
 }
+
+/// More variants than fit as columns (a sweep): one row per variant.
+@Suite struct SummaryTableTests {
+    @Test func manyVariantsAreRows() {
+        let table = SummaryTable.render(TradeOffTests.record().variants)
+        let lines = table.split(separator: "\n").map(String.init)
+        #expect(lines.count == 2 + 5, "\(table)")
+        #expect(lines[0].hasPrefix("variant") && lines[0].contains("pronoun-bias bias") && lines[0].contains("perplexity token_perplexity"))
+        // remove[top=4]: bias 4 (Δ -2 vs base 6), perplexity 103 (Δ +3).
+        let row = lines.first { $0.hasPrefix("remove[top=4] ") } ?? ""
+        #expect(row.split(separator: " ").map(String.init) == ["remove[top=4]", "4.0000", "-2.0000", "103.0000", "+3.0000"], "\(row)")
+        // Up to four variants: one column each, as before.
+        let few = SummaryTable.render(Array(TradeOffTests.record().variants.prefix(2)))
+        #expect(few.split(separator: "\n").first?.hasPrefix("suite") == true && few.contains("Δ remove[top=1]"), "\(few)")
+    }
+}
