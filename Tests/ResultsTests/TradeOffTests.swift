@@ -92,7 +92,7 @@ import TestSupport
         // One polyline for the top axis, one for the frontier; the points labelled with their values.
         #expect(html.components(separatedBy: "<polyline").count - 1 == 2)
         #expect(html.contains(">16</text>") && html.contains(">project</text>") && html.contains("remove (top)"))
-        #expect(html.contains("<td class=l>remove[top=4]</td><td>4</td><td>103</td><td>+3.0000</td><td>✓</td>"))
+        #expect(html.contains("<td class=l>remove[top=4]</td><td>4.0000</td><td>103.0000</td><td>+3.0000</td><td>✓</td>"))
     }
 
     @Test func curveSaysWhatIsMissing() {

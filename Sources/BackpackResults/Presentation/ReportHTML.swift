@@ -253,6 +253,19 @@ public enum ReportHTML {
         for p in frontPoints { svg += "<circle cx=\"\(n(px(p.x)))\" cy=\"\(n(py(p.y)))\" r=\"8\" fill=\"none\" stroke=\"#d99a00\" stroke-width=\"2\"/>" }
         let dashes = ["", "6,3", "2,3", "8,3,2,3"]
         var legend = ""
+        // Labels are placed beside their point where they overlap no earlier label (boxes of about
+        // 6.5 px per character); a crowded point keeps its label in the tooltip and the table.
+        var placed: [(x: Double, y: Double, w: Double)] = [(px(t.base.x) + 7, py(t.base.y) + 14, 26)]
+        func label(_ text: String, at x: Double, _ y: Double, color: String) -> String {
+            let w = 6.5 * Double(text.count)
+            for (dx, dy) in [(6.0, -5.0), (6.0, 12.0), (-6.0 - w, -5.0), (-6.0 - w, 12.0)] {
+                let lx = x + dx, ly = y + dy
+                if placed.contains(where: { lx < $0.x + $0.w && $0.x < lx + w && abs(ly - $0.y) < 11 }) { continue }
+                placed.append((lx, ly, w))
+                return "<text x=\"\(n(lx))\" y=\"\(n(ly))\" fill=\"\(color)\">\(esc(text))</text>"
+            }
+            return ""
+        }
         for (fi, family) in t.families.enumerated() {
             let color = colors[(fi + 1) % colors.count]
             for (ai, l) in t.lines(family: family.points).enumerated() {
@@ -263,9 +276,9 @@ public enum ReportHTML {
             for i in family.points {
                 let p = t.edits[i]
                 guard p.x.isFinite && p.y.isFinite else { continue }
-                let label = p.grid.map { $0.isSweep ? $0.values.joined(separator: ",") : p.variant } ?? p.variant
+                let text = p.grid.map { $0.isSweep ? $0.values.joined(separator: ",") : p.variant } ?? p.variant
                 svg += "<circle cx=\"\(n(px(p.x)))\" cy=\"\(n(py(p.y)))\" r=\"4\" fill=\"\(color)\"><title>\(esc(p.variant)): \(esc(t.biasMetric)) \(f(p.y)), \(esc(t.perplexityMetric)) \(f(p.perplexity)) (\(String(format: "%+.3g", p.x)) %)</title></circle>"
-                svg += "<text x=\"\(n(px(p.x) + 6))\" y=\"\(n(py(p.y) - 5))\" fill=\"\(color)\">\(esc(label))</text>"
+                svg += label(text, at: px(p.x), py(p.y), color: color)
             }
             let axes = t.edits[family.points[0]].grid.map { $0.axes.joined(separator: ", ") } ?? ""
             let y = top + 10 + Double(fi + 1) * 18
@@ -277,7 +290,7 @@ public enum ReportHTML {
         svg += "<rect x=\"\(n(left + plotW + 15.5))\" y=\"\(n(top + 1.5))\" width=\"9\" height=\"9\" fill=\"#000\"/><text x=\"\(n(left + plotW + 30))\" y=\"\(n(top + 10))\">base</text>"
         let ly = top + 10 + Double(t.families.count + 1) * 18 + 8
         svg += "<circle cx=\"\(n(left + plotW + 20))\" cy=\"\(n(ly - 4))\" r=\"7\" fill=\"none\" stroke=\"#d99a00\" stroke-width=\"2\"/><text x=\"\(n(left + plotW + 30))\" y=\"\(n(ly))\">Pareto frontier</text>"
-        return svg + legend + "</svg>\n<p>Each point is one variant, labelled with its sweep values (lines join the points of a sweep that differ in one axis; dashes tell the axes apart). Lower and further left is better: the ringed points are the Pareto frontier, where no other variant has both lower bias and a lower perplexity change.</p>\n"
+        return svg + legend + "</svg>\n<p>Each point is one variant, labelled with its sweep values where there is room (hover for the name and numbers; the table below lists all; lines join the points of a sweep that differ in one axis; dashes tell the axes apart). Lower and further left is better: the ringed points are the Pareto frontier, where no other variant has both lower bias and a lower perplexity change.</p>\n"
     }
 
     /// The curve's numbers: one row per variant, frontier marked.
@@ -285,7 +298,7 @@ public enum ReportHTML {
         let front = Set(t.frontier)
         var h = "<table class=tradeoff><tr><th>variant</th><th>\(esc(t.biasSuite)) \(esc(t.biasMetric))</th><th>\(esc(t.perplexitySuite)) \(esc(t.perplexityMetric))</th><th>Δ perplexity %</th><th>Pareto</th></tr>"
         for (i, p) in t.all.enumerated() {
-            h += "<tr><td class=l>\(esc(p.variant))</td><td>\(f(p.y))</td><td>\(f(p.perplexity))</td><td>\(String(format: "%+.4f", p.x))</td><td>\(front.contains(i) ? "✓" : "")</td></tr>"
+            h += "<tr><td class=l>\(esc(p.variant))</td><td>\(String(format: "%.4f", p.y))</td><td>\(String(format: "%.4f", p.perplexity))</td><td>\(String(format: "%+.4f", p.x))</td><td>\(front.contains(i) ? "✓" : "")</td></tr>"
         }
         return h + "</table>\n"
     }
