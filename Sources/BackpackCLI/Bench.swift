@@ -171,8 +171,8 @@ struct Bench: ParsableCommand {
         let t = Date()
         var variants = [Variant(name: "base", model: model)]
         for f in ["remove-gender-sense", "debias-project-gender", "optimize-gender-sense"] {
-            variants.append(try EvalEdits.variant(path: root.appendingPathComponent("Edits/\(f).yaml").path, base: model,
-                                                  tokenizer: tokenizer, existing: variants.map(\.name)))
+            variants += try EvalEdits.variants(path: root.appendingPathComponent("Edits/\(f).yaml").path, base: model,
+                                               tokenizer: tokenizer, existing: variants.map(\.name))
         }
         let editSeconds = Date().timeIntervalSince(t)
         var tokens = 0

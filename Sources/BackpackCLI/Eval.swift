@@ -11,7 +11,8 @@ struct Eval: ParsableCommand {
         abstract: "Evaluate the base model and each edit on one or more suites; results go to an HDF5 file.",
         discussion: """
             Suites are Evaluations/NAME.yaml (or a path to a suite file). Each --edit is one variant applied
-            alone to the base model. Several runs accumulate in one results file (/runs/<id>/<variant>/<suite>).
+            alone to the base model; an edit file with sweeps ({sweep: [...]} in place of a value) is one
+            variant per grid point, named FILE[axis=value,...]. Several runs accumulate in one results file (/runs/<id>/<variant>/<suite>).
             """)
 
     @OptionGroup var options: ModelOptions
@@ -56,12 +57,13 @@ struct Eval: ParsableCommand {
         }
         var variants = [Variant(name: "base", model: base)]
         for path in edit {
-            let v = try EvalEdits.variant(path: path, base: base, tokenizer: tokenizer, existing: variants.map(\.name))
-            variants.append(v)
+            // A file with sweeps gives one variant per grid point.
+            variants += try EvalEdits.variants(path: path, base: base, tokenizer: tokenizer, existing: variants.map(\.name))
         }
         let plan = RunPlan(modelSHA256: try EvalSupport.modelSHA256(dir),
                            variants: variants.map { ($0.name, $0.editText, $0.editSHA256) },
-                           suites: try prepared.map { ($0.suite.name, $0.suite.version, try FileDigest.sha256($0.suite.file)) })
+                           suites: try prepared.map { ($0.suite.name, $0.suite.version, try FileDigest.sha256($0.suite.file)) },
+                           grids: Dictionary(uniqueKeysWithValues: variants.compactMap { v in v.grid.map { (v.name, $0) } }))
         let commandLine = CommandLine.arguments.map(EvalSupport.shellQuote).joined(separator: " ")
         let sharding = try shard.map { try EvalShard($0, plan: plan) }
         let newRunID = runID ?? sharding?.runID

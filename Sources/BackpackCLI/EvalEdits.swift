@@ -2,27 +2,37 @@ import BackpackCheckpoint
 import BackpackEditing
 import BackpackEvaluation
 import BackpackModel
+import BackpackResults
 import BackpackTokenizer
+import BackpackYAML
 import Foundation
 
-/// Turns an --edit file into a variant: the edit applied alone to the base model. Word-level
-/// edits share the base model's cache of sense vectors.
+/// Turns an --edit file into variants: the edit applied alone to the base model, or, for a file
+/// with sweeps, one variant per grid point (`stem[axis=value,...]`). Word-level edits share the
+/// base model's cache of sense vectors.
 enum EvalEdits {
-    static func variant(path: String, base: LanguageModel, tokenizer: GPT2Tokenizer, existing: [String]) throws -> Variant {
+    static func variants(path: String, base: LanguageModel, tokenizer: GPT2Tokenizer, existing: [String]) throws -> [Variant] {
         let url = URL(fileURLWithPath: path)
         guard FileManager.default.fileExists(atPath: url.path) else { throw ModelError(file: path, reason: "no such edit file") }
-        let file = try EditFile.load(url)
-        let outcome = try Editor.apply([file], to: base, tokenizer: tokenizer)
-        return Variant(name: name(for: url, existing: existing), model: outcome.model, editText: file.text,
-                       editSHA256: file.sha256)
+        // Every point is parsed before any is applied, so a bad value anywhere fails at once.
+        let points = try EditFile.loadGrid(url)
+        let family = name(for: url, existing: existing)
+        return try points.map { file in
+            let outcome = try Editor.apply([file], to: base, tokenizer: tokenizer)
+            let grid = GridPoint(family: family, axes: file.grid.map(\.axis), values: file.grid.map(\.value))
+            return Variant(name: YAMLSweep.pointName(family, file.grid), model: outcome.model, editText: file.text,
+                           editSHA256: file.sha256, grid: grid)
+        }
     }
 
-    /// A variant name from the edit file name, made unique.
+    /// A variant name from the edit file name, made unique (also among the grid points of
+    /// files given earlier, whose names start with their file's stem).
     static func name(for url: URL, existing: [String]) -> String {
         var stem = url.deletingPathExtension().lastPathComponent.replacingOccurrences(of: "/", with: "-")
         if stem.isEmpty || stem == "base" { stem = "edit" }
+        func taken(_ n: String) -> Bool { existing.contains { $0 == n || $0.hasPrefix(n + "[") } }
         var name = stem, i = 2
-        while existing.contains(name) { name = "\(stem)-\(i)"; i += 1 }
+        while taken(name) { name = "\(stem)-\(i)"; i += 1 }
         return name
     }
 }

@@ -12,6 +12,8 @@ import Yams
 /// YAML file the project reads.
 public typealias SourcePlace = BackpackYAML.SourcePlace
 public typealias EditError = YAMLError
+/// An axis of a sweep and the value a grid point takes on it (the YAML layer's, see YAMLSweep).
+public typealias GridCoordinate = BackpackYAML.GridCoordinate
 
 /// A word as written in an edit file, or a raw token id (`{token: 383}`).
 public enum WordRef: Sendable, Equatable {
@@ -123,24 +125,100 @@ public struct Intervention: Sendable {
 
 public struct EditFile: Sendable {
     public static let schema = "backpack-edit/1"
+    /// Where `{sweep: [...]}` may stand in place of a value.
+    public static let sweepPlaces = "an intervention's `scale`, `senses` (explicit sense sets), localized `top`, project_out `strength` and add `amount`"
     public let url: URL
-    /// The file verbatim (kept for manifests).
+    /// The file verbatim (kept for manifests); for a point of a sweep, followed by a comment line
+    /// naming its grid coordinates, so that each point has its own text and SHA-256.
     public let text: String
     public let sha256: String
     public let name: String
     public let description: String?
     public let references: [String]
     public let interventions: [Intervention]
+    /// Where this edit sits in the file's sweep grid (empty: the file has no sweeps).
+    public let grid: [GridCoordinate]
 
     public static func load(_ url: URL) throws -> EditFile {
         try parse(try YAMLReader.text(url, what: "edit file (schema: \(schema))"), url: url)
     }
 
+    /// Every point of the file's sweep grid (one edit when the file has no sweeps).
+    public static func loadGrid(_ url: URL) throws -> [EditFile] {
+        try expand(try YAMLReader.text(url, what: "edit file (schema: \(schema))"), url: url)
+    }
+
+    /// One edit; a file that sweeps over more than one value is refused, since one edit is wanted.
     public static func parse(_ text: String, url: URL) throws -> EditFile {
+        let points = try expand(text, url: url)
+        guard points.count == 1, let only = points.first else {
+            let axes = points.first?.grid.map(\.axis).joined(separator: ", ") ?? ""
+            let message = "a sweep (over \(axes)) expands to \(points.count) variants; one edit is needed here: evaluate the grid with `backpack eval --edit`, or pick a value"
+            // At the first sweep of the file.
+            if let root = try YAMLReader.compose(text, file: url.path), let site = sweepSites(root).first,
+               let node = YAMLSweep.node(root, at: site.path) {
+                throw EditError(Reader(file: url.path).place(node), message)
+            }
+            throw EditError(file: url.path, message)
+        }
+        return only
+    }
+
+    /// The edits of every grid point, each parsed and checked on its own (a value that is wrong
+    /// for the place it is swept into is an error at its own line and column).
+    public static func expand(_ text: String, url: URL) throws -> [EditFile] {
         let file = url.path
         let root = try YAMLReader.compose(text, file: file)
         guard let root else { throw EditError(file: file, "empty file; expected a mapping with `schema: \(schema)` and `interventions:`") }
-        let r = Reader(file: file)
+        let r = Reader(file: file, sweepPlaces: sweepPlaces)
+        let points = try YAMLSweep.expand(root, sites: sweepSites(root), reader: r)
+        return try points.map { point in
+            var pointText = text
+            if !point.coordinates.isEmpty {
+                if !pointText.hasSuffix("\n") { pointText += "\n" }
+                pointText += "# sweep point: " + point.coordinates.map(\.description).joined(separator: ", ") + "\n"
+            }
+            return try parse(point.root, text: pointText, url: url, grid: point.coordinates, reader: r)
+        }
+    }
+
+    /// The sweep nodes at the places that allow one (`sweepPlaces`). A sweep anywhere else is
+    /// left in the tree, where the reader refuses it with its place.
+    static func sweepSites(_ root: Node) -> [SweepSite] {
+        func pairs(_ n: Node?) -> [(index: Int, key: String, value: Node)] {
+            guard case .mapping(let m)? = n else { return [] }
+            return m.enumerated().compactMap { i, p in
+                if case .scalar(let k) = p.key { return (i, k.string, p.value) } else { return nil }
+            }
+        }
+        guard let list = pairs(root).first(where: { $0.key == "interventions" }), case .sequence(let items) = list.value else { return [] }
+        var sites: [SweepSite] = []
+        for (j, item) in items.enumerated() {
+            let fields = pairs(item)
+            var label = "intervention\(j + 1)"
+            if let n = fields.first(where: { $0.key == "name" }), case .scalar(let s) = n.value, !s.string.isEmpty { label = s.string }
+            let base = [list.index, j]
+            func site(_ path: [Int], _ key: String) { sites.append(SweepSite(path: base + path, key: key, qualifiedKey: "\(label).\(key)")) }
+            for f in fields {
+                switch f.key {
+                case "scale" where YAMLSweep.isSweep(f.value), "senses" where YAMLSweep.isSweep(f.value):
+                    site([f.index], f.key)
+                case "senses":
+                    for l in pairs(f.value) where l.key == "localized" {
+                        for t in pairs(l.value) where t.key == "top" && YAMLSweep.isSweep(t.value) { site([f.index, l.index, t.index], "top") }
+                    }
+                case "project_out", "add":
+                    let swept = f.key == "add" ? "amount" : "strength"
+                    for v in pairs(f.value) where v.key == swept && YAMLSweep.isSweep(v.value) { site([f.index, v.index], swept) }
+                default:
+                    continue
+                }
+            }
+        }
+        return sites
+    }
+
+    static func parse(_ root: Node, text: String, url: URL, grid: [GridCoordinate], reader r: Reader) throws -> EditFile {
         let top = try r.mapping(root, "the edit file",
                                 allowed: ["schema", "name", "description", "references", "interventions"],
                                 form: "a mapping with schema, name, description, references, interventions")
@@ -164,7 +242,7 @@ public struct EditFile: Sendable {
         if items.isEmpty { throw EditError(r.place(list), "`interventions` is empty; expected at least one intervention") }
         let interventions = try items.map { try r.intervention($0) }
         return EditFile(url: url, text: text, sha256: FileDigest.sha256(data: Data(text.utf8)), name: name,
-                        description: description, references: references, interventions: interventions)
+                        description: description, references: references, interventions: interventions, grid: grid)
     }
 }
 

@@ -8,8 +8,10 @@ public struct Variant: Sendable {
     public var model: LanguageModel
     public var editText: String
     public var editSHA256: String
-    public init(name: String, model: LanguageModel, editText: String = "", editSHA256: String = "") {
-        self.name = name; self.model = model; self.editText = editText; self.editSHA256 = editSHA256
+    /// The edit file and sweep coordinates (nil for base).
+    public var grid: GridPoint?
+    public init(name: String, model: LanguageModel, editText: String = "", editSHA256: String = "", grid: GridPoint? = nil) {
+        self.name = name; self.model = model; self.editText = editText; self.editSHA256 = editSHA256; self.grid = grid
     }
 }
 
@@ -51,7 +53,7 @@ public enum EvaluationRunner {
             }
         }
         return variants.enumerated().map { i, v in
-            VariantResults(variant: v.name, editText: v.editText, editSHA256: v.editSHA256, suites: perVariant[i])
+            VariantResults(variant: v.name, editText: v.editText, editSHA256: v.editSHA256, grid: v.grid, suites: perVariant[i])
         }
     }
 }

@@ -152,6 +152,30 @@ public final class H5Group {
         }
     }
 
+    /// Stores a 1-D variable-length UTF-8 string attribute (h5py reads it as an array of `str`),
+    /// replacing any attribute of that name. Keep it small (HDF5 limits attributes to 64 KiB).
+    public func setAttribute(_ name: String, _ values: [String]) throws {
+        let op = "write attribute '\(name)'"
+        try validate(name, location, op)
+        if let bad = values.firstIndex(where: { $0.contains("\0") }) {
+            throw location.error(.invalidArgument, op, "string \(bad) contains a NUL character")
+        }
+        try H5Library.locked {
+            let type = try makeVariableStringType(location)
+            defer { closeType(type) }
+            var dims: [hsize_t] = [hsize_t(values.count)]
+            let space = try location.check(H5Screate_simple(1, &dims, nil), "H5Screate_simple")
+            defer { closeSpace(space) }
+            var pointers: [UnsafeMutablePointer<CChar>?] = values.map { strdup($0) }
+            defer { for p in pointers { free(p) } }
+            if pointers.contains(where: { $0 == nil }) { throw location.error(.io, op, "out of memory") }
+            try pointers.withUnsafeMutableBytes { buf in
+                try writeAttribute(name, fileType: type, memType: type, space: space,
+                                   buffer: values.isEmpty ? nil : UnsafeRawPointer(buf.baseAddress), op: op)
+            }
+        }
+    }
+
     /// Stores a scalar float64 attribute.
     public func setAttribute(_ name: String, _ value: Double) throws {
         try setNumericAttribute(name, [value], scalar: true, fileType: bp_H5T_IEEE_F64LE(), memType: bp_H5T_NATIVE_DOUBLE())

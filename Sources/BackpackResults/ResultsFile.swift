@@ -35,6 +35,11 @@ public enum ResultsKeys {
     // /runs/<id>/<variant>
     public static let editText = "edit_text"
     public static let editSHA256 = "edit_sha256"
+    /// The edit file a variant comes from (its name, as the variant's stem); absent for `base`.
+    public static let editFamily = "edit_family"
+    /// A point of a sweep: its axes and their values as written, 1-D string arrays of one length.
+    public static let gridAxes = "grid_axes"
+    public static let gridValues = "grid_values"
     // /runs/<id>/<variant>/<suite>
     public static let suiteName = "suite_name"
     public static let suiteVersion = "suite_version"

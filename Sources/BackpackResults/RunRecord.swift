@@ -55,14 +55,57 @@ public struct SuiteResult: Sendable {
     public mutating func add(_ name: String, strings v: [String]) { datasets.append((name, .strings(v))) }
 }
 
+/// Where an edited variant comes from: its edit file (the family) and, for a point of a sweep
+/// (`{sweep: [...]}` in the file), the grid axes and the values chosen, as written.
+public struct GridPoint: Sendable, Equatable {
+    public var family: String
+    public var axes: [String]
+    public var values: [String]
+    public init(family: String, axes: [String] = [], values: [String] = []) {
+        self.family = family; self.axes = axes; self.values = values
+    }
+    public var isSweep: Bool { !axes.isEmpty }
+    public func value(_ axis: String) -> String? { axes.firstIndex(of: axis).map { values[$0] } }
+
+    func write(to g: H5Group) throws {
+        try g.setAttribute(ResultsKeys.editFamily, family)
+        if isSweep {
+            try g.setAttribute(ResultsKeys.gridAxes, axes)
+            try g.setAttribute(ResultsKeys.gridValues, values)
+        }
+    }
+
+    /// The grid point stored on a variant group; nil when it has none (base, or older files).
+    init?(reading g: H5Group) throws {
+        guard g.hasAttribute(ResultsKeys.editFamily) else { return nil }
+        family = try g.stringAttribute(ResultsKeys.editFamily)
+        func strings(_ key: String) throws -> [String] {
+            guard g.hasAttribute(key) else { return [] }
+            switch try g.attribute(key) {
+            case .strings(let a): return a
+            case .string(let s): return [s]
+            default: throw ResultsError(.typeMismatch, file: g.filePath, object: g.path, operation: "read attribute '\(key)'", detail: "expected strings")
+            }
+        }
+        axes = try strings(ResultsKeys.gridAxes)
+        values = try strings(ResultsKeys.gridValues)
+        guard axes.count == values.count else {
+            throw ResultsError(.typeMismatch, file: g.filePath, object: g.path, operation: "read grid",
+                               detail: "\(ResultsKeys.gridAxes) has \(axes.count) items, \(ResultsKeys.gridValues) \(values.count)")
+        }
+    }
+}
+
 /// `/runs/<id>/<variant>`: the base model or one edit, with its suites.
 public struct VariantResults: Sendable {
     public var variant: String
     public var editText: String
     public var editSHA256: String
+    /// The edit file and sweep coordinates; nil for `base` (and for runs stored before grids).
+    public var grid: GridPoint?
     public var suites: [SuiteResult]
-    public init(variant: String, editText: String, editSHA256: String, suites: [SuiteResult]) {
-        self.variant = variant; self.editText = editText; self.editSHA256 = editSHA256; self.suites = suites
+    public init(variant: String, editText: String, editSHA256: String, grid: GridPoint? = nil, suites: [SuiteResult]) {
+        self.variant = variant; self.editText = editText; self.editSHA256 = editSHA256; self.grid = grid; self.suites = suites
     }
 }
 
@@ -102,6 +145,7 @@ enum RunWriter {
             let g = try run.createGroup(v.variant)
             try g.setAttribute(ResultsKeys.editText, v.editText)
             try g.setAttribute(ResultsKeys.editSHA256, v.editSHA256)
+            try v.grid?.write(to: g)
             for s in v.suites { try writeSuite(s, to: g) }
         }
     }
@@ -169,7 +213,8 @@ enum RunReader {
                 suites.append(s)
             }
             variants.append(VariantResults(variant: name, editText: try string(vg, ResultsKeys.editText),
-                                           editSHA256: try string(vg, ResultsKeys.editSHA256), suites: suites))
+                                           editSHA256: try string(vg, ResultsKeys.editSHA256), grid: try GridPoint(reading: vg),
+                                           suites: suites))
         }
         return RunRecord(id: id, provenance: try RunProvenance(reading: run), commandLine: try string(run, ResultsKeys.commandLine),
                          elapsedSeconds: elapsed, variants: variants)
@@ -183,9 +228,12 @@ public struct RunPlan: Sendable, Equatable {
     public var modelSHA256: String
     public var variants: [(name: String, editText: String, editSHA256: String)]
     public var suites: [(name: String, version: String, dataSHA256: String)]
+    /// The grid point of each edited variant, by name (stored on its group; not part of `lines`:
+    /// a point's edit text, and so its SHA-256, already names its coordinates).
+    public var grids: [String: GridPoint]
     public init(modelSHA256: String, variants: [(name: String, editText: String, editSHA256: String)],
-                suites: [(name: String, version: String, dataSHA256: String)]) {
-        self.modelSHA256 = modelSHA256; self.variants = variants; self.suites = suites
+                suites: [(name: String, version: String, dataSHA256: String)], grids: [String: GridPoint] = [:]) {
+        self.modelSHA256 = modelSHA256; self.variants = variants; self.suites = suites; self.grids = grids
     }
     public static func == (a: RunPlan, b: RunPlan) -> Bool { a.lines == b.lines }
 
@@ -233,6 +281,7 @@ extension ResultsFile {
                 let g = try run.createGroup(v.name)
                 try g.setAttribute(ResultsKeys.editText, v.editText)
                 try g.setAttribute(ResultsKeys.editSHA256, v.editSHA256)
+                try plan.grids[v.name]?.write(to: g)
             }
         }
     }

@@ -5,7 +5,10 @@ import Yams
 /// suite files both read through it; nothing else in the project parses YAML.
 public struct YAMLReader: Sendable {
     public let file: String
-    public init(file: String) { self.file = file }
+    /// Where this file's schema allows `{sweep: [...]}` (see YAMLSweep), for the error met at any
+    /// other place; nil: the file has no sweeps.
+    public var sweepPlaces: String?
+    public init(file: String, sweepPlaces: String? = nil) { self.file = file; self.sweepPlaces = sweepPlaces }
 
     /// The document's root node: a syntax error names its line and column.
     public static func compose(_ text: String, file: String) throws -> Node? {
@@ -38,6 +41,7 @@ public struct YAMLReader: Sendable {
     }
 
     public func describe(_ node: Node) -> String {
+        if YAMLSweep.isSweep(node) { return "a sweep, which is not supported here (\(sweepRule))" }
         switch node {
         case .scalar(let s): return "'\(s.string)'"
         case .mapping: return "a mapping"
@@ -46,8 +50,15 @@ public struct YAMLReader: Sendable {
         }
     }
 
+    var sweepRule: String {
+        sweepPlaces.map { "sweeps are supported for \($0)" } ?? "this file has no sweeps"
+    }
+
     /// A mapping whose keys are plain words from `allowed` (a typo is an error listing them), each once.
     public func mapping(_ node: Node, _ what: String, allowed: [String], form: String) throws -> [String: Node] {
+        if !allowed.contains(YAMLSweep.key), YAMLSweep.isSweep(node) {
+            throw YAMLError(place(node), "\(what): a sweep is not supported here (\(sweepRule)); expected \(form)")
+        }
         guard case .mapping(let m) = node else {
             throw YAMLError(place(node), "\(what): expected \(form), found \(describe(node))")
         }

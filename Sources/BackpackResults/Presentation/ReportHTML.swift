@@ -14,9 +14,12 @@ struct ReportData {
     var runID: String
     var provenance: [(String, String)]
     var variants: [VariantData]
+    /// Bias against perplexity change, or what the run lacks for it.
+    var tradeOff: Result<TradeOff, TradeOff.Missing>
 
     init(_ r: RunRecord) {
         runID = r.id
+        tradeOff = TradeOff.make(r.variants)
         let p = r.provenance
         provenance = [("created", p.created), ("model_path", p.modelPath), ("model_sha256", p.modelSHA256),
                       ("git_commit", p.gitCommit), ("tool_version", p.toolVersion), ("host", p.host),
@@ -69,7 +72,14 @@ public enum ReportHTML {
                 body += nounChart(data, suite: s.name, order: order) + "</div>\n"
             }
         }
-        if data.variants.count > 1 { body += "<h2>Metric deltas vs base (bias gain beside perplexity cost)</h2>\n" + deltaChart(data) }
+        if data.variants.count > 1 {
+            body += "<h2 id=\"trade-off\">Bias / perplexity trade-off</h2>\n"
+            switch data.tradeOff {
+            case .success(let t): body += tradeOffChart(t) + tradeOffTable(t)
+            case .failure(let m): body += "<p class=missing>No trade-off curve: \(esc(m.reason)).</p>\n"
+            }
+            body += "<h2>Metric deltas vs base (bias gain beside perplexity cost)</h2>\n" + deltaChart(data)
+        }
         return """
             <!DOCTYPE html><html><head><meta charset="utf-8"><title>backpack-edit report \(esc(data.runID))</title>
             <style>body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse;margin:1em 0}
@@ -202,5 +212,94 @@ public enum ReportHTML {
         rel.removeAll()
         svg += "<line x1=\"\(left + half)\" y1=\"15\" x2=\"\(left + half)\" y2=\"\(height - 10)\" stroke=\"#333\"/>"
         return svg + "</svg><p>Relative change vs base (green: lower, red: higher). Lower bias is a gain; higher perplexity or bits per byte is a cost.</p>"
+    }
+
+    /// Bias (y) against the perplexity change vs base (x, %): base, every edit, one line per sweep
+    /// axis through the points that differ only in it, and the Pareto frontier (lower is better on both).
+    static func tradeOffChart(_ t: TradeOff) -> String {
+        let all = t.all.filter { $0.x.isFinite && $0.y.isFinite }
+        guard !all.isEmpty else { return "<p>No finite bias and perplexity values to plot.</p>" }
+        let left = 70.0, top = 20.0, plotW = 620.0, plotH = 420.0, legendW = 300.0
+        func range(_ v: [Double]) -> (Double, Double) {
+            let lo = v.min() ?? 0, hi = v.max() ?? 1
+            let pad = hi > lo ? (hi - lo) * 0.08 : max(abs(hi) * 0.05, 1e-6)
+            return (lo - pad, hi + pad)
+        }
+        let (x0, x1) = range(all.map(\.x)), (y0, y1) = range(all.map(\.y))
+        func px(_ x: Double) -> Double { left + (x - x0) / (x1 - x0) * plotW }
+        func py(_ y: Double) -> Double { top + (1 - (y - y0) / (y1 - y0)) * plotH }
+        func n(_ v: Double) -> String { String(format: "%.1f", v) }
+        var svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(left + plotW + legendW))\" height=\"\(Int(top + plotH + 50))\">"
+        svg += "<rect x=\"\(n(left))\" y=\"\(n(top))\" width=\"\(n(plotW))\" height=\"\(n(plotH))\" fill=\"none\" stroke=\"#999\"/>"
+        for k in 0...4 {
+            let xv = x0 + (x1 - x0) * Double(k) / 4, yv = y0 + (y1 - y0) * Double(k) / 4
+            svg += "<line x1=\"\(n(px(xv)))\" y1=\"\(n(top + plotH))\" x2=\"\(n(px(xv)))\" y2=\"\(n(top + plotH + 4))\" stroke=\"#999\"/>"
+            svg += "<text x=\"\(n(px(xv)))\" y=\"\(n(top + plotH + 16))\" text-anchor=\"middle\">\(String(format: "%+.3g", xv))</text>"
+            svg += "<line x1=\"\(n(left - 4))\" y1=\"\(n(py(yv)))\" x2=\"\(n(left))\" y2=\"\(n(py(yv)))\" stroke=\"#999\"/>"
+            svg += "<text x=\"\(n(left - 6))\" y=\"\(n(py(yv) + 4))\" text-anchor=\"end\">\(f(yv))</text>"
+        }
+        if x0 < 0 && x1 > 0 {
+            svg += "<line x1=\"\(n(px(0)))\" y1=\"\(n(top))\" x2=\"\(n(px(0)))\" y2=\"\(n(top + plotH))\" stroke=\"#bbb\" stroke-dasharray=\"4,3\"/>"
+        }
+        svg += "<text x=\"\(n(left + plotW / 2))\" y=\"\(n(top + plotH + 36))\" text-anchor=\"middle\">\(esc(t.perplexitySuite)) \(esc(t.perplexityMetric)): change vs base (%) → worse</text>"
+        svg += "<text transform=\"translate(14,\(n(top + plotH / 2))) rotate(-90)\" text-anchor=\"middle\">\(esc(t.biasSuite)) \(esc(t.biasMetric)) → worse</text>"
+        // The frontier under the points: a thick pale line through them and a ring on each.
+        let front = t.frontier
+        let frontPoints = front.map { t.all[$0] }
+        if frontPoints.count > 1 {
+            svg += "<polyline points=\"" + frontPoints.map { "\(n(px($0.x))),\(n(py($0.y)))" }.joined(separator: " ")
+                + "\" fill=\"none\" stroke=\"#f2c14e\" stroke-width=\"7\" stroke-linejoin=\"round\" opacity=\"0.7\"/>"
+        }
+        for p in frontPoints { svg += "<circle cx=\"\(n(px(p.x)))\" cy=\"\(n(py(p.y)))\" r=\"8\" fill=\"none\" stroke=\"#d99a00\" stroke-width=\"2\"/>" }
+        let dashes = ["", "6,3", "2,3", "8,3,2,3"]
+        var legend = ""
+        // Labels are placed beside their point where they overlap no earlier label (boxes of about
+        // 6.5 px per character); a crowded point keeps its label in the tooltip and the table.
+        var placed: [(x: Double, y: Double, w: Double)] = [(px(t.base.x) + 7, py(t.base.y) + 14, 26)]
+        func label(_ text: String, at x: Double, _ y: Double, color: String) -> String {
+            let w = 6.5 * Double(text.count)
+            for (dx, dy) in [(6.0, -5.0), (6.0, 12.0), (-6.0 - w, -5.0), (-6.0 - w, 12.0)] {
+                let lx = x + dx, ly = y + dy
+                if placed.contains(where: { lx < $0.x + $0.w && $0.x < lx + w && abs(ly - $0.y) < 11 }) { continue }
+                placed.append((lx, ly, w))
+                return "<text x=\"\(n(lx))\" y=\"\(n(ly))\" fill=\"\(color)\">\(esc(text))</text>"
+            }
+            return ""
+        }
+        for (fi, family) in t.families.enumerated() {
+            let color = colors[(fi + 1) % colors.count]
+            for (ai, l) in t.lines(family: family.points).enumerated() {
+                let axisIndex = t.edits[family.points[0]].grid?.axes.firstIndex(of: l.axis) ?? ai
+                svg += "<polyline points=\"" + l.line.map { "\(n(px(t.edits[$0].x))),\(n(py(t.edits[$0].y)))" }.joined(separator: " ")
+                    + "\" fill=\"none\" stroke=\"\(color)\" stroke-width=\"1.5\" stroke-dasharray=\"\(dashes[axisIndex % dashes.count])\"/>"
+            }
+            for i in family.points {
+                let p = t.edits[i]
+                guard p.x.isFinite && p.y.isFinite else { continue }
+                let text = p.grid.map { $0.isSweep ? $0.values.joined(separator: ",") : p.variant } ?? p.variant
+                svg += "<circle cx=\"\(n(px(p.x)))\" cy=\"\(n(py(p.y)))\" r=\"4\" fill=\"\(color)\"><title>\(esc(p.variant)): \(esc(t.biasMetric)) \(f(p.y)), \(esc(t.perplexityMetric)) \(f(p.perplexity)) (\(String(format: "%+.3g", p.x)) %)</title></circle>"
+                svg += label(text, at: px(p.x), py(p.y), color: color)
+            }
+            let axes = t.edits[family.points[0]].grid.map { $0.axes.joined(separator: ", ") } ?? ""
+            let y = top + 10 + Double(fi + 1) * 18
+            svg += "<circle cx=\"\(n(left + plotW + 20))\" cy=\"\(n(y - 4))\" r=\"4\" fill=\"\(color)\"/>"
+            legend += "<text x=\"\(n(left + plotW + 30))\" y=\"\(n(y))\">\(esc(family.name))\(axes.isEmpty ? "" : " (" + esc(axes) + ")")</text>"
+        }
+        svg += "<rect x=\"\(n(px(t.base.x) - 4.5))\" y=\"\(n(py(t.base.y) - 4.5))\" width=\"9\" height=\"9\" fill=\"#000\"><title>base: \(esc(t.biasMetric)) \(f(t.base.y)), \(esc(t.perplexityMetric)) \(f(t.base.perplexity))</title></rect>"
+        svg += "<text x=\"\(n(px(t.base.x) + 7))\" y=\"\(n(py(t.base.y) + 14))\" font-weight=\"bold\">base</text>"
+        svg += "<rect x=\"\(n(left + plotW + 15.5))\" y=\"\(n(top + 1.5))\" width=\"9\" height=\"9\" fill=\"#000\"/><text x=\"\(n(left + plotW + 30))\" y=\"\(n(top + 10))\">base</text>"
+        let ly = top + 10 + Double(t.families.count + 1) * 18 + 8
+        svg += "<circle cx=\"\(n(left + plotW + 20))\" cy=\"\(n(ly - 4))\" r=\"7\" fill=\"none\" stroke=\"#d99a00\" stroke-width=\"2\"/><text x=\"\(n(left + plotW + 30))\" y=\"\(n(ly))\">Pareto frontier</text>"
+        return svg + legend + "</svg>\n<p>Each point is one variant, labelled with its sweep values where there is room (hover for the name and numbers; the table below lists all; lines join the points of a sweep that differ in one axis; dashes tell the axes apart). Lower and further left is better: the ringed points are the Pareto frontier, where no other variant has both lower bias and a lower perplexity change.</p>\n"
+    }
+
+    /// The curve's numbers: one row per variant, frontier marked.
+    static func tradeOffTable(_ t: TradeOff) -> String {
+        let front = Set(t.frontier)
+        var h = "<table class=tradeoff><tr><th>variant</th><th>\(esc(t.biasSuite)) \(esc(t.biasMetric))</th><th>\(esc(t.perplexitySuite)) \(esc(t.perplexityMetric))</th><th>Δ perplexity %</th><th>Pareto</th></tr>"
+        for (i, p) in t.all.enumerated() {
+            h += "<tr><td class=l>\(esc(p.variant))</td><td>\(String(format: "%.4f", p.y))</td><td>\(String(format: "%.4f", p.perplexity))</td><td>\(String(format: "%+.4f", p.x))</td><td>\(front.contains(i) ? "✓" : "")</td></tr>"
+        }
+        return h + "</table>\n"
     }
 }

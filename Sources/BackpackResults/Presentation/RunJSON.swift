@@ -19,7 +19,13 @@ public enum RunJSON {
                 }
                 suites[s.suiteName] = ["suite_version": s.suiteVersion, "data_sha256": s.dataSHA256, "headline": s.headline, "aggregates": agg]
             }
-            variants.append(["variant": v.variant, "edit_sha256": v.editSHA256, "suites": suites])
+            var entry: [String: Any] = ["variant": v.variant, "edit_sha256": v.editSHA256, "suites": suites]
+            // The edit file and, for a sweep point, its coordinates: {"axis": "value as written"}.
+            if let g = v.grid {
+                entry["edit_family"] = g.family
+                entry["grid"] = Dictionary(uniqueKeysWithValues: zip(g.axes, g.values))
+            }
+            variants.append(entry)
         }
         var object: [String: Any] = ["run_id": runID, "variants": variants]
         if let runs { object["runs"] = runs }
