@@ -87,6 +87,8 @@ bench: release blas
 	  $(BENCH_VENV)/bin/python Tools/bench/torch_bench.py --model $(BENCH_MODEL) --only perplexity --workload $(BENCH_WORKLOAD) --ppl-runs $(BENCH_PPL_RUNS) --jsonl $(BENCH_DIR)/pytorch-perplexity.jsonl >/dev/null || exit 1; \
 	elif [ $$rc -eq 3 ]; then note="$$(tail -1 $(BENCH_DIR)/venv.log)"; else cat $(BENCH_DIR)/venv.log; exit 1; fi; \
 	python3 Tools/bench/compare.py --swift $(BENCH_DIR)/swift-*.jsonl --pytorch $$(ls $(BENCH_DIR)/pytorch-*.jsonl 2>/dev/null) --pytorch-note "$$note"
+	@echo "== the pronoun-bias prompts through the trunk: each template's common prefix once vs every row"
+	@$(BIN_RELEASE) bench --model $(BENCH_MODEL) --prompts --warmup 1 --runs $(BENCH_RUNS) | grep -v '^open\|^BLAS\|^model'
 	@echo "== the demo's evaluation (embedded model): base + 3 edits vs base alone (target <= 1.6x)"
 	-@Tools/corpus/fetch_corpus.sh "$(CORPUS)"
 	@if [ -f "$(CORPUS)" ]; then BACKPACK_CACHE="$(CACHE_DIR)" $(BIN_RELEASE) bench --demo-workload --warmup 0 --runs 3; else echo "note: $(CORPUS) not available: demo timing skipped"; fi

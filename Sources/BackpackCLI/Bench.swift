@@ -35,6 +35,7 @@ struct Bench: ParsableCommand {
     @Flag(help: "Time the demo's evaluation (pronoun-bias + demo-heldout-perplexity) with its three edits vs the base alone.")
     var demoWorkload = false
     @Flag(help: "Time the pronoun suites and fit_scale (needs a tokenizer).") var evaluation = false
+    @Flag(help: "Time the contextualization of the pronoun-bias prompts with shared prefixes against every row.") var prompts = false
 
     func validate() throws {
         if warmup < 0 || runs < 1 || pplRuns < 1 || pplBatchTokens < 1 { throw ValidationError("--warmup >= 0, --runs >= 1, --ppl-runs >= 1, --ppl-batch-tokens >= 1") }
@@ -60,6 +61,8 @@ struct Bench: ParsableCommand {
             try benchDemo(dir: dir, model: model, into: &out)
         } else if evaluation {
             try benchEvaluation(dir: dir, model: model)
+        } else if prompts {
+            try benchPrompts(dir: dir, model: model, into: &out)
         } else {
             if only != "perplexity" { try benchForward(model, into: &out) }
             if only != "forward", let workload { try benchPerplexity(model, workload: URL(fileURLWithPath: workload), into: &out) }
@@ -191,6 +194,34 @@ struct Bench: ParsableCommand {
                                 extra: ["variants": variants.count])
         print(String(format: "demo workload  pronoun-bias + demo-heldout-perplexity: base alone %.3f s, base + 3 edits %.3f s = %.2fx (target <= 1.6x); applying the edits %.2f s",
                      b.best, a.best, a.best / b.best, editSeconds))
+    }
+
+    /// The pronoun-bias prompts (templates x one-token nouns) through the trunk and the sense
+    /// weights, with each template's common prefix run once (the default) and with every row.
+    private func benchPrompts(dir: ModelDirectory, model: LanguageModel, into out: inout BenchLines) throws {
+        let tokenizer = try options.loadTokenizer(for: dir)
+        guard let evaluations = EvalSupport.evaluationsDirectory() else {
+            throw ValidationError("--prompts: no Evaluations/ directory found (run from the repository)")
+        }
+        let suite = try PronounSuite.load(evaluations.appendingPathComponent("pronoun-bias.yaml"))
+        var batch: [[Int]] = []
+        for prompt in suite.prompts {
+            for noun in suite.nouns {
+                let word = tokenizer.encode(" " + noun.label)
+                if word.count == 1 { batch.append(suite.ids(prompt: prompt, word: word, tokenizer: tokenizer)) }
+            }
+        }
+        let tokens = batch.reduce(0) { $0 + $1.count }
+        var best: [Bool: Double] = [:]
+        for sharing in [false, true] {
+            let samples = try timed(warmup: warmup, runs: runs) { _ = try model.contextualize(batch, sharingPrefixes: sharing) }
+            let name = sharing ? "prompts_shared_prefixes" : "prompts_every_row"
+            let line = out.measurement(name, tokens: tokens, samples: samples, warmup: warmup)
+            best[sharing] = line.best
+            print(String(format: "%-24@ %d prompts, %d tokens: %.3f s best, %.3f s median of %d", name, batch.count, tokens,
+                         line.best, line.median, runs))
+        }
+        if let a = best[false], let b = best[true] { print(String(format: "shared prefixes: %.2fx faster", a / b)) }
     }
 
     /// The pronoun protocol and Optimize-Sense10's fit_scale (ratio to one evaluation of the fit prompts).

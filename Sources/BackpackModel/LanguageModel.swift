@@ -147,11 +147,61 @@ public final class LanguageModel: @unchecked Sendable {
     }
 
     /// hc = Trunk(E[ids] + P) (N, d), then per sequence alpha = SenseWeights(hc) (k, n, n); for
-    /// plain GPT-2, hc itself. Checks the ids first.
-    public func contextualize(_ batch: [[Int]]) throws -> Contextualization {
+    /// plain GPT-2, hc itself. Checks the ids first. Sequences that begin with the same tokens
+    /// (an evaluation's prompts from one template) share the trunk's work on that prefix.
+    /// `sharingPrefixes: false` runs every row (for comparisons: `backpack bench --prompts`).
+    public func contextualize(_ batch: [[Int]], sharingPrefixes: Bool = true) throws -> Contextualization {
         for (i, ids) in batch.enumerated() { try validate(ids, source: batch.count > 1 ? "input sequence \(i)" : "input") }
-        let hc = trunk(batch)                                            // (N, d), sequences packed
+        let hc = sharingPrefixes ? sharedPrefixTrunk(batch) : trunk(batch)          // (N, d), sequences packed
         return Contextualization(batch: batch, perSequence: perSequence(hc: hc, batch), source: self)
+    }
+
+    /// hc (N, d) of the batch, sequences packed in order, as `trunk(batch)` computes it, but each
+    /// group of sequences with a common prefix (PrefixGroups) runs the prefix once. Two trunk
+    /// calls in all, so that the weights are read twice rather than twice per group: the first
+    /// runs every group's prefix (keeping its keys and values in a cache) beside the sequences
+    /// without a group; the second runs the rest of every grouped sequence, attending to its
+    /// group's cache. Causal attention makes a prefix's rows the same in every sequence that
+    /// starts with it, so this is the same computation on fewer rows (equal up to float32
+    /// rounding of differently sized products).
+    func sharedPrefixTrunk(_ batch: [[Int]]) -> Buffer {
+        let plan = PrefixGroups(batch)
+        if plan.groups.isEmpty { return trunk(batch) }
+        let d = config.nEmbd
+        var offsets: [Int] = [], total = 0
+        for ids in batch { offsets.append(total); total += ids.count }
+        let caches = plan.groups.map { g in
+            KVCache(layers: config.nLayer, capacity: g.members.map { batch[$0].count }.max() ?? 0, d: d)
+        }
+        // 1. every group's prefix, and the sequences that are in no group
+        let prefixes = plan.groups.map { Array(batch[$0.members[0]][..<$0.prefix]) }
+        let first = trunk(prefixes + plan.alone.map { batch[$0] }, startPositions: (prefixes + plan.alone.map { batch[$0] }).map { _ in 0 },
+                          caches: caches + plan.alone.map { _ in nil }, advance: true)
+        let hc = Buffer(total * d)                                        // (N, d)
+        var r = 0
+        var prefixRows: [UnsafeMutablePointer<Float>] = []
+        for g in plan.groups { prefixRows.append(first.pointer + r * d); r += g.prefix }
+        for s in plan.alone {
+            (hc.pointer + offsets[s] * d).update(from: first.pointer + r * d, count: batch[s].count * d)
+            r += batch[s].count
+        }
+        // 2. the rest of every grouped sequence, after its group's cached prefix
+        var rests: [[Int]] = [], starts: [Int] = [], restCaches: [KVCache?] = [], owners: [(s: Int, g: Int)] = []
+        for (gi, g) in plan.groups.enumerated() {
+            for s in g.members {
+                rests.append(Array(batch[s][g.prefix...])); starts.append(g.prefix); restCaches.append(caches[gi])
+                owners.append((s, gi))
+            }
+        }
+        let second = trunk(rests, startPositions: starts, caches: restCaches, advance: false)
+        r = 0
+        for ((s, gi), rest) in zip(owners, rests) {
+            let p = plan.groups[gi].prefix
+            (hc.pointer + offsets[s] * d).update(from: prefixRows[gi], count: p * d)
+            (hc.pointer + (offsets[s] + p) * d).update(from: second.pointer + r * d, count: rest.count * d)
+            r += rest.count
+        }
+        return hc
     }
 
     /// Per sequence: alpha (k, n, n) from its rows of hc (n, d); for plain GPT-2, hc's rows.
@@ -327,4 +377,64 @@ public struct Contextualization: @unchecked Sendable {
     let perSequence: [Buffer]
     /// The model whose trunk computed it.
     let source: LanguageModel
+}
+
+/// Which sequences of a batch share a prefix, and how long. Sorted by their tokens, sequences
+/// with a common prefix are neighbours; the batch is cut into runs of neighbours so that the rows
+/// saved, the sum over runs of (members - 1) x the run's common prefix, is largest (dynamic
+/// programming over the cut points, O(n^2) for n sequences). Each member keeps at least one
+/// token of its own. Runs of one sequence, or with no common prefix, run as one ordinary batch.
+struct PrefixGroups {
+    struct Group { var members: [Int]; var prefix: Int }
+    var groups: [Group] = []
+    var alone: [Int] = []
+
+    /// Below this many rows saved in all, the batch runs as it is: sharing costs a second trunk
+    /// call, a second pass over the weights (about the time of a few dozen rows on GPT-2 small).
+    static let minimumSaving = 64
+
+    init(_ batch: [[Int]]) {
+        let order = batch.indices.sorted { batch[$0].lexicographicallyPrecedes(batch[$1]) }
+        let n = order.count
+        // cap[i]: the longest prefix sorted sequence i may share; common[i]: with sequence i - 1.
+        let cap = order.map { batch[$0].count - 1 }
+        let common = order.indices.map { i -> Int in
+            guard i > 0 else { return 0 }
+            let a = batch[order[i - 1]], b = batch[order[i]]
+            var l = 0
+            while l < a.count && l < b.count && a[l] == b[l] { l += 1 }
+            return l
+        }
+        // best[j]: most rows saved by the first j sorted sequences; start[j]: where its last run begins.
+        var best = [Int](repeating: 0, count: n + 1), start = [Int](repeating: 0, count: n + 1)
+        for j in stride(from: 1, through: n, by: 1) {
+            best[j] = best[j - 1]; start[j] = j - 1                      // sequence j-1 alone
+            var prefix = cap[j - 1], i = j - 1
+            while i > 0 && prefix > 0 {                                  // the run i-1 ..< j
+                prefix = min(prefix, common[i], cap[i - 1])
+                i -= 1
+                let saved = best[i] + (j - i - 1) * prefix
+                if prefix > 0 && saved > best[j] { best[j] = saved; start[j] = i }
+            }
+        }
+        var found: [Group] = []
+        var j = n
+        while j > 0 {
+            let i = start[j]
+            let members = Array(order[i..<j])
+            if members.count > 1 {
+                let prefix = (i..<j).map { cap[$0] }.min().map { c in min(c, (i + 1..<j).map { common[$0] }.min() ?? c) } ?? 0
+                found.append(Group(members: members, prefix: prefix))
+            } else {
+                alone += members
+            }
+            j = i
+        }
+        if n > 0 && best[n] >= Self.minimumSaving {
+            groups = found.reversed()
+        } else {
+            alone = Array(batch.indices)
+        }
+        alone.sort()
+    }
 }

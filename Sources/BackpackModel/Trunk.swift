@@ -39,19 +39,21 @@ struct TrunkLayer: Sendable {
     }
 
     /// z (N, d) += Attn(LN_1(z)); z += MLP(LN_2(z)), for sequences packed at `offsets` with `lengths`.
-    /// With a cache (one sequence only), the new rows attend to the cached positions too.
-    func callAsFunction(_ z: UnsafeMutablePointer<Float>, rows: Int, offsets: [Int], lengths: [Int], cache: KVCache?,
+    /// A sequence with a cache (caches[s]) attends to the cached positions too: its keys and
+    /// values are written after them (over those of an earlier sequence continuing the same
+    /// cache), so sequences may share one cached prefix.
+    func callAsFunction(_ z: UnsafeMutablePointer<Float>, rows: Int, offsets: [Int], lengths: [Int], caches: [KVCache?],
                         workspace w: TrunkWorkspace) {
         let d = attnProj.outputs, hd = d / heads
         let x = w.x, qkv = w.qkv, context = w.context, out = w.out
         ln1(z, rows: rows, into: x.pointer)                        // x (N, d)
         attn(x.pointer, rows: rows, into: qkv.pointer)             // qkv (N, 3d): q | k | v
                                                                    // context (N, d): heads side by side
-        for (offset, n) in zip(offsets, lengths) {
+        for (s, (offset, n)) in zip(offsets, lengths).enumerated() {
             let q = qkv.pointer + offset * 3 * d
             var keys = UnsafePointer(q + d), values = UnsafePointer(q + 2 * d)
             var keyStride = 3 * d, past = 0
-            if let cache {
+            if let cache = caches[s] {
                 // Append this step's keys and values, then attend over the whole cache.
                 past = cache.length
                 let kc = cache.keys[index].pointer, vc = cache.values[index].pointer
@@ -97,8 +99,19 @@ struct Trunk: Sendable {
     }
 
     /// sequences: token ids, already checked; startPosition: where the first id sits (cache length).
+    /// With a cache (one sequence: a generation step), the sequence continues the cached
+    /// positions and its keys and values are appended to the cache.
     /// Returns hc (N, d) for all rows, packed in order.
     func callAsFunction(_ sequences: [[Int]], startPosition: Int = 0, cache: KVCache? = nil) -> Buffer {
+        self(sequences, startPositions: sequences.map { _ in startPosition },
+             caches: sequences.map { _ in cache }, advance: cache != nil)
+    }
+
+    /// Each sequence s starts at startPositions[s] and, with caches[s], continues that cache's
+    /// positions. `advance` appends each sequence's keys and values to its cache (each cache
+    /// then belongs to one sequence); otherwise caches are only read, and several sequences may
+    /// continue the same one.
+    func callAsFunction(_ sequences: [[Int]], startPositions: [Int], caches: [KVCache?], advance: Bool) -> Buffer {
         let lengths = sequences.map(\.count)
         var offsets: [Int] = [], total = 0
         for n in lengths { offsets.append(total); total += n }
@@ -106,15 +119,15 @@ struct Trunk: Sendable {
         for (s, ids) in sequences.enumerated() {
             for (i, id) in ids.enumerated() {
                 let row = z.pointer + (offsets[s] + i) * d
-                let e = wte.pointer + id * d, p = wpe.pointer + (startPosition + i) * d
+                let e = wte.pointer + id * d, p = wpe.pointer + (startPositions[s] + i) * d
                 for c in 0..<d { row[c] = e[c] + p[c] }
             }
         }
         let workspace = TrunkWorkspace(rows: total, d: d, inner: layers.first?.mlp.fc.outputs ?? 4 * d)
         for layer in layers {
-            layer(z.pointer, rows: total, offsets: offsets, lengths: lengths, cache: cache, workspace: workspace)
+            layer(z.pointer, rows: total, offsets: offsets, lengths: lengths, caches: caches, workspace: workspace)
         }
-        if let cache { cache.length += total }
+        if advance { for (cache, n) in zip(caches, lengths) { cache?.length += n } }
         let hc = Buffer(total * d)
         lnF(z.pointer, rows: total, into: hc.pointer)
         return hc

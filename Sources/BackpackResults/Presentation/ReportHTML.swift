@@ -10,7 +10,11 @@ struct ReportData {
         /// (pearson, spearman, n nouns) against the share of women, when the suite had statistics.
         var correlations: (pearson: Double, spearman: Double, n: Int)?
     }
-    struct VariantData { var name: String; var editSHA: String; var suites: [SuiteData] }
+    struct VariantData {
+        var name: String; var editSHA: String; var suites: [SuiteData]
+        /// A point of a sweep (drawn on the trade-off curve, not in the per-variant charts).
+        var isSweepPoint = false
+    }
     var runID: String
     var provenance: [(String, String)]
     var variants: [VariantData]
@@ -37,8 +41,16 @@ struct ReportData {
                     d.correlations = (r, rho, n)
                 }
                 return d
-            })
+            }, isSweepPoint: v.grid?.isSweep ?? false)
         }
+    }
+
+    /// The variants drawn bar by bar: base and the single edits. A sweep's points are many (one
+    /// bar each per noun would be unreadable); they are on the trade-off curve and in the tables.
+    var charted: ReportData {
+        var d = self
+        d.variants = variants.filter { !$0.isSweepPoint }
+        return d
     }
 }
 
@@ -61,24 +73,29 @@ public enum ReportHTML {
         var body = "<h1>backpack-edit evaluation report</h1>\n<p>Run <code>\(esc(data.runID))</code></p>\n<table class=prov>"
         for (k, v) in data.provenance { body += "<tr><th>\(esc(k))</th><td><code>\(esc(v))</code></td></tr>" }
         body += "</table>\n<h2>Before / after</h2>\n" + table(data)
-        // Per-noun bias charts, one per pronoun suite.
-        if let base = data.variants.first {
-            for s in base.suites where !s.nouns.isEmpty {
-                body += "<h2>Per-noun bias: \(esc(s.name))</h2>\n"
-                if s.correlations != nil { body += correlationTable(data, suite: s.name) }
-                let order = nounOrder(s)
-                body += "<div style=\"display:flex;flex-wrap:wrap;gap:1em\">"
-                if !s.nounLogRatio.isEmpty { body += signedNounChart(data, suite: s.name, order: order) }
-                body += nounChart(data, suite: s.name, order: order) + "</div>\n"
-            }
-        }
         if data.variants.count > 1 {
             body += "<h2 id=\"trade-off\">Bias / perplexity trade-off</h2>\n"
             switch data.tradeOff {
             case .success(let t): body += tradeOffChart(t) + tradeOffTable(t)
             case .failure(let m): body += "<p class=missing>No trade-off curve: \(esc(m.reason)).</p>\n"
             }
-            body += "<h2>Metric deltas vs base (bias gain beside perplexity cost)</h2>\n" + deltaChart(data)
+        }
+        let charted = data.charted
+        let omitted = data.variants.count - charted.variants.count
+        let omittedNote = omitted > 0 ? "<p>The \(omitted) sweep points are left out of the bar charts below; they are on the trade-off curve and in the tables.</p>\n" : ""
+        // Per-noun bias charts, one per pronoun suite.
+        if let base = data.variants.first {
+            for s in base.suites where !s.nouns.isEmpty {
+                body += "<h2>Per-noun bias: \(esc(s.name))</h2>\n"
+                if s.correlations != nil { body += correlationTable(data, suite: s.name) }
+                let order = nounOrder(s)
+                body += omittedNote + "<div style=\"display:flex;flex-wrap:wrap;gap:1em\">"
+                if !s.nounLogRatio.isEmpty { body += signedNounChart(charted, suite: s.name, order: order) }
+                body += nounChart(charted, suite: s.name, order: order) + "</div>\n"
+            }
+        }
+        if charted.variants.count > 1 {
+            body += "<h2>Metric deltas vs base (bias gain beside perplexity cost)</h2>\n" + omittedNote + deltaChart(charted)
         }
         return """
             <!DOCTYPE html><html><head><meta charset="utf-8"><title>backpack-edit report \(esc(data.runID))</title>
@@ -90,17 +107,33 @@ public enum ReportHTML {
             """
     }
 
+    /// Headline metrics: one column per variant and deltas vs base, or, for more variants than
+    /// the text table shows as columns (a sweep), one row per variant.
     static func table(_ data: ReportData) -> String {
         guard let base = data.variants.first else { return "" }
+        func value(_ v: ReportData.VariantData, _ suite: String, _ metric: String) -> Double? {
+            v.suites.first { $0.name == suite }?.metrics.first { $0.0 == metric }?.1
+        }
+        let metrics = base.suites.flatMap { s in s.metrics.map { (s.name, $0.0, $0.1) } }
+        if data.variants.count > SummaryTable.maxColumns {
+            var h = "<table><tr><th>variant</th>" + metrics.map { "<th>\(esc($0.0)) \(esc($0.1))</th><th>Δ</th>" }.joined() + "</tr>"
+            for v in data.variants {
+                h += "<tr><td class=l>\(esc(v.name))</td>"
+                for (suite, metric, bv) in metrics {
+                    let x = value(v, suite, metric)
+                    h += "<td>\(x.map(f) ?? "-")</td><td>\(x.map { f($0 - bv) } ?? "-")</td>"
+                }
+                h += "</tr>"
+            }
+            return h + "</table>"
+        }
         var h = "<table><tr><th>suite</th><th>metric</th>" + data.variants.map { "<th>\(esc($0.name))</th>" }.joined()
             + data.variants.dropFirst().map { "<th>Δ \(esc($0.name))</th>" }.joined() + "</tr>"
-        for s in base.suites {
-            for (m, bv) in s.metrics {
-                h += "<tr><td class=l>\(esc(s.name))</td><td class=l>\(esc(m))</td>"
-                let vals = data.variants.map { v in v.suites.first { $0.name == s.name }?.metrics.first { $0.0 == m }?.1 }
-                h += vals.map { "<td>\($0.map(f) ?? "-")</td>" }.joined()
-                h += vals.dropFirst().map { "<td>\($0.map { f($0 - bv) } ?? "-")</td>" }.joined() + "</tr>"
-            }
+        for (suite, metric, bv) in metrics {
+            h += "<tr><td class=l>\(esc(suite))</td><td class=l>\(esc(metric))</td>"
+            let vals = data.variants.map { value($0, suite, metric) }
+            h += vals.map { "<td>\($0.map(f) ?? "-")</td>" }.joined()
+            h += vals.dropFirst().map { "<td>\($0.map { f($0 - bv) } ?? "-")</td>" }.joined() + "</tr>"
         }
         return h + "</table>"
     }
