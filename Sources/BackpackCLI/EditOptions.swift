@@ -6,10 +6,10 @@ import Foundation
 
 /// `--edit FILE.yaml` (repeatable): edit files applied in order to the loaded model.
 struct EditOptions: ParsableArguments {
-    @Option(name: .customLong("edit"), help: "An edit file (schema backpack-edit/1); repeatable, applied in order.")
+    @Option(name: .customLong("edit"), help: "An edit file (schema backpack-edit/1), or one point of a sweep file as eval names it: 'FILE.yaml[scale=0.4]'; repeatable, applied in order.")
     var edits: [String] = []
 
-    func files() throws -> [EditFile] { try edits.map { try EditFile.load(URL(fileURLWithPath: $0)) } }
+    func files() throws -> [EditFile] { try edits.map { try EditFile.load(argument: $0) } }
 
     /// The model with the edits applied (the model itself when there are none).
     func apply(to model: LanguageModel, tokenizer: GPT2Tokenizer?) throws -> EditOutcome {

@@ -17,7 +17,7 @@ struct Eval: ParsableCommand {
 
     @OptionGroup var options: ModelOptions
     @Option(name: .long, help: "Suite name (Evaluations/NAME.yaml) or YAML file; repeatable.") var suite: [String] = []
-    @Option(name: .long, help: "Edit file (YAML); each is evaluated as its own variant. Repeatable.") var edit: [String] = []
+    @Option(name: .long, help: "Edit file (YAML); each is evaluated as its own variant, a sweep file as one per grid point, FILE.yaml[axis=value,...] as that point alone. Repeatable.") var edit: [String] = []
     @Option(name: .long, help: "Results file (.h5); created or appended to.") var out: String
     @Option(name: .long, help: "Directory with the data sets (default: the repository's Data/, then the fetch cache ~/.cache/backpack-edit).") var dataDir: String?
     @Option(name: .long, help: "Run id (default: UTC time plus random hex).") var runID: String?

@@ -12,10 +12,10 @@ import Foundation
 /// base model's cache of sense vectors.
 enum EvalEdits {
     static func variants(path: String, base: LanguageModel, tokenizer: GPT2Tokenizer, existing: [String]) throws -> [Variant] {
-        let url = URL(fileURLWithPath: path)
-        guard FileManager.default.fileExists(atPath: url.path) else { throw ModelError(file: path, reason: "no such edit file") }
+        let url = EditFile.argument(path).url
+        guard FileManager.default.fileExists(atPath: url.path) else { throw ModelError(file: url.path, reason: "no such edit file") }
         // Every point is parsed before any is applied, so a bad value anywhere fails at once.
-        let points = try EditFile.loadGrid(url)
+        let points = try EditFile.loadGrid(argument: path)
         let family = name(for: url, existing: existing)
         return try points.map { file in
             let outcome = try Editor.apply([file], to: base, tokenizer: tokenizer)

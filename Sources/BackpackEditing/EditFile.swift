@@ -148,12 +148,50 @@ public struct EditFile: Sendable {
         try expand(try YAMLReader.text(url, what: "edit file (schema: \(schema))"), url: url)
     }
 
+    /// An edit as given on the command line: `PATH`, or `PATH[axis=value,...]`, one point of the
+    /// file's sweep grid, written as `eval` names the variant (e.g.
+    /// `Edits/sweep-seed-debias-localized.yaml[scale=0.4]` for the variant
+    /// `sweep-seed-debias-localized[scale=0.4]`). The path and the point, if one is named.
+    public static func argument(_ argument: String) -> (url: URL, point: String?) {
+        // A selector is a trailing [...] after the file name; a file whose name ends so wins.
+        let nameStart = argument.lastIndex(of: "/").map { argument.index(after: $0) } ?? argument.startIndex
+        guard argument.hasSuffix("]"), !FileManager.default.fileExists(atPath: argument),
+              let open = argument[nameStart...].firstIndex(of: "[") else {
+            return (URL(fileURLWithPath: argument), nil)
+        }
+        let inner = argument[argument.index(after: open)..<argument.index(before: argument.endIndex)]
+        return (URL(fileURLWithPath: String(argument[..<open])), String(inner))
+    }
+
+    /// The edits an argument names (`argument(_:)`): every grid point of the file, or the one named.
+    public static func loadGrid(argument: String) throws -> [EditFile] {
+        let (url, point) = Self.argument(argument)
+        let points = try loadGrid(url)
+        guard let point else { return points }
+        let names = points.map { $0.grid.map(\.description).joined(separator: ",") }
+        guard let i = names.firstIndex(of: point.replacingOccurrences(of: " ", with: "")) else {
+            if points.count == 1 && points[0].grid.isEmpty {
+                throw EditError(file: url.path, "[\(point)]: this file has no sweeps, so there is no grid point to pick; give the path alone")
+            }
+            throw EditError(file: url.path, "[\(point)]: no such grid point; expected one of \(names.map { "[\($0)]" }.joined(separator: ", "))")
+        }
+        return [points[i]]
+    }
+
+    /// One edit from an argument: the file (refused if it sweeps), or the grid point it names.
+    public static func load(argument: String) throws -> EditFile {
+        let (url, point) = Self.argument(argument)
+        if point == nil { return try load(url) }
+        return try loadGrid(argument: argument)[0]
+    }
+
     /// One edit; a file that sweeps over more than one value is refused, since one edit is wanted.
     public static func parse(_ text: String, url: URL) throws -> EditFile {
         let points = try expand(text, url: url)
         guard points.count == 1, let only = points.first else {
             let axes = points.first?.grid.map(\.axis).joined(separator: ", ") ?? ""
-            let message = "a sweep (over \(axes)) expands to \(points.count) variants; one edit is needed here: evaluate the grid with `backpack eval --edit`, or pick a value"
+            let example = url.path + "[" + (points.first?.grid.map(\.description).joined(separator: ",") ?? "") + "]"
+            let message = "a sweep (over \(axes)) expands to \(points.count) variants; one edit is needed here: evaluate the grid with `backpack eval --edit`, or pick one point, e.g. --edit '\(example)'"
             // At the first sweep of the file.
             if let root = try YAMLReader.compose(text, file: url.path), let site = sweepSites(root).first,
                let node = YAMLSweep.node(root, at: site.path) {

@@ -151,6 +151,26 @@ import TestSupport
         #expect(Self.scale(one) == 0.5 && one.grid == [GridCoordinate(axis: "scale", value: "0.5")])
     }
 
+    /// `FILE.yaml[axis=value,...]` picks one point, named as eval names the variant.
+    @Test func argumentPicksOnePoint() throws {
+        let file = TestPaths.repoRoot.appendingPathComponent("Edits/sweep-seed-debias-localized.yaml").path
+        #expect(EditFile.argument(file).point == nil)
+        #expect(EditFile.argument(file + "[scale=0.4]").point == "scale=0.4")
+        #expect(EditFile.argument(file + "[scale=0.4]").url.path == file)
+        #expect(EditFile.argument("dir/x.yaml[senses=[10,2]]").point == "senses=[10,2]", "a list value keeps its brackets")
+        let point = try EditFile.load(argument: file + "[scale=0.4]")
+        #expect(point.grid == [GridCoordinate(axis: "scale", value: "0.4")] && Self.scale(point) == 0.4)
+        #expect(try EditFile.loadGrid(argument: file).count == 6)
+        #expect { _ = try EditFile.load(argument: file + "[scale=0.5]") } throws: { error in
+            "\(error)".contains("no such grid point") && "\(error)".contains("[scale=0.4]")
+        }
+        #expect { _ = try EditFile.load(argument: file) } throws: { error in
+            "\(error)".contains("expands to 6 variants") && "\(error)".contains("[scale=0]")
+        }
+        let plain = TestPaths.repoRoot.appendingPathComponent("Edits/remove-gender-sense.yaml").path
+        #expect { _ = try EditFile.load(argument: plain + "[scale=0]") } throws: { error in "\(error)".contains("has no sweeps") }
+    }
+
     @Test func shippedSweepsExpand() throws {
         let expected = ["sweep-remove-localized-senses": ("top", ["1", "2", "3", "4", "6", "8", "16"]),
                         "sweep-project-strength": ("strength", ["0", "0.25", "0.5", "0.75", "1"]),

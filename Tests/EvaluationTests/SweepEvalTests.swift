@@ -71,6 +71,16 @@ import TestSupport
                                         "--edit", grid, "--out", tmp.appendingPathComponent("edited").path])
         #expect(edit.status != 0 && edit.err.contains("grid.yaml:4:") && edit.err.contains("expands to 4 variants"), "\(edit.err)")
         #expect(!FileManager.default.fileExists(atPath: tmp.appendingPathComponent("edited").path))
+
+        // One point of the grid, named as eval names its variant, is one checkpoint.
+        let point = try BackpackRun.run(["edit", "--model", TestPaths.tinyModel.path, "--tokenizer", TestPaths.toyTokenizer.path,
+                                         "--edit", grid + "[top=2,scale=0.5]", "--out", tmp.appendingPathComponent("edited").path])
+        #expect(point.status == 0, "\(point.err)")
+        let manifest = try String(contentsOf: tmp.appendingPathComponent("edited/edit-manifest.json"), encoding: .utf8)
+        #expect(manifest.contains("# sweep point: top=2, scale=0.5"), "the manifest records which point")
+        let missing = try BackpackRun.run(["edit", "--model", TestPaths.tinyModel.path, "--tokenizer", TestPaths.toyTokenizer.path,
+                                           "--edit", grid + "[top=3,scale=0.5]", "--out", tmp.appendingPathComponent("edited-2").path])
+        #expect(missing.status != 0 && missing.err.contains("no such grid point") && missing.err.contains("[top=2,scale=0.5]"), "\(missing.err)")
     }
 
     /// A sweep run killed after some results resumes: each grid point is its own plan line.
