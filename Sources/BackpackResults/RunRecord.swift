@@ -116,6 +116,11 @@ public struct RunRecord: Sendable {
     public var commandLine: String
     public var elapsedSeconds: Double
     public var variants: [VariantResults]
+    /// "running" (unfinished: killed, or still being written), "complete", or "" for a run
+    /// written in one piece (`append`), which has no status.
+    public var status: String = ""
+    /// The shard of a run made with `eval --shard K/N`; nil otherwise.
+    public var shard: RunShard?
     public init(id: String = "", provenance: RunProvenance, commandLine: String, elapsedSeconds: Double, variants: [VariantResults]) {
         self.id = id; self.provenance = provenance; self.commandLine = commandLine
         self.elapsedSeconds = elapsedSeconds; self.variants = variants
@@ -216,8 +221,11 @@ enum RunReader {
                                            editSHA256: try string(vg, ResultsKeys.editSHA256), grid: try GridPoint(reading: vg),
                                            suites: suites))
         }
-        return RunRecord(id: id, provenance: try RunProvenance(reading: run), commandLine: try string(run, ResultsKeys.commandLine),
-                         elapsedSeconds: elapsed, variants: variants)
+        var record = RunRecord(id: id, provenance: try RunProvenance(reading: run), commandLine: try string(run, ResultsKeys.commandLine),
+                               elapsedSeconds: elapsed, variants: variants)
+        record.status = try string(run, ResultsKeys.status)
+        record.shard = try RunShard(reading: run)
+        return record
     }
 }
 

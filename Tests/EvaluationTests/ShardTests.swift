@@ -127,6 +127,9 @@ import TestSupport
             #expect(try run.stringAttribute(ResultsKeys.commandLine).contains("merge"))
         }
         let id = try #require(shardID)
+        // A shard's report says which share of the run it holds.
+        let shardReport = try Self.backpack(["report", s.path("shard-2-of-2.h5")])
+        #expect(shardReport.status == 0 && shardReport.out.contains("shard: 2 of 2"), "\(shardReport.out)")
         // The merged run appends to a results file like eval's runs do.
         let appended = try Self.backpack(["merge", s.path("shard-1-of-2.h5"), s.path("shard-2-of-2.h5"), "--out", s.path("whole.h5")])
         try #require(appended.status == 0, "\(appended.err)")

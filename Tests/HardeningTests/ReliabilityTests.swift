@@ -326,6 +326,9 @@ import Glibc
             #expect(killed.signal == SIGKILL, "\(killed)")
             let open = try #require(try ResultsFile(opening: h5).latestUnfinishedRun(), "kill after \(n): no unfinished run")
             #expect(open.finished.count == n, "kill after \(n): \(open.finished.count) stored")
+            // The report says the run is unfinished before anyone reads its numbers as final.
+            let report = try Child.backpack(["report", h5.path])
+            #expect(report.status == 0 && report.out.contains("status: running: unfinished, \(n) result(s) stored"), "\(report)")
             let resumed = try Child.backpack(Self.args(s, out: h5) + ["--resume"])
             try #require(resumed.status == 0, "\(resumed)")
             let computed = resumed.err.components(separatedBy: " done in ").count - 1

@@ -28,6 +28,12 @@ struct ReportData {
         provenance = [("created", p.created), ("model_path", p.modelPath), ("model_sha256", p.modelSHA256),
                       ("git_commit", p.gitCommit), ("tool_version", p.toolVersion), ("host", p.host),
                       ("command_line", r.commandLine)].filter { !$0.1.isEmpty }
+        if let shard = r.shard { provenance.insert(("shard", "\(shard.index) of \(shard.count) (backpack merge joins the shards)"), at: 0) }
+        if r.status == "running" {
+            // A killed run, or one still being written: say so before any number is read as final.
+            let stored = r.variants.reduce(0) { $0 + $1.suites.count }
+            provenance.insert(("status", "running: unfinished, \(stored) result(s) stored so far; `backpack eval --resume` with the same inputs computes the rest"), at: 0)
+        }
         variants = r.variants.map { v in
             VariantData(name: v.variant, editSHA: v.editSHA256, suites: v.suites.map { s in
                 var nouns: [String] = [], bias: [Double] = []
