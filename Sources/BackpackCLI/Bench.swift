@@ -203,14 +203,14 @@ struct Bench: ParsableCommand {
         guard let evaluations = EvalSupport.evaluationsDirectory() else {
             throw ValidationError("--prompts: no Evaluations/ directory found (run from the repository)")
         }
-        let suite = try PronounSuite.load(evaluations.appendingPathComponent("pronoun-bias.yaml"))
-        var batch: [[Int]] = []
-        for prompt in suite.prompts {
-            for noun in suite.nouns {
-                let word = tokenizer.encode(" " + noun.label)
-                if word.count == 1 { batch.append(suite.ids(prompt: prompt, word: word, tokenizer: tokenizer)) }
-            }
+        // The suite builds its prompts (templates x one-token nouns), as `eval` runs them.
+        let locations = DataLocations(repositoryData: evaluations.deletingLastPathComponent().appendingPathComponent("Data"))
+        let prepared = try Suite.resolve("pronoun-bias", evaluationsDirectory: evaluations)
+            .prepare(tokenizer: tokenizer, config: model.config, locations: locations)
+        guard let pronouns = prepared as? PronounBiasSuite else {
+            throw ValidationError("--prompts: Evaluations/pronoun-bias.yaml is not a pronoun_bias suite")
         }
+        let batch = pronouns.tokenized
         let tokens = batch.reduce(0) { $0 + $1.count }
         var best: [Bool: Double] = [:]
         for sharing in [false, true] {

@@ -174,8 +174,8 @@ public final class LanguageModel: @unchecked Sendable {
             KVCache(layers: config.nLayer, capacity: g.members.map { batch[$0].count }.max() ?? 0, d: d)
         }
         // 1. every group's prefix, and the sequences that are in no group
-        let prefixes = plan.groups.map { Array(batch[$0.members[0]][..<$0.prefix]) }
-        let first = trunk(prefixes + plan.alone.map { batch[$0] }, startPositions: (prefixes + plan.alone.map { batch[$0] }).map { _ in 0 },
+        let firstBatch = plan.groups.map { Array(batch[$0.members[0]][..<$0.prefix]) } + plan.alone.map { batch[$0] }
+        let first = trunk(firstBatch, startPositions: firstBatch.map { _ in 0 },
                           caches: caches + plan.alone.map { _ in nil }, advance: true)
         let hc = Buffer(total * d)                                        // (N, d)
         var r = 0
@@ -405,8 +405,9 @@ struct PrefixGroups {
             while l < a.count && l < b.count && a[l] == b[l] { l += 1 }
             return l
         }
-        // best[j]: most rows saved by the first j sorted sequences; start[j]: where its last run begins.
-        var best = [Int](repeating: 0, count: n + 1), start = [Int](repeating: 0, count: n + 1)
+        // best[j]: most rows saved by the first j sorted sequences; their last run is
+        // start[j] ..< j with common prefix runPrefix[j].
+        var best = [Int](repeating: 0, count: n + 1), start = best, runPrefix = best
         for j in stride(from: 1, through: n, by: 1) {
             best[j] = best[j - 1]; start[j] = j - 1                      // sequence j-1 alone
             var prefix = cap[j - 1], i = j - 1
@@ -414,20 +415,14 @@ struct PrefixGroups {
                 prefix = min(prefix, common[i], cap[i - 1])
                 i -= 1
                 let saved = best[i] + (j - i - 1) * prefix
-                if prefix > 0 && saved > best[j] { best[j] = saved; start[j] = i }
+                if prefix > 0 && saved > best[j] { best[j] = saved; start[j] = i; runPrefix[j] = prefix }
             }
         }
         var found: [Group] = []
         var j = n
         while j > 0 {
             let i = start[j]
-            let members = Array(order[i..<j])
-            if members.count > 1 {
-                let prefix = (i..<j).map { cap[$0] }.min().map { c in min(c, (i + 1..<j).map { common[$0] }.min() ?? c) } ?? 0
-                found.append(Group(members: members, prefix: prefix))
-            } else {
-                alone += members
-            }
+            if j - i > 1 { found.append(Group(members: Array(order[i..<j]), prefix: runPrefix[j])) } else { alone.append(order[i]) }
             j = i
         }
         if n > 0 && best[n] >= Self.minimumSaving {
