@@ -111,8 +111,8 @@ public final class LanguageModel: @unchecked Sendable {
             // Products of one shape: `senseRows` ids at a time, the last chunk padded by repeating
             // its last id. Which ids are missing depends on what ran before (the cache, the other
             // variants' overrides), and BLAS may pick its kernels by the number of rows (one row:
-            // a matrix-vector product); with one shape an id's sense vectors are the same bits
-            // whatever was computed with it, so results do not depend on the grouping.
+            // a matrix-vector product); one shape keeps that choice fixed. (A run that fills the
+            // cache in another order still differs by rounding: docs/SHARDING.md, the bound.)
             for start in stride(from: 0, to: missing.count, by: chunk) {
                 let ids = Array(missing[start..<min(start + chunk, missing.count)])
                 let s = senseNetwork(ids + Array(repeating: ids[ids.count - 1], count: chunk - ids.count))

@@ -13,7 +13,7 @@ import Foundation
 //     occurrence are the reference's, and so are their scores. The update is always of the
 //     reference's logits (computed for the batch when the reference is not one of the variants),
 //     never of another edit's: a variant's numbers do not depend on which variants run with it
-//     (a shard of a sweep gives the numbers of the whole run, bit for bit).
+//     (a shard of a sweep gives the numbers of the whole run, bit for bit; ShardTests).
 //   - any other variant (an edit of wte: `target: input_embedding`) runs its own full pass.
 // The results equal each variant's own forward pass up to float32 rounding of the logits (the
 // updated rows; the rest is the same arithmetic as the variant's own pass).
