@@ -27,10 +27,13 @@ struct Eval: ParsableCommand {
     @Option(name: .long, help: .hidden) var killAfterStored: Int?
     @Flag(name: .long, help: "Continue the latest unfinished run in --out (same model, edits and suites, checked by SHA-256): only the missing (variant, suite) results are computed.") var resume = false
     @Option(name: .long, help: "Seconds to wait for another backpack process writing the same results file.") var lockTimeout: Double = ResultsFile.defaultLockTimeout
+    @Option(name: .long, help: "Bootstrap resamples for the 95 % intervals of every headline aggregate and the paired tests of each edit against base (0 = off).") var bootstrap: Int = BootstrapSettings.defaultResamples
+    @Option(name: .long, help: "Seed of the bootstrap resamples.") var bootstrapSeed: UInt64 = BootstrapSettings.defaultSeed
     @Option(name: .long, help: ArgumentHelp("Compute only share K of N (K = 1...N) of the (variant, suite) results, for one machine of N; `backpack merge` joins the shards' files. The run id defaults to one derived from the inputs, the same on every machine.", valueName: "K/N")) var shard: String?
 
     func validate() throws {
         if suite.isEmpty { throw ValidationError("give at least one --suite") }
+        if bootstrap < 0 { throw ValidationError("--bootstrap: expected a number of resamples >= 0 (0 = off), got \(bootstrap)") }
         if !(lockTimeout >= 0) { throw ValidationError("--lock-timeout: expected seconds >= 0, got \(lockTimeout)") }
         if let shard { do { _ = try RunShard(parsing: shard) } catch { throw ValidationError("\(error)") } }
     }
@@ -93,6 +96,7 @@ struct Eval: ParsableCommand {
         var storedNow = 0
         _ = try EvaluationRunner.run(
             suites: prepared, variants: variants, allowNonfinite: allowNonfinite,
+            bootstrap: BootstrapSettings(resamples: bootstrap, seed: bootstrapSeed),
             include: { sharding?.includes($0, $1) ?? true },
             skip: { stored.contains(UnfinishedRun.key($0, $1)) },
             finished: { variant, result in
@@ -108,6 +112,9 @@ struct Eval: ParsableCommand {
             }) { EvalSupport.progress($0) }
         let elapsed = Date().timeIntervalSince(t0)
         guard let id else { throw ResumeError(description: "\(outURL.path): nothing to compute, no suites were run") }
+        // The paired tests against base, from the stored results (so a resumed run gets them too);
+        // a shard's are made by `backpack merge`, which has base and every variant.
+        if sharding == nil { try Bootstrap.storePairedDifferences(in: outURL, run: id, lockTimeout: lockTimeout) }
         try ResultsFile.finishRun(id, elapsedSeconds: elapsed, in: outURL, lockTimeout: lockTimeout)
         let results = try ResultsFile(opening: outURL).record(id).variants
         EvalSupport.progress(String(format: "wrote run %@ to %@ (%.2f s)", id, outURL.path, elapsed))

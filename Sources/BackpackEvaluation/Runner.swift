@@ -26,7 +26,11 @@ public enum EvaluationRunner {
     /// `include(variant, suite)` limits the run to some pairs (a shard's share, `--shard`);
     /// `skip(variant, suite)` leaves an included pair out (a resumed run has it already); `finished`
     /// gets each checked result as soon as it is computed (so that it can be stored at once).
+    /// `bootstrap` (nil: none) adds each headline aggregate's 95 % interval to every result
+    /// (Bootstrap.addIntervals); the paired tests against base come once all are stored
+    /// (Bootstrap.pairedDifferences).
     public static func run(suites: [PreparedSuite], variants: [Variant], allowNonfinite: Bool = false,
+                           bootstrap: BootstrapSettings? = nil,
                            include: (String, String) -> Bool = { _, _ in true },
                            skip: (String, String) -> Bool = { _, _ in false },
                            finished: (String, SuiteResult) throws -> Void = { _, _ in },
@@ -42,8 +46,13 @@ public enum EvaluationRunner {
             }
             if todo.isEmpty { continue }
             let start = Date()
-            let results = try s.evaluate(VariantSet(todo.map { variants[$0].model })) { progress($0) }
+            var results = try s.evaluate(VariantSet(todo.map { variants[$0].model })) { progress($0) }
             let seconds = Date().timeIntervalSince(start)
+            if let bootstrap, bootstrap.resamples > 0 {
+                let t = Date()
+                for i in results.indices { Bootstrap.addIntervals(&results[i], settings: bootstrap) }
+                progress(String(format: "%@: intervals from %d bootstrap resamples in %.3f s", s.suite.name, bootstrap.resamples, Date().timeIntervalSince(t)))
+            }
             for (i, r) in zip(todo, results) {
                 if !allowNonfinite { try checkFinite(r, variant: variants[i].name) }
                 try finished(variants[i].name, r)

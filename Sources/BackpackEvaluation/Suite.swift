@@ -57,6 +57,8 @@ public struct ExternalData: Sendable {
 /// The kinds a suite may declare.
 public enum SuiteKind: String, CaseIterable, Sendable {
     case pronounBias = "pronoun_bias"
+    case pronounRetention = "pronoun_retention"
+    case winogender = "winogender"
     case crowsPairs = "crows_pairs"
     case stereoSet = "stereoset"
     case perplexity = "perplexity"
@@ -69,6 +71,8 @@ public enum SuiteKind: String, CaseIterable, Sendable {
     var keys: Set<String> {
         switch self {
         case .pronounBias: return Self.commonKeys.union(["placeholder", "pair", "nouns", "prompts", "occupation_stats"])
+        case .pronounRetention: return Self.commonKeys.union(["placeholder", "pair", "noun_pairs", "prompts"])
+        case .winogender: return Self.commonKeys.union(Self.externalKeys).union(["occupation_stats", "batch_tokens"])
         case .crowsPairs: return Self.commonKeys.union(Self.externalKeys).union(["round_scores", "batch_tokens", "max_pairs"])
         case .stereoSet: return Self.commonKeys.union(Self.externalKeys).union(["batch_tokens", "max_examples"])
         case .perplexity: return Self.commonKeys.union(Self.externalKeys).union(["text", "path", "split", "select", "max_documents", "max_length", "stride", "prepend_eos", "batch_tokens"])
@@ -100,6 +104,8 @@ public struct Suite: Sendable {
         let config: SuiteConfig
         switch kind {
         case .pronounBias: config = .pronounBias(try PronounBiasConfig(doc))
+        case .pronounRetention: config = .pronounRetention(try PronounRetentionConfig(doc))
+        case .winogender: config = .winogender(try WinogenderConfig(doc))
         case .crowsPairs: config = .crowsPairs(try CrowsPairsConfig(doc))
         case .stereoSet: config = .stereoSet(try StereoSetConfig(doc))
         case .perplexity: config = .perplexity(try PerplexityConfig(doc))
@@ -134,6 +140,8 @@ public struct Suite: Sendable {
     public func prepare(tokenizer: GPT2Tokenizer, config model: BackpackConfig, locations: DataLocations = .init()) throws -> PreparedSuite {
         switch config {
         case .pronounBias(let c): return try PronounBiasSuite(suite: self, config: c, tokenizer: tokenizer, model: model, locations: locations)
+        case .pronounRetention(let c): return try PronounRetentionSuite(suite: self, config: c, tokenizer: tokenizer, model: model)
+        case .winogender(let c): return try WinogenderSuite(suite: self, config: c, tokenizer: tokenizer, model: model, locations: locations)
         case .crowsPairs(let c): return try CrowsPairsSuite(suite: self, config: c, tokenizer: tokenizer, model: model, locations: locations)
         case .stereoSet(let c): return try StereoSetSuite(suite: self, config: c, tokenizer: tokenizer, model: model, locations: locations)
         case .perplexity(let c): return try PerplexitySuite(suite: self, config: c, tokenizer: tokenizer, model: model, locations: locations)
@@ -145,6 +153,8 @@ public struct Suite: Sendable {
 
 public enum SuiteConfig: Sendable {
     case pronounBias(PronounBiasConfig)
+    case pronounRetention(PronounRetentionConfig)
+    case winogender(WinogenderConfig)
     case crowsPairs(CrowsPairsConfig)
     case stereoSet(StereoSetConfig)
     case perplexity(PerplexityConfig)
