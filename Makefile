@@ -111,9 +111,12 @@ demo: release blas
 	@if [ -f "$(CORPUS)" ]; then ppl="--suite perplexity"; else ppl=""; echo "note: $(CORPUS) not available: held-out perplexity skipped"; fi; \
 	  set -x; BACKPACK_CACHE="$(CACHE_DIR)" $(BIN_RELEASE) eval --suite pronoun-bias --suite pronoun-retention --suite winogender $$ppl \
 	  $(addprefix --edit ,$(DEMO_EDITS)) --out demo-results.h5
-	@echo "== 3. report"
+	@echo "== 3. what a vocabulary-wide edit breaks: the seed repository's senses 10, 2, 3 of every token x 0.4 (no perplexity: a vocabulary-wide edit costs a full pass)"
+	$(BIN_RELEASE) eval --suite pronoun-bias --suite pronoun-retention --suite winogender \
+	  --edit Edits/seed-debias-senses-10-2-3.yaml --edit Edits/remove-gender-sense.yaml --out demo-side-effects.h5
+	@echo "== 4. report"
 	$(BIN_RELEASE) report demo-results.h5 --html demo-report.html
-	@echo "wrote demo-results.h5 and demo-report.html"
+	@echo "wrote demo-results.h5, demo-side-effects.h5 and demo-report.html"
 
 clean:
 	rm -rf .build $(BENCH_DIR)

@@ -114,7 +114,11 @@ struct Eval: ParsableCommand {
         guard let id else { throw ResumeError(description: "\(outURL.path): nothing to compute, no suites were run") }
         // The paired tests against base, from the stored results (so a resumed run gets them too);
         // a shard's are made by `backpack merge`, which has base and every variant.
-        if sharding == nil { try Bootstrap.storePairedDifferences(in: outURL, run: id, lockTimeout: lockTimeout) }
+        if sharding == nil && bootstrap > 0 {
+            let t = Date()
+            try Bootstrap.storePairedDifferences(in: outURL, run: id, lockTimeout: lockTimeout)
+            EvalSupport.progress(String(format: "paired tests against base stored in %.2f s", Date().timeIntervalSince(t)))
+        }
         try ResultsFile.finishRun(id, elapsedSeconds: elapsed, in: outURL, lockTimeout: lockTimeout)
         let results = try ResultsFile(opening: outURL).record(id).variants
         EvalSupport.progress(String(format: "wrote run %@ to %@ (%.2f s)", id, outURL.path, elapsed))
