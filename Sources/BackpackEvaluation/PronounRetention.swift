@@ -1,5 +1,5 @@
-import BackpackCheckpoint
-import BackpackEditing
+import BackpackIO
+import BackpackPrompts
 import BackpackModel
 import BackpackResults
 import BackpackTokenizer
@@ -16,14 +16,15 @@ public struct PronounRetentionConfig: Sendable {
 
     init(_ doc: SuiteDocument) throws {
         guard let n = doc.node("noun_pairs") else { throw doc.error(nil, "missing key 'noun_pairs' ({file: PATH}, one pair of nouns a line)") }
-        guard let f = n.mapping?["file"], let path = f.scalar?.string else {
+        guard let f = n.mapping?["file"], let path = f.string else {
             throw doc.error(n, "'noun_pairs' must be {file: PATH} (one pair a line: the noun taking the pair's first pronoun, then the noun taking the second)")
         }
         if doc.node("pair") == nil { throw doc.error(nil, "missing key 'pair'") }
-        definition = try PronounSuite.load(doc.url)
+        definition = try PronounSuite(doc.root, reader: doc.reader, url: doc.url)
         pairsFile = WordListFile.resolve(path, relativeTo: doc.url)
-        let place = SourcePlace(file: doc.url.path, line: f.mark?.line ?? 0, column: f.mark?.column ?? 0)
-        pairs = try PairListFile.read(pairsFile, place: place)
+        let place = SourcePlace(file: doc.url.path, line: f.mark.line, column: f.mark.column)
+        let file = pairsFile
+        pairs = try SuiteError.wrapping { try PairListFile.read(file, place: place) }
     }
 }
 

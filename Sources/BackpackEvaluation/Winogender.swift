@@ -1,4 +1,4 @@
-import BackpackCheckpoint
+import BackpackIO
 import BackpackModel
 import BackpackResults
 import BackpackTokenizer
@@ -22,10 +22,10 @@ public struct WinogenderConfig: Sendable {
         for (k, _) in m where !["data_file", "sha256", "url"].contains(k.string ?? "") {
             throw doc.error(k, "occupation_stats: unknown key '\(k.string ?? "?")' (valid: data_file, url, sha256)")
         }
-        guard let file = m["data_file"]?.scalar?.string else { throw doc.error(n, "occupation_stats: missing 'data_file' (a string)") }
-        let sha = m["sha256"]?.scalar?.string.lowercased()
+        guard let file = m["data_file"]?.string else { throw doc.error(n, "occupation_stats: missing 'data_file' (a string)") }
+        let sha = m["sha256"]?.string?.lowercased()
         if let sha, sha.count != 64 || !sha.allSatisfy(\.isHexDigit) { throw doc.error(m["sha256"], "'occupation_stats.sha256' must be 64 hex digits") }
-        stats = ExternalData(dataFile: file, url: m["url"]?.scalar?.string, sha256: sha)
+        stats = ExternalData(dataFile: file, url: m["url"]?.string, sha256: sha)
         batchTokens = try doc.int("batch_tokens", default: 4096, minimum: 1)
     }
 }

@@ -1,4 +1,4 @@
-import BackpackCheckpoint
+import BackpackIO
 import BackpackModel
 import BackpackTokenizer
 import Foundation
