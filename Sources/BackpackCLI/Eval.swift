@@ -29,10 +29,13 @@ struct Eval: ParsableCommand {
     @Flag(name: .long, help: .hidden) var benchNoStore = false
     @Flag(name: .long, help: "Continue the latest unfinished run in --out (same model, edits and suites, checked by SHA-256): only the missing (variant, suite) results are computed.") var resume = false
     @Option(name: .long, help: "Seconds to wait for another backpack process writing the same results file.") var lockTimeout: Double = ResultsFile.defaultLockTimeout
+    @Option(name: .long, help: "Bootstrap resamples for the 95 % intervals of every headline aggregate and the paired tests of each edit against base (0 = off).") var bootstrap: Int = BootstrapSettings.defaultResamples
+    @Option(name: .long, help: "Seed of the bootstrap resamples.") var bootstrapSeed: UInt64 = BootstrapSettings.defaultSeed
     @Option(name: .long, help: ArgumentHelp("Compute only share K of N (K = 1...N) of the (variant, suite) results, for one machine of N; `backpack merge` joins the shards' files. The run id defaults to one derived from the inputs, the same on every machine.", valueName: "K/N")) var shard: String?
 
     func validate() throws {
         if suite.isEmpty { throw ValidationError("give at least one --suite") }
+        if bootstrap < 0 { throw ValidationError("--bootstrap: expected a number of resamples >= 0 (0 = off), got \(bootstrap)") }
         if !(lockTimeout >= 0) { throw ValidationError("--lock-timeout: expected seconds >= 0, got \(lockTimeout)") }
         if let shard { do { _ = try RunShard(parsing: shard) } catch { throw ValidationError("\(error)") } }
     }
@@ -69,6 +72,7 @@ struct Eval: ParsableCommand {
         runOptions.allowNonfinite = allowNonfinite
         runOptions.lockTimeout = lockTimeout
         runOptions.store = !benchNoStore
+        runOptions.bootstrap = BootstrapSettings(resamples: bootstrap, seed: bootstrapSeed)
         let modelSHA256 = try EvalSupport.modelSHA256(dir)
         let evaluation = try EvaluationRun(
             suites: prepared, variants: variants, modelSHA256: modelSHA256,

@@ -1,4 +1,5 @@
 import ArgumentParser
+import BackpackEvaluation
 import BackpackIO
 import BackpackResults
 import Foundation
@@ -37,6 +38,9 @@ struct Merge: ParsableCommand {
         let commandLine = CommandLine.arguments.map(EvalSupport.shellQuote).joined(separator: " ")
         let outcome = try ShardMerge.merge(inputs, to: outURL, runID: runID, commandLine: commandLine,
                                            allowIncomplete: allowIncomplete, lockTimeout: lockTimeout)
+        // The paired tests against base need base and the variant, which may come from different
+        // shards: made here, from the merged results, as an unsharded eval makes them.
+        if outcome.missing.isEmpty { try Bootstrap.storePairedDifferences(in: outURL, run: outcome.id, lockTimeout: lockTimeout) }
         let stored = outcome.units - outcome.missing.count
         EvalSupport.progress("merged \(inputs.count) of \(outcome.shardCount) shard(s) into run \(outcome.id) of \(outURL.path): \(stored) of \(outcome.units) results")
         if !outcome.missing.isEmpty {

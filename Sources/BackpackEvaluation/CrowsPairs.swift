@@ -225,6 +225,8 @@ public struct CrowsPairsSuite: PreparedSuite {
         let types = Array(Set(pairs.map(\.biasType))).sorted()
         for t in types { block(pairs.indices.filter { pairs[$0].biasType == t }, prefix: "\(t).", headline: false) }
         r.set("bias_types", types.joined(separator: ","))
+        // The bootstrap (Bootstrap, ResamplingPlan.crowsPairs) rounds as the aggregates did.
+        if let d = config.roundScores { r.set("round_scores", d) }
         r.add("sent_more", strings: pairs.map(\.sentMore))
         r.add("sent_less", strings: pairs.map(\.sentLess))
         r.add("direction", strings: pairs.map(\.direction))

@@ -25,6 +25,9 @@ public struct EvaluationRun {
         public var lockTimeout = ResultsFile.defaultLockTimeout
         /// false: compute, but write nothing (timing the evaluation without its storage).
         public var store = true
+        /// Bootstrap intervals on every headline aggregate and, for a whole run, the paired tests
+        /// of each variant against base (nil or 0 resamples: none).
+        public var bootstrap: BootstrapSettings?
         public init() {}
     }
 
@@ -105,6 +108,7 @@ public struct EvaluationRun {
         var storedNow = 0
         let results = try EvaluationRunner.run(
             suites: suites, variants: variants, reference: variants.first?.model, allowNonfinite: options.allowNonfinite,
+            bootstrap: options.bootstrap,
             include: { share?.contains(UnfinishedRun.key($0, $1)) ?? true },
             skip: { done.contains(UnfinishedRun.key($0, $1)) },
             finished: { variant, result in
@@ -120,7 +124,12 @@ public struct EvaluationRun {
         let elapsed = Date().timeIntervalSince(startedAt)
         guard options.store else { return Outcome(id: nil, variants: results, elapsedSeconds: elapsed) }
         guard let id else { throw EvaluationRunError(description: "\(out.path): nothing to compute, no suites were run") }
-        try ResultsFile.foldParts(id, in: out, finish: elapsed, lockTimeout: options.lockTimeout)
+        // The paired tests against base, from every stored result of the run (so a resumed run gets
+        // them too), written in the same rewrite that adds the parts; a shard's are made by
+        // `backpack merge`, which has base and every variant.
+        let paired = options.shard == nil && (options.bootstrap?.resamples ?? 0) > 0
+        try ResultsFile.foldParts(id, in: out, finish: elapsed, annotate: paired ? Bootstrap.pairedDifferences : nil,
+                                  lockTimeout: options.lockTimeout)
         return Outcome(id: id, variants: try ResultsFile(opening: out).record(id).variants, elapsedSeconds: elapsed)
     }
 

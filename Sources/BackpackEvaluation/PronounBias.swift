@@ -14,7 +14,8 @@ public struct PronounBiasConfig: Sendable {
     public var pair: (String, String) { definition.pair }
     public var prompts: [String] { definition.prompts }
     public var nouns: [String]
-    public var dataFiles: [URL] { definition.files }
+    /// The files the suite reads (its YAML, its noun list, a pronoun-retention suite's pairs list).
+    public var dataFiles: [URL]
     /// `occupation_stats`: a CSV of the share of women per occupation, to correlate the nouns'
     /// signed bias with (issue 13). Optional.
     public var occupationStats: OccupationStats?
@@ -24,12 +25,17 @@ public struct PronounBiasConfig: Sendable {
         if doc.node("pair") == nil { throw doc.error(nil, "missing key 'pair'") }
         if doc.node("nouns") == nil { throw doc.error(nil, "missing key 'nouns'") }
         definition = try PronounSuite(doc.root, reader: doc.reader, url: doc.url)
+        dataFiles = definition.files
         nouns = try definition.nouns.map { ref in
             guard case .word(let w, _) = ref else {
                 throw SuiteError(ref.place, "nouns: a pronoun_bias suite lists words, found a token id")
             }
             return w
         }
+    }
+
+    init(definition: PronounSuite, nouns: [String], dataFiles: [URL]) {
+        self.definition = definition; self.nouns = nouns; self.dataFiles = dataFiles; occupationStats = nil
     }
 }
 
@@ -162,6 +168,11 @@ public struct PronounBiasSuite: PreparedSuite {
     }
 
     public func evaluate(_ variants: VariantSet, progress: @Sendable (String) -> Void) throws -> [SuiteResult] {
+        try logProbabilities(variants, progress: progress).map { result(logA: $0.a, logB: $0.b) }
+    }
+
+    /// Per variant, log p(pair.0) and log p(pair.1) after every prompt, in prompt order.
+    func logProbabilities(_ variants: VariantSet, progress: @Sendable (String) -> Void) throws -> [(a: [Double], b: [Double])] {
         let count = variants.models.count
         var logA = [[Double]](repeating: [], count: count), logB = logA
         // One forward over all prompts, last position only; chunked to bound memory.
@@ -178,7 +189,7 @@ public struct PronounBiasSuite: PreparedSuite {
             start = end
             progress("\(suite.name): \(end)/\(tokenized.count) prompts")
         }
-        return (0..<count).map { result(logA: logA[$0], logB: logB[$0]) }
+        return (0..<count).map { (logA[$0], logB[$0]) }
     }
 
     func result(logA: [Double], logB: [Double]) -> SuiteResult {

@@ -29,7 +29,11 @@ public enum EvaluationRunner {
     /// `reference` is the unedited model (base): a variant that differs from it only by word-level
     /// sense overrides updates its logits, whichever other variants run with it, so that a variant's
     /// numbers do not depend on the others (VariantSet).
+    /// `bootstrap` (nil: none) adds each headline aggregate's 95 % interval to every result
+    /// (Bootstrap.addIntervals); the paired tests against base come once all are stored
+    /// (Bootstrap.pairedDifferences).
     public static func run(suites: [PreparedSuite], variants: [Variant], reference: LanguageModel? = nil, allowNonfinite: Bool = false,
+                           bootstrap: BootstrapSettings? = nil,
                            include: (String, String) -> Bool = { _, _ in true },
                            skip: (String, String) -> Bool = { _, _ in false },
                            finished: (String, SuiteResult) throws -> Void = { _, _ in },
@@ -49,6 +53,11 @@ public enum EvaluationRunner {
             // The suite's kind says which headline metrics are the bias and the cost (the reports read them).
             for r in results.indices { results[r].roles = s.suite.kind.schema.roles }
             let seconds = Date().timeIntervalSince(start)
+            if let bootstrap, bootstrap.resamples > 0 {
+                let t = Date()
+                for i in results.indices { Bootstrap.addIntervals(&results[i], settings: bootstrap) }
+                progress(String(format: "%@: intervals from %d bootstrap resamples in %.3f s", s.suite.name, bootstrap.resamples, Date().timeIntervalSince(t)))
+            }
             for (i, r) in zip(todo, results) {
                 if !allowNonfinite { try checkFinite(r, variant: variants[i].name) }
                 try finished(variants[i].name, r)

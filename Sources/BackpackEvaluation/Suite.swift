@@ -73,6 +73,8 @@ public struct DataFileDigest: Sendable, Equatable {
 /// The kinds a suite may declare.
 public enum SuiteKind: String, CaseIterable, Sendable {
     case pronounBias = "pronoun_bias"
+    case pronounRetention = "pronoun_retention"
+    case winogender = "winogender"
     case crowsPairs = "crows_pairs"
     case stereoSet = "stereoset"
     case perplexity = "perplexity"
@@ -85,6 +87,8 @@ public enum SuiteKind: String, CaseIterable, Sendable {
     var keys: Set<String> {
         switch self {
         case .pronounBias: return Self.commonKeys.union(["placeholder", "pair", "nouns", "prompts", "occupation_stats"])
+        case .pronounRetention: return Self.commonKeys.union(["placeholder", "pair", "noun_pairs", "prompts"])
+        case .winogender: return Self.commonKeys.union(Self.externalKeys).union(["occupation_stats", "batch_tokens"])
         case .crowsPairs: return Self.commonKeys.union(Self.externalKeys).union(["round_scores", "batch_tokens", "max_pairs"])
         case .stereoSet: return Self.commonKeys.union(Self.externalKeys).union(["batch_tokens", "max_examples"])
         case .perplexity: return Self.commonKeys.union(Self.externalKeys).union(["text", "path", "split", "select", "max_documents", "max_length", "stride", "prepend_eos", "batch_tokens"])
@@ -109,6 +113,12 @@ extension SuiteKind {
         case .pronounBias:
             return ResultSchema(headline: ["bias"], roles: [.bias: "bias"],
                                 datasets: ["prompts", "prompt_nouns", "ratio", "nouns", "noun_bias", "noun_log_ratio"])
+        case .pronounRetention:
+            return ResultSchema(headline: ["accuracy", "mean_log_ratio"], roles: [:],
+                                datasets: ["prompts", "prompt_nouns", "log_ratio", "correct", "nouns", "noun_accuracy", "noun_log_ratio"])
+        case .winogender:
+            return ResultSchema(headline: WinogenderSuite.headlineOrder, roles: [:],
+                                datasets: ["sentence_ids", "sentences", "log_likelihood", "gap", "occupations", "occupation_mean_gap"])
         case .crowsPairs:
             return ResultSchema(headline: ["metric_score", "pct_stereotype", "likelihood_diff"], roles: [:],
                                 datasets: ["sent_more", "sent_less", "direction", "bias_type", "ll_more", "ll_less", "gm_more", "gm_less"])
@@ -155,6 +165,8 @@ public struct Suite: Sendable {
         let config: SuiteConfig
         switch kind {
         case .pronounBias: config = .pronounBias(try PronounBiasConfig(doc))
+        case .pronounRetention: config = .pronounRetention(try PronounRetentionConfig(doc))
+        case .winogender: config = .winogender(try WinogenderConfig(doc))
         case .crowsPairs: config = .crowsPairs(try CrowsPairsConfig(doc))
         case .stereoSet: config = .stereoSet(try StereoSetConfig(doc))
         case .perplexity: config = .perplexity(try PerplexityConfig(doc))
@@ -189,6 +201,8 @@ public struct Suite: Sendable {
     public func prepare(tokenizer: GPT2Tokenizer, config model: BackpackConfig, locations: DataLocations = .init()) throws -> PreparedSuite {
         switch config {
         case .pronounBias(let c): return try PronounBiasSuite(suite: self, config: c, tokenizer: tokenizer, model: model, locations: locations)
+        case .pronounRetention(let c): return try PronounRetentionSuite(suite: self, config: c, tokenizer: tokenizer, model: model)
+        case .winogender(let c): return try WinogenderSuite(suite: self, config: c, tokenizer: tokenizer, model: model, locations: locations)
         case .crowsPairs(let c): return try CrowsPairsSuite(suite: self, config: c, tokenizer: tokenizer, model: model, locations: locations)
         case .stereoSet(let c): return try StereoSetSuite(suite: self, config: c, tokenizer: tokenizer, model: model, locations: locations)
         case .perplexity(let c): return try PerplexitySuite(suite: self, config: c, tokenizer: tokenizer, model: model, locations: locations)
@@ -200,6 +214,8 @@ public struct Suite: Sendable {
 
 public enum SuiteConfig: Sendable {
     case pronounBias(PronounBiasConfig)
+    case pronounRetention(PronounRetentionConfig)
+    case winogender(WinogenderConfig)
     case crowsPairs(CrowsPairsConfig)
     case stereoSet(StereoSetConfig)
     case perplexity(PerplexityConfig)

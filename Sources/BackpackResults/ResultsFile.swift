@@ -51,6 +51,18 @@ public enum ResultsKeys {
     public static let metricRoles = "metric_roles"
     /// Subgroup with the headline aggregates as scalar datasets.
     public static let aggregates = "aggregates"
+    /// Bootstrap (eval --bootstrap): `M` + suffix beside each headline aggregate `M` (95 %
+    /// percentile interval; for a variant other than base, the paired difference from base: its
+    /// interval and two-sided p), and on the suite group the unit resampled, the number of
+    /// resamples and the seed.
+    public static let ciLowSuffix = "_ci_low"
+    public static let ciHighSuffix = "_ci_high"
+    public static let diffCILowSuffix = "_diff_ci_low"
+    public static let diffCIHighSuffix = "_diff_ci_high"
+    public static let diffPSuffix = "_diff_p"
+    public static let ciUnit = "ci_unit"
+    public static let ciResamples = "ci_resamples"
+    public static let ciSeed = "ci_seed"
 }
 
 /// Provenance of a run, written as attributes of `/runs/<id>`.

@@ -89,7 +89,7 @@ extension ResultsFile {
     /// the parts it added. A part whose group the file already has (a fold killed after its
     /// rename) is only removed. Damaged parts are removed too: `--resume` computes them again.
     public static func foldParts(_ id: String, in url: URL, finish elapsedSeconds: Double? = nil,
-                                 lockTimeout: Double = defaultLockTimeout) throws {
+                                 annotate: RunAnnotation? = nil, lockTimeout: Double = defaultLockTimeout) throws {
         var folded: [URL] = []
         var damaged: [URL] = []
         try update(url, runID: id, lockTimeout: lockTimeout) { run in
@@ -112,6 +112,13 @@ extension ResultsFile {
                 if !g.contains(part.result.suiteName) { try RunWriter.writeSuite(part.result, to: g) }
                 folded.append(file)
             }
+            // Attributes computed from the whole run (the paired tests against base), before it is complete.
+            if let annotate {
+                for a in annotate(try RunReader.read(run, id: id).variants) {
+                    let g = try run.group(a.variant).group(a.suite)
+                    for (name, value) in a.attributes { try g.setAttribute(name, value) }
+                }
+            }
             if let elapsedSeconds {
                 try run.setAttribute(ResultsKeys.elapsedSeconds, elapsedSeconds)
                 try run.setAttribute(ResultsKeys.status, "complete")
@@ -129,3 +136,6 @@ extension ResultsFile {
         if rmdir(runDir.path) == 0 { _ = rmdir(partsDirectory(for: url.standardizedFileURL).path) }
     }
 }
+
+/// Attributes a finishing run adds from all of its results: (variant, suite, attributes).
+public typealias RunAnnotation = ([VariantResults]) -> [(variant: String, suite: String, attributes: [(name: String, value: Double)])]

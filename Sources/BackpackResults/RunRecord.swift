@@ -51,6 +51,17 @@ public struct SuiteResult: Sendable {
     }
     public subscript(_ name: String) -> ResultScalar? { attributes.first { $0.name == name }?.value }
     public func dataset(_ name: String) -> ResultArray? { datasets.first { $0.name == name }?.values }
+    /// The bootstrap interval of aggregate `name` (nil: none stored).
+    public func interval(_ name: String) -> (low: Double, high: Double)? {
+        guard let l = self[name + ResultsKeys.ciLowSuffix]?.doubleValue, let h = self[name + ResultsKeys.ciHighSuffix]?.doubleValue else { return nil }
+        return (l, h)
+    }
+    /// The interval of the paired difference from base of aggregate `name`, and its p (nil: none stored).
+    public func difference(_ name: String) -> (low: Double, high: Double, p: Double)? {
+        guard let l = self[name + ResultsKeys.diffCILowSuffix]?.doubleValue, let h = self[name + ResultsKeys.diffCIHighSuffix]?.doubleValue,
+              let p = self[name + ResultsKeys.diffPSuffix]?.doubleValue else { return nil }
+        return (l, h, p)
+    }
     /// The headline metrics with their values, in order.
     public var headlineValues: [(String, Double)] { headline.compactMap { h in self[h]?.doubleValue.map { (h, $0) } } }
     /// The value of the metric with `role`, if the suite has one.

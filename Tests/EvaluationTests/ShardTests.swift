@@ -270,7 +270,9 @@ import TestSupport
         // Shard 2/2 holds scale0 on tiny-pronouns but base only on tiny-ppl: its summary table
         // matches cells by suite and variant, so scale0's bias is the unsharded run's.
         func cells(_ table: String, _ suite: String, _ metric: String) -> [String] {
-            table.split(separator: "\n").map { $0.split(separator: " ").map(String.init) }.first { $0.count > 2 && $0[0] == suite && $0[1] == metric } ?? []
+            // Columns are two or more spaces apart (a cell with its interval, "6.1 [5.9, 6.3]", has single spaces).
+            table.split(separator: "\n").map { $0.components(separatedBy: "  ").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } }
+                .first { $0.count > 2 && $0[0] == suite && $0[1] == metric } ?? []
         }
         let shardBias = cells(second.out, "tiny-pronouns", "bias"), wholeBias = cells(whole.out, "tiny-pronouns", "bias")
         #expect(shardBias.count == 7 && wholeBias.count == 7 && shardBias[2] == "-" && shardBias[3] == wholeBias[3] && shardBias[4] == "-",

@@ -264,7 +264,10 @@ public enum ReportHTML {
             let pad = hi > lo ? (hi - lo) * 0.08 : max(abs(hi) * 0.05, 1e-6)
             return (lo - pad, hi + pad)
         }
-        let (x0, x1) = range(all.map(\.x)), (y0, y1) = range(all.map(\.y))
+        // The axes take in the error bars (95 % bootstrap intervals) too.
+        let xs = all.flatMap { [$0.x, $0.xInterval?.low, $0.xInterval?.high].compactMap { $0 }.filter(\.isFinite) }
+        let ys = all.flatMap { [$0.y, $0.yInterval?.low, $0.yInterval?.high].compactMap { $0 }.filter(\.isFinite) }
+        let (x0, x1) = range(xs), (y0, y1) = range(ys)
         func px(_ x: Double) -> Double { left + (x - x0) / (x1 - x0) * plotW }
         func py(_ y: Double) -> Double { top + (1 - (y - y0) / (y1 - y0)) * plotH }
         func n(_ v: Double) -> String { String(format: "%.1f", v) }
@@ -288,6 +291,16 @@ public enum ReportHTML {
         if frontPoints.count > 1 {
             svg += "<polyline points=\"" + frontPoints.map { "\(n(px($0.x))),\(n(py($0.y)))" }.joined(separator: " ")
                 + "\" fill=\"none\" stroke=\"#f2c14e\" stroke-width=\"7\" stroke-linejoin=\"round\" opacity=\"0.7\"/>"
+        }
+        // Error bars: each point's 95 % bootstrap interval of bias (vertical) and of the
+        // perplexity change (horizontal), under the points.
+        for p in all {
+            if let yi = p.yInterval, yi.low.isFinite, yi.high.isFinite {
+                svg += "<line class=\"errorbar\" x1=\"\(n(px(p.x)))\" y1=\"\(n(py(yi.low)))\" x2=\"\(n(px(p.x)))\" y2=\"\(n(py(yi.high)))\" stroke=\"#888\" stroke-width=\"1\"/>"
+            }
+            if let xi = p.xInterval, xi.low.isFinite, xi.high.isFinite {
+                svg += "<line class=\"errorbar\" x1=\"\(n(px(xi.low)))\" y1=\"\(n(py(p.y)))\" x2=\"\(n(px(xi.high)))\" y2=\"\(n(py(p.y)))\" stroke=\"#888\" stroke-width=\"1\"/>"
+            }
         }
         for p in frontPoints { svg += "<circle cx=\"\(n(px(p.x)))\" cy=\"\(n(py(p.y)))\" r=\"8\" fill=\"none\" stroke=\"#d99a00\" stroke-width=\"2\"/>" }
         let dashes = ["", "6,3", "2,3", "8,3,2,3"]
@@ -329,7 +342,7 @@ public enum ReportHTML {
         svg += "<rect x=\"\(n(left + plotW + 15.5))\" y=\"\(n(top + 1.5))\" width=\"9\" height=\"9\" fill=\"#000\"/><text x=\"\(n(left + plotW + 30))\" y=\"\(n(top + 10))\">base</text>"
         let ly = top + 10 + Double(t.families.count + 1) * 18 + 8
         svg += "<circle cx=\"\(n(left + plotW + 20))\" cy=\"\(n(ly - 4))\" r=\"7\" fill=\"none\" stroke=\"#d99a00\" stroke-width=\"2\"/><text x=\"\(n(left + plotW + 30))\" y=\"\(n(ly))\">Pareto frontier</text>"
-        return svg + legend + "</svg>\n<p>Each point is one variant, labelled with its sweep values where there is room (hover for the name and numbers; the table below lists all; lines join the points of a sweep that differ in one axis; dashes tell the axes apart). Lower and further left is better: the ringed points are the Pareto frontier, where no other variant has both lower bias and a lower perplexity change.</p>\n"
+        return svg + legend + "</svg>\n<p>Each point is one variant, labelled with its sweep values where there is room (hover for the name and numbers; the table below lists all; lines join the points of a sweep that differ in one axis; dashes tell the axes apart). Grey bars are 95 % bootstrap intervals (eval --bootstrap) of bias and of the perplexity change. Lower and further left is better: the ringed points are the Pareto frontier, where no other variant has both lower bias and a lower perplexity change.</p>\n"
     }
 
     /// The curve's numbers: one row per variant, frontier marked.

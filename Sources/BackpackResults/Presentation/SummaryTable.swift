@@ -1,8 +1,20 @@
 import Foundation
 
 /// A before/after table: one row per (suite, metric), one column per variant, with deltas vs base.
+/// A value with a bootstrap interval prints as `5.8890 [5.712, 6.05]`, a delta with the paired
+/// test's p as `-0.3700 p=0.002`.
 public enum SummaryTable {
-    public typealias Row = (variant: String, suites: [(suite: String, metrics: [(String, Double)])])
+    /// A headline metric with its 95 % interval and, for a variant other than base, the p of its
+    /// paired difference from base (nil: not computed).
+    public struct Metric: Sendable {
+        public var name: String, value: Double
+        public var interval: (low: Double, high: Double)?
+        public var diffP: Double?
+        public init(_ name: String, _ value: Double, interval: (low: Double, high: Double)? = nil, diffP: Double? = nil) {
+            self.name = name; self.value = value; self.interval = interval; self.diffP = diffP
+        }
+    }
+    public typealias Row = (variant: String, suites: [(suite: String, metrics: [Metric])])
     /// Up to this many variants, one column each; more (a sweep), one row each.
     public static let maxColumns = 4
 
@@ -15,10 +27,10 @@ public enum SummaryTable {
         let suites = Self.suites(rows)
         for s in suites {
             for m in s.metrics {
-                let values = rows.map { value($0, s.suite, m) }
-                var line = [s.suite, m] + values.map { $0.map(fmt) ?? "-" }
+                let values = rows.map { metric($0, s.suite, m) }
+                var line = [s.suite, m] + values.map { $0.map(fmtCell) ?? "-" }
                 for v in values.dropFirst() {
-                    line.append(v.flatMap { v in values[0].map { fmtSigned(v - $0) } } ?? "-")
+                    line.append(v.flatMap { v in values[0].map { fmtDelta(v, base: $0) } } ?? "-")
                 }
                 table.append(line)
             }
@@ -31,13 +43,13 @@ public enum SummaryTable {
     static func suites(_ rows: [Row]) -> [(suite: String, metrics: [String])] {
         var suites: [(suite: String, metrics: [String])] = []
         for r in rows {
-            for s in r.suites where !suites.contains(where: { $0.suite == s.suite }) { suites.append((s.suite, s.metrics.map(\.0))) }
+            for s in r.suites where !suites.contains(where: { $0.suite == s.suite }) { suites.append((s.suite, s.metrics.map(\.name))) }
         }
         return suites
     }
 
-    static func value(_ r: Row, _ suite: String, _ metric: String) -> Double? {
-        r.suites.first { $0.suite == suite }?.metrics.first { $0.0 == metric }?.1
+    static func metric(_ r: Row, _ suite: String, _ metric: String) -> Metric? {
+        r.suites.first { $0.suite == suite }?.metrics.first { $0.name == metric }
     }
 
     /// One row per variant: each (suite, metric) and its change vs base.
@@ -51,8 +63,8 @@ public enum SummaryTable {
             var line = [r.variant]
             for s in suites {
                 for m in s.metrics {
-                    let v = value(r, s.suite, m), b = value(base, s.suite, m)
-                    line += [v.map(fmt) ?? "-", v.flatMap { v in b.map { fmtSigned(v - $0) } } ?? "-"]
+                    let v = metric(r, s.suite, m), b = metric(base, s.suite, m)
+                    line += [v.map(fmtCell) ?? "-", v.flatMap { v in b.map { fmtDelta(v, base: $0) } } ?? "-"]
                 }
             }
             table.append(line)
@@ -72,11 +84,23 @@ public enum SummaryTable {
     }
     static func fmt(_ x: Double) -> String { x.isFinite ? String(format: "%.4f", x) : "nan" }
     static func fmtSigned(_ x: Double) -> String { x.isFinite ? String(format: "%+.4f", x) : "nan" }
+    static func fmtCell(_ m: Metric) -> String {
+        guard let ci = m.interval else { return fmt(m.value) }
+        func b(_ x: Double) -> String { x.isFinite ? String(format: "%.4g", x) : "nan" }
+        return "\(fmt(m.value)) [\(b(ci.low)), \(b(ci.high))]"
+    }
+    static func fmtDelta(_ m: Metric, base: Metric) -> String {
+        let d = fmtSigned(m.value - base.value)
+        guard let p = m.diffP else { return d }
+        return d + (p.isFinite ? String(format: " p=%.3f", p) : " p=nan")
+    }
 }
 
 extension SummaryTable {
     /// The table of a run: headline metrics of every suite, one column per variant.
     public static func render(_ variants: [VariantResults]) -> String {
-        render(variants.map { v in (v.variant, v.suites.map { s in (s.suiteName, s.headlineValues) }) })
+        render(variants.map { v in (v.variant, v.suites.map { s in (s.suiteName, s.headlineValues.map { name, value in
+            Metric(name, value, interval: s.interval(name), diffP: s[name + ResultsKeys.diffPSuffix]?.doubleValue)
+        }) }) })
     }
 }

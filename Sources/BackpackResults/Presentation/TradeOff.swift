@@ -15,6 +15,9 @@ public struct TradeOff: Sendable {
         /// Bias.
         public var y: Double
         public var perplexity: Double
+        /// 95 % bootstrap intervals of x (as % change vs base's point value) and y; nil when not stored.
+        public var xInterval: (low: Double, high: Double)? = nil
+        public var yInterval: (low: Double, high: Double)? = nil
         public var family: String { grid?.family ?? variant }
     }
     public var biasSuite: String, biasMetric: String
@@ -41,13 +44,18 @@ public struct TradeOff: Sendable {
               let basePPL = headline(baseResults, pplName, pplMetric) else {
             return .failure(Missing(reason: missing.isEmpty ? "base has no bias or perplexity value" : "the run has " + missing.joined(separator: " and ")))
         }
-        func point(_ v: VariantResults) -> Point? {
+        func point(_ v: VariantResults, grid: GridPoint?) -> Point? {
             guard let b = headline(v, biasName, biasMetric), let p = headline(v, pplName, pplMetric) else { return nil }
-            return Point(variant: v.variant, grid: v.grid, x: 100 * (p - basePPL) / basePPL, y: b, perplexity: p)
+            let x = { (q: Double) in 100 * (q - basePPL) / basePPL }
+            let pi = v.suites.first { $0.suiteName == pplName }?.interval(pplMetric)
+            return Point(variant: v.variant, grid: grid, x: x(p), y: b, perplexity: p,
+                         xInterval: pi.map { (x($0.low), x($0.high)) },
+                         yInterval: v.suites.first { $0.suiteName == biasName }?.interval(biasMetric))
         }
-        let base = Point(variant: baseResults.variant, grid: nil, x: 0, y: baseBias, perplexity: basePPL)
+        guard let base = point(baseResults, grid: nil) else { return .failure(Missing(reason: "base has no bias or perplexity value")) }
+        _ = baseBias
         return .success(TradeOff(biasSuite: biasName, biasMetric: biasMetric, perplexitySuite: pplName,
-                                 perplexityMetric: pplMetric, base: base, edits: variants.dropFirst().compactMap(point)))
+                                 perplexityMetric: pplMetric, base: base, edits: variants.dropFirst().compactMap { point($0, grid: $0.grid) }))
     }
 
     public struct Missing: Error, Sendable { public var reason: String }
