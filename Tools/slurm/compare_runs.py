@@ -158,12 +158,17 @@ def main():
         id_u, run_u = latest_run(fu, args.unsharded)
         if "merged_from" not in run_m.attrs:
             sys.exit(f"compare_runs: the latest run of {args.merged} ({id_m}) is not a merged run (no merged_from)")
+        merged_from = run_m.attrs["merged_from"]
+        merged_from = merged_from.decode() if isinstance(merged_from, bytes) else str(merged_from)
         c = Comparison(args.tolerance)
         c.group("", run_m, run_u, skip_attrs=RUN_PROVENANCE)
         variants = list(run_m.keys())
         suites = sorted({s for v in variants for s in run_m[v].keys()})
 
-    print(f"compared merged run {id_m} ({args.merged}) with unsharded run {id_u} ({args.unsharded}):")
+    print(f"merged run {id_m} ({args.merged}), from:")
+    for line in merged_from.splitlines():
+        print(f"  {line}")
+    print(f"compared with unsharded run {id_u} ({args.unsharded}):")
     print(f"  {len(variants)} variants x {len(suites)} suites ({', '.join(suites)}): "
           f"{c.datasets} datasets, {c.attributes} attributes, {c.values} values")
     if c.numeric_diffs:
@@ -173,7 +178,7 @@ def main():
               f"max |diff| / max |value| of its object {worst_relative[1]:.3g} at {worst_relative[2]}")
     else:
         print("  max |diff| 0: every number is bit-identical")
-    tolerance = "0 (bit-identical)" if args.tolerance == 0 else f"{args.tolerance:g}"
+    tolerance = "0: bit-identical" if args.tolerance == 0 else f"{args.tolerance:g}"
     if c.problems:
         print(f"FAILED (tolerance {tolerance}): {len(c.problems)} differences")
         for p in c.problems[:40]:

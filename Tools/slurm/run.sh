@@ -34,19 +34,22 @@ binary="$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"
 [ -x "$binary" ] || fail "$1 is not an executable (build it with make release)"
 [ "$(id -u)" -eq 0 ] || fail "needs root: it installs Debian packages and runs slurmctld, slurmd and munged as root"
 
+source "$here/cluster.sh"
+cluster_install slurmctld slurmd slurm-client munge python3-h5py
+# Debian's Python, which has python3-h5py (a python3 earlier on the PATH may not).
+py=/usr/bin/python3
+
 # The Slurm example in docs/SHARDING.md is the one run here: both files appear there verbatim.
 for f in eval-shards.sbatch submit.sh; do
-    python3 - "$here/$f" "$repo/docs/SHARDING.md" <<'EOF' || fail "docs/SHARDING.md does not show Tools/slurm/$f as it is"
+    "$py" - "$here/$f" "$repo/docs/SHARDING.md" <<'EOF' || fail "docs/SHARDING.md does not show Tools/slurm/$f as it is"
 import sys
 script, doc = (open(p, encoding="utf-8").read() for p in sys.argv[1:])
 sys.exit(0 if "```bash\n" + script + "```" in doc else 1)
 EOF
 done
 
-source "$here/cluster.sh"
-cluster_install slurmctld slurmd slurm-client munge python3-h5py
-
-tmp="$(mktemp -d /tmp/backpack-test-slurm.XXXXXX)"
+tmp="$(mktemp -d "${TMPDIR:-/tmp}/backpack-test-slurm.XXXXXX")"
+chmod 755 "$tmp"    # munged wants every folder above its socket searchable by all
 cleanup() {
     local status=$?
     cluster_stop || status=1
@@ -64,7 +67,7 @@ say "cluster up in $((SECONDS - t0)) s"
 # one), so that their shards, logs and results stay out of the repository.
 work="$tmp/work"
 mkdir -p "$work"
-for d in Edits Evaluations Data Tools; do ln -s "$repo/$d" "$work/$d"; done
+for d in Data Edits Evaluations Models Tools; do ln -s "$repo/$d" "$work/$d"; done
 mkdir -p "$tmp/bin"
 ln -s "$binary" "$tmp/bin/backpack"
 export PATH="$tmp/bin:$PATH"
@@ -101,5 +104,5 @@ backpack eval --suite pronoun-bias --suite crows-pairs --edit Edits/sweep-projec
     --out unsharded.h5 >logs/unsharded.log 2>&1 || { tail -20 logs/unsharded.log; fail "the unsharded eval failed"; }
 say "unsharded run in $((SECONDS - t0)) s"
 
-python3 "$here/compare_runs.py" results.h5 unsharded.h5 --tolerance "$tolerance" || fail "the merged run differs from the unsharded run"
+"$py" "$here/compare_runs.py" results.h5 unsharded.h5 --tolerance "$tolerance" || fail "the merged run differs from the unsharded run"
 say "passed in $((SECONDS - t_start)) s"
