@@ -21,7 +21,9 @@ cluster_log() { echo "slurm-cluster: $*"; }
 
 cluster_install() {
     local missing=() p
-    for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+    for p in "$@"; do
+        [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" = "install ok installed" ] || missing+=("$p")
+    done
     [ ${#missing[@]} -eq 0 ] && return 0
     cluster_log "installing Debian packages: ${missing[*]}"
     # The packages' maintainer scripts would start the system-wide munge (and try slurmctld and
