@@ -74,7 +74,9 @@ cluster_start() {
 
     dd if=/dev/urandom of="$d/munge/munge.key" bs=1024 count=1 status=none
     chmod 400 "$d/munge/munge.key"
-    BACKPACK_SLURM_CLUSTER="$d" munged --foreground --socket="$d/munge/munge.socket" --key-file="$d/munge/munge.key" \
+    # Each daemon in its own session: a Ctrl-C meant for the test reaches the test, whose
+    # cluster_stop then stops the jobs and daemons in order.
+    BACKPACK_SLURM_CLUSTER="$d" setsid munged --foreground --socket="$d/munge/munge.socket" --key-file="$d/munge/munge.key" \
         --pid-file="$d/munge/munged.pid" --log-file="$d/log/munged.log" \
         --seed-file="$d/munge/munged.seed" >>"$d/log/munged.out" 2>&1 &
     CLUSTER_PIDS+=($!)
@@ -130,9 +132,9 @@ EOF
     # which get the submitting shell's environment), so that cluster_stop can find any left.
     export BACKPACK_SLURM_CLUSTER="$d"
 
-    slurmctld -D -f "$SLURM_CONF" >>"$d/log/slurmctld.out" 2>&1 &
+    setsid slurmctld -D -f "$SLURM_CONF" >>"$d/log/slurmctld.out" 2>&1 &
     CLUSTER_PIDS+=($!)
-    slurmd -D -f "$SLURM_CONF" -N "$node" >>"$d/log/slurmd.out" 2>&1 &
+    setsid slurmd -D -f "$SLURM_CONF" -N "$node" >>"$d/log/slurmd.out" 2>&1 &
     CLUSTER_PIDS+=($!)
     if ! cluster_wait_for "$CLUSTER_START_TIMEOUT" cluster_node_idle; then
         cluster_log "the node did not become idle within ${CLUSTER_START_TIMEOUT} s; sinfo says: $(sinfo -h -N -o '%t %E' 2>&1)"
