@@ -67,9 +67,9 @@ public struct OccupationStats: Sendable {
         aliases = a
     }
 
-    /// Percent women per noun (NaN where the file has no such job), and the file read.
-    func percentWomen(nouns: [String], suiteFile: URL, locations: DataLocations) throws -> (values: [Double], url: URL) {
-        let (url, _) = try data.resolveVerified(suiteFile: suiteFile, locations: locations)
+    /// Percent women per noun (NaN where the file has no such job), and the file read with its SHA-256.
+    func percentWomen(nouns: [String], suiteFile: URL, locations: DataLocations) throws -> (values: [Double], url: URL, sha256: String) {
+        let (url, digest) = try data.resolveVerified(suiteFile: suiteFile, locations: locations)
         let text: String
         do { text = try String(contentsOf: url, encoding: .utf8) } catch {
             throw SuiteError(file: url.path, reason: "cannot read as UTF-8 text: \(error.localizedDescription)")
@@ -92,7 +92,7 @@ public struct OccupationStats: Sendable {
             let key = n.lowercased()
             return table[aliases[key] ?? key] ?? .nan
         }
-        return (values, url)
+        return (values, url, digest)
     }
 }
 
@@ -108,6 +108,7 @@ public struct PronounBiasSuite: PreparedSuite {
     public let tokenized: [[Int]]
     public let pairIDs: (Int, Int)
     public let dataSHA256: String
+    public let dataFiles: [DataFileDigest]
     /// Percent women per kept noun (NaN: unknown); nil when the suite declares no statistics.
     public let percentWomen: [Double]?
     public var itemCount: Int { prompts.count }
@@ -144,14 +145,20 @@ public struct PronounBiasSuite: PreparedSuite {
             }
         }
         prompts = texts; promptNouns = nouns; tokenized = ids
+        // The suite file and its word lists, then the statistics: data_sha256 combines all of them.
+        let definitionDigests = try config.dataFiles.map { try FileDigest.sha256($0) }
+        var files = zip(config.dataFiles, definitionDigests).filter { !DataFileDigest.isSuiteFile($0.0, suite) }
+            .map { DataFileDigest(name: $0.0.lastPathComponent, sha256: $0.1) }
         if let stats = config.occupationStats {
-            let (values, url) = try stats.percentWomen(nouns: kept, suiteFile: suite.file, locations: locations)
+            let (values, _, digest) = try stats.percentWomen(nouns: kept, suiteFile: suite.file, locations: locations)
             percentWomen = values
-            dataSHA256 = try FileDigest.combined(config.dataFiles + [url])
+            files.append(DataFileDigest(name: stats.data.dataFile, sha256: digest))
+            dataSHA256 = FileDigest.combined(digests: definitionDigests + [digest])
         } else {
             percentWomen = nil
-            dataSHA256 = try FileDigest.combined(config.dataFiles)
+            dataSHA256 = FileDigest.combined(digests: definitionDigests)
         }
+        dataFiles = files
     }
 
     public func evaluate(_ variants: VariantSet, progress: @Sendable (String) -> Void) throws -> [SuiteResult] {

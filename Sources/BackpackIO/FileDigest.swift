@@ -19,7 +19,12 @@ public enum FileDigest {
     /// One file's digest; for several files the digest of their digests joined by newlines (so a
     /// set of data files, or a sharded checkpoint, has one fingerprint).
     public static func combined(_ files: [URL]) throws -> String {
-        let digests = try files.map { try sha256($0) }
+        combined(digests: try files.map { try sha256($0) })
+    }
+
+    /// What `combined(_:)` gives for files with these digests (each file hashed once by callers
+    /// that keep the per-file digests too).
+    public static func combined(digests: [String]) -> String {
         if digests.count == 1 { return digests[0] }
         return sha256(data: Data(digests.joined(separator: "\n").utf8))
     }
