@@ -128,7 +128,13 @@ struct DataFetch: ParsableCommand {
             try? FileManager.default.removeItem(at: temporary)
             throw DataFetchError("unzip could not extract \(member) from \(archive.path) (exit status \(process.terminationStatus))")
         }
-        _ = try FileManager.default.replaceItemAt(destination, withItemAt: temporary)
+        // rename(2): replaces an earlier extraction in one step; Foundation's replaceItemAt fails
+        // on Linux when there is none yet.
+        guard rename(temporary.path, destination.path) == 0 else {
+            let reason = String(cString: strerror(errno))
+            try? FileManager.default.removeItem(at: temporary)
+            throw DataFetchError("cannot move the extracted \(member) to \(destination.path): \(reason)")
+        }
         if !quiet { print("\(member) -> \(destination.path) sha256 \(try FileDigest.sha256(destination))") }
     }
 }
