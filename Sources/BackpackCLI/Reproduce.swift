@@ -96,6 +96,8 @@ struct ReproducePaper: ParsableCommand {
             let measured = try PaperTable.Measured(table5: table5, table2: table2, extra: extra,
                                                    lambadaSuite: Self.suiteName(lambadaSuite, evaluations),
                                                    wikitextSuite: Self.suiteName(wikitextSuite, evaluations))
+            // The results file's lock (taken by each eval) is not part of the output.
+            try? FileManager.default.removeItem(at: dir.appendingPathComponent(".results.h5.lock"))
             table = PaperTable.render(measured)
             try AtomicOutput.file(dir.appendingPathComponent("table.md"), data: Data(table.utf8))
         }
