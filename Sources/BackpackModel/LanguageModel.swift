@@ -1,7 +1,8 @@
 import Foundation
 
 // A Backpack-GPT2 language model (or plain GPT-2, which shares the trunk), computing exactly
-// what the published `modeling_backpack_gpt2.py` computes in eval mode (BACKPACK.md):
+// what the published `modeling_backpack_gpt2.py` computes in eval mode (docs/BACKPACK.md;
+// ReferenceForward.swift states the same as plain equations):
 //   C = SenseNetwork(E[ids])          (k, n, d)   per distinct id, cached
 //   hc = Trunk(E[ids] + P)            (n, d)
 //   alpha = SenseWeights(hc)          (k, n, n)   rows sum to 1
