@@ -16,7 +16,7 @@ struct Backpack: ParsableCommand {
             """,
         version: version,
         subcommands: [Info.self, Tokenize.self, Senses.self, Localize.self, Edit.self, Eval.self, Merge.self, Report.self,
-                      Forward.self, Generate.self, Init.self, DataCommand.self, Download.self, Bench.self])
+                      Forward.self, Generate.self, Init.self, DataCommand.self, Download.self, Bench.self, Reproduce.self])
 
     static func main() {
         MemoryPolicy.returnLargeBuffersPromptly()

@@ -40,6 +40,14 @@ enum DataSources {
                file: "wikitext/wikitext-2-raw-v1.zip", sha256: nil,
                extract: ("wikitext-2-raw/wiki.test.raw", "wikitext/wiki.test.raw")),
     ]
+
+    /// The address to fetch `source` from: its canonical URL, or with BACKPACK_DATA_ENDPOINT set
+    /// (a mirror, or a test's local server) that endpoint followed by the canonical URL's path.
+    static func address(of source: Source, environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
+        guard let endpoint = environment["BACKPACK_DATA_ENDPOINT"], !endpoint.isEmpty,
+              let canonical = URL(string: source.url) else { return source.url }
+        return (endpoint.hasSuffix("/") ? String(endpoint.dropLast()) : endpoint) + canonical.path
+    }
 }
 
 struct DataFetch: ParsableCommand {
@@ -48,7 +56,7 @@ struct DataFetch: ParsableCommand {
 
     @Argument(help: "crows-pairs, stereoset, lambada or wikitext") var name: String
     @Option(name: .long, help: "Cache directory (default ~/.cache/backpack-edit, or BACKPACK_CACHE).") var cacheDir: String?
-    @Option(name: .long, help: "Download from this URL instead of the canonical one (mirrors, tests).") var url: String?
+    @Option(name: .long, help: "Download from this URL instead of the canonical one (mirrors, tests; BACKPACK_DATA_ENDPOINT replaces the canonical URL's scheme and host for every data set).") var url: String?
     @Option(name: .long, help: "Seconds before giving up on the download.") var timeout: Int = 60
 
     func run() throws {
@@ -56,8 +64,17 @@ struct DataFetch: ParsableCommand {
             throw ValidationError("unknown data set '\(name)' (known: \(DataSources.all.map(\.name).joined(separator: ", ")))")
         }
         let cache = cacheDir.map { URL(fileURLWithPath: $0) } ?? DataLocations.defaultCache
+        try Self.fetch(source, from: url ?? DataSources.address(of: source), cache: cache, timeout: timeout)
+    }
+
+    /// Downloads `source` from `from` into `cache` (verified against `expectedSHA256`, by default the
+    /// source's pinned digest) and extracts the member an archive names. Returns the cached file.
+    /// A failure to reach or read the server is a `DataFetchError` with `unreachable` set.
+    @discardableResult
+    static func fetch(_ source: DataSources.Source, from: String, cache: URL, timeout: Int,
+                      expectedSHA256: String?? = nil, quiet: Bool = false) throws -> URL {
+        let pinned = expectedSHA256 ?? source.sha256
         let target = cache.appendingPathComponent(source.file)
-        let from = url ?? source.url
         guard let address = URL(string: from), address.scheme == "http" || address.scheme == "https" else {
             throw ValidationError("--url '\(from)': expected an http:// or https:// address")
         }
@@ -66,28 +83,34 @@ struct DataFetch: ParsableCommand {
         let partial = target.deletingLastPathComponent().appendingPathComponent(".\(target.lastPathComponent).incomplete")
         // Without a pinned digest nothing would catch a partial file from another URL or version:
         // resume only within this run then.
-        if source.sha256 == nil { try? FileManager.default.removeItem(at: partial) }
-        FileHandle.standardError.write(Data("downloading \(from)\n".utf8))
+        if pinned == nil { try? FileManager.default.removeItem(at: partial) }
+        if !quiet { FileHandle.standardError.write(Data("downloading \(from)\n".utf8)) }
         signal(SIGXFSZ, SIG_IGN)
         let client = HTTPClient(headers: ["User-Agent": "backpack-edit"], idleTimeout: TimeInterval(timeout),
                                 totalTimeout: TimeInterval(timeout))
         let digest: String
         do {
-            digest = try client.fetch(address, partial: partial, destination: target, expectedSHA256: source.sha256,
-                                      label: source.name, progress: ProgressDisplay())
+            digest = try client.fetch(address, partial: partial, destination: target, expectedSHA256: pinned,
+                                      label: source.name, progress: quiet ? nil : ProgressDisplay())
         } catch let error as DownloadError where error.kind == .checksumMismatch {
             throw DataFetchError("\(from): \(error.description)")
         } catch let error as DownloadError where error.kind == .diskFull || error.kind == .notWritable {
             throw DataFetchError("download of \(source.name) to \(target.path) failed: \(error.description)")
         } catch let error as DownloadError {
-            throw DataFetchError("download of \(source.name) from \(from) failed (\(error.description)). Are you offline? Copy the file by hand to \(target.path), or pass --data-dir to `backpack eval`.")
+            throw DataFetchError("download of \(source.name) from \(from) failed (\(error.description)). Are you offline? Copy the file by hand to \(target.path), or pass --data-dir to `backpack eval`.",
+                                 unreachable: true)
         }
-        print("\(source.name): \(target.path) sha256 \(digest)\(source.sha256 == nil ? " (not pinned)" : " (verified)")")
-        if let (member, file) = source.extract { try Self.unzip(target, member: member, to: cache.appendingPathComponent(file)) }
+        if !quiet { print("\(source.name): \(target.path) sha256 \(digest)\(pinned == nil ? " (not pinned)" : " (verified)")") }
+        if let (member, file) = source.extract {
+            let extracted = cache.appendingPathComponent(file)
+            try Self.unzip(target, member: member, to: extracted, quiet: quiet)
+            return extracted
+        }
+        return target
     }
 
     /// Extracts one member of a zip archive with the system's `unzip` (to a temporary file, then renamed).
-    static func unzip(_ archive: URL, member: String, to destination: URL) throws {
+    static func unzip(_ archive: URL, member: String, to destination: URL, quiet: Bool = false) throws {
         let tool = ["/usr/bin/unzip", "/bin/unzip", "/usr/local/bin/unzip"].first { FileManager.default.isExecutableFile(atPath: $0) }
         guard let tool else {
             throw DataFetchError("extracting \(member) from \(archive.path) needs `unzip` (not found); extract it by hand to \(destination.path)")
@@ -106,12 +129,20 @@ struct DataFetch: ParsableCommand {
             try? FileManager.default.removeItem(at: temporary)
             throw DataFetchError("unzip could not extract \(member) from \(archive.path) (exit status \(process.terminationStatus))")
         }
-        _ = try FileManager.default.replaceItemAt(destination, withItemAt: temporary)
-        print("\(member) -> \(destination.path) sha256 \(try FileDigest.sha256(destination))")
+        // rename(2): replaces an earlier extraction in one step; Foundation's replaceItemAt fails
+        // on Linux when there is none yet.
+        guard rename(temporary.path, destination.path) == 0 else {
+            let reason = String(cString: strerror(errno))
+            try? FileManager.default.removeItem(at: temporary)
+            throw DataFetchError("cannot move the extracted \(member) to \(destination.path): \(reason)")
+        }
+        if !quiet { print("\(member) -> \(destination.path) sha256 \(try FileDigest.sha256(destination))") }
     }
 }
 
 struct DataFetchError: Error, CustomStringConvertible {
     var description: String
-    init(_ d: String) { description = d }
+    /// The server could not be reached or did not serve the file (offline, blocked, not found).
+    var unreachable = false
+    init(_ d: String, unreachable: Bool = false) { description = d; self.unreachable = unreachable }
 }

@@ -128,8 +128,8 @@ public struct EvaluationRun {
         // them too), written in the same rewrite that adds the parts; a shard's are made by
         // `backpack merge`, which has base and every variant.
         let paired = options.shard == nil && (options.bootstrap?.resamples ?? 0) > 0
-        try ResultsFile.foldParts(id, in: out, finish: elapsed, annotate: paired ? Bootstrap.pairedDifferences : nil,
-                                  lockTimeout: options.lockTimeout)
+        let annotate: RunAnnotation? = paired ? { variants in Bootstrap.pairedDifferences(variants) } : nil
+        try ResultsFile.foldParts(id, in: out, finish: elapsed, annotate: annotate, lockTimeout: options.lockTimeout)
         return Outcome(id: id, variants: try ResultsFile(opening: out).record(id).variants, elapsedSeconds: elapsed)
     }
 
