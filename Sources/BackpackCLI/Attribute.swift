@@ -122,11 +122,12 @@ struct Attribute: ParsableCommand {
 
         let names = columns.map(\.name)
         let columnWidth = max(10, (names.map(\.count).max() ?? 0) + 2)
+        func right(_ s: String) -> String { String(repeating: " ", count: max(1, columnWidth - s.count)) + s }
         func row(_ head: String, _ values: [Double], share: Double? = nil) -> String {
-            "  " + pad(head, width + 11) + values.map { String(format: "%\(columnWidth)@", String(format: "%+.4f", $0) as NSString) }.joined()
-                + (share.map { String(format: "   %4.1f%%", 100 * $0) } ?? "")
+            "  " + pad(head, width + 4) + values.map { right(String(format: "%+.4f", $0)) }.joined()
+                + (share.map { String(format: "   %5.1f%%", 100 * $0) } ?? "")
         }
-        let header = "  " + pad("", width + 11) + names.map { String(format: "%\(columnWidth)@", $0 as NSString) }.joined()
+        let header = "  " + pad("", width + 4) + names.map(right).joined() + "   share"
         print("\nby position: sum over senses" + (columns.count > 1 ? " (base, then each edit alone)" : "") + "; share of sum |c| (base)")
         print(header)
         for j in 0..<n {
