@@ -1,5 +1,6 @@
 import ArgumentParser
 import BackpackCheckpoint
+import BackpackIO
 import BackpackResults
 import Foundation
 

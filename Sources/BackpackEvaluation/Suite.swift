@@ -1,4 +1,5 @@
 import BackpackCheckpoint
+import BackpackIO
 import BackpackModel
 import BackpackResults
 import BackpackTokenizer
@@ -88,6 +89,10 @@ public struct Suite: Sendable {
     public var config: SuiteConfig
 
     public static func load(_ url: URL) throws -> Suite {
+        try SuiteError.wrapping { try read(url) }
+    }
+
+    static func read(_ url: URL) throws -> Suite {
         let doc = try SuiteDocument(url: url)
         let kindText = try doc.string("kind")
         guard let kind = SuiteKind(rawValue: kindText) else {

@@ -38,8 +38,10 @@ import TestSupport
             let m = row.max() ?? 0
             let z = row.reduce(0.0) { $0 + exp(Double($1 - m)) }
             let he = exp(Double(row[263] - m)) / z, she = exp(Double(row[262] - m)) / z
-            #expect(abs(pHe[i] - he) <= 1e-6 * max(he, 1e-30) + 1e-12)
-            #expect(abs(pShe[i] - she) <= 1e-6 * max(she, 1e-30) + 1e-12)
+            // The suite scores the prompts as one batch (other product shapes than this single
+            // forward): logits agree to ~1e-6 absolute, so probabilities to ~1e-6 relative; 1e-5 with margin.
+            #expect(abs(pHe[i] - he) <= 1e-5 * max(he, 1e-30) + 1e-12)
+            #expect(abs(pShe[i] - she) <= 1e-5 * max(she, 1e-30) + 1e-12)
             #expect(abs(ratio[i] - max(he / she, she / he)) <= 1e-5 * ratio[i])
         }
         let bias = try #require(result["bias"]?.doubleValue)

@@ -1,6 +1,14 @@
 import Foundation
 import Crypto
 
+/// An input file that cannot be read: the path and the reason.
+public struct InputError: Error, CustomStringConvertible, Sendable {
+    public let file: String
+    public let reason: String
+    public init(file: String, reason: String) { self.file = file; self.reason = reason }
+    public var description: String { "\(file): \(reason)" }
+}
+
 /// The project's one SHA-256 (swift-crypto): files, bytes in memory, and lists of files.
 public enum FileDigest {
     /// SHA-256 of bytes in memory as lowercase hex (edit files, strings).
@@ -22,14 +30,14 @@ public enum FileDigest {
     public static func sha256(_ url: URL) throws -> String {
         let handle: FileHandle
         do { handle = try FileHandle(forReadingFrom: url) } catch {
-            throw CheckpointError(file: url.path, reason: "cannot open: \(error.localizedDescription)")
+            throw InputError(file: url.path, reason: "cannot open: \(error.localizedDescription)")
         }
         defer { try? handle.close() }
         var hasher = SHA256()
         while true {
             let chunk: Data?
             do { chunk = try handle.read(upToCount: 4 << 20) } catch {
-                throw CheckpointError(file: url.path, reason: "read failed: \(error.localizedDescription)")
+                throw InputError(file: url.path, reason: "read failed: \(error.localizedDescription)")
             }
             guard let chunk, !chunk.isEmpty else { break }
             hasher.update(data: chunk)
