@@ -1,6 +1,7 @@
 import ArgumentParser
 import BackpackEditing
 import BackpackModel
+import BackpackPrompts
 import BackpackYAML
 import Foundation
 
