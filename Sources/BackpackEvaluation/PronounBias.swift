@@ -105,6 +105,8 @@ public struct PronounBiasSuite: PreparedSuite {
     /// One entry per prompt: the filled-in text, its noun, its token ids.
     public let prompts: [String]
     public let promptNouns: [String]
+    /// The noun's token in each prompt (a kept noun is one token).
+    public let promptNounIDs: [Int]
     public let tokenized: [[Int]]
     public let pairIDs: (Int, Int)
     public let dataSHA256: String
@@ -128,7 +130,7 @@ public struct PronounBiasSuite: PreparedSuite {
             if tokenizer.singleToken(noun) != nil { kept.append(noun) } else { skipped.append(noun) }
         }
         keptNouns = kept; skippedNouns = skipped
-        var texts: [String] = [], nouns: [String] = [], ids: [[Int]] = []
+        var texts: [String] = [], nouns: [String] = [], ids: [[Int]] = [], nounIDs: [Int] = []
         for noun in kept {
             let nounID = tokenizer.wordTokens(noun)
             for template in config.prompts {
@@ -140,10 +142,10 @@ public struct PronounBiasSuite: PreparedSuite {
                 if let bad = t.first(where: { $0 >= model.vocabSize }) {
                     throw SuiteError(file: suite.file.path, reason: "prompt '\(text)': token id \(bad) is beyond the model's vocabulary (\(model.vocabSize))")
                 }
-                texts.append(text); nouns.append(noun); ids.append(t)
+                texts.append(text); nouns.append(noun); ids.append(t); nounIDs.append(nounID[0])
             }
         }
-        prompts = texts; promptNouns = nouns; tokenized = ids
+        prompts = texts; promptNouns = nouns; tokenized = ids; promptNounIDs = nounIDs
         if let stats = config.occupationStats {
             let (values, url) = try stats.percentWomen(nouns: kept, suiteFile: suite.file, locations: locations)
             percentWomen = values
@@ -157,6 +159,10 @@ public struct PronounBiasSuite: PreparedSuite {
     public func evaluate(_ variants: VariantSet, progress: @Sendable (String) -> Void) throws -> [SuiteResult] {
         let count = variants.models.count
         var logA = [[Double]](repeating: [], count: count), logB = logA
+        // Backpacks: log p(a) - log p(b) split exactly into (sense, position) contributions
+        // (SenseAttribution); kept per prompt as the noun position's per sense and the rest.
+        let attributed = variants.models.allSatisfy(\.isBackpack)
+        var nounPart = [[[Double]]](repeating: [], count: count), contextPart = logA
         // One forward over all prompts, last position only; chunked to bound memory.
         let chunk = 1024
         var start = 0
@@ -168,10 +174,44 @@ public struct PronounBiasSuite: PreparedSuite {
             for v in 0..<count {
                 for rows in scored[v] { logA[v].append(rows[0][0]); logB[v].append(rows[0][1]) }
             }
+            if attributed {
+                let attributions = try variants.attributions(Array(tokenized[start..<end]), a: pairIDs.0, b: pairIDs.1)
+                for v in 0..<count {
+                    for (i, a) in attributions[v].enumerated() {
+                        let split = a.split(at: [promptNounIDs[start + i]])
+                        nounPart[v].append(split.noun); contextPart[v].append(split.context.reduce(0, +))
+                    }
+                }
+            }
             start = end
             progress("\(suite.name): \(end)/\(tokenized.count) prompts")
         }
-        return (0..<count).map { result(logA: logA[$0], logB: logB[$0]) }
+        return (0..<count).map { v in
+            var r = result(logA: logA[v], logB: logB[v])
+            if attributed { addAttribution(&r, noun: nounPart[v], context: contextPart[v]) }
+            return r
+        }
+    }
+
+    /// The attribution datasets (LAYOUT.md): per prompt and per noun (mean over its prompts),
+    /// each sense's contribution at the noun's position (flattened, rows of k = `attribution_senses`)
+    /// and the total of the other positions.
+    func addAttribution(_ r: inout SuiteResult, noun: [[Double]], context: [Double]) {
+        let k = noun.first?.count ?? 0
+        var nounSenses: [Double] = [], nounContext: [Double] = []
+        for n in keptNouns {
+            let idx = promptNouns.indices.filter { promptNouns[$0] == n }
+            for l in 0..<k { nounSenses.append(Metrics.mean(idx.map { noun[$0][l] })) }
+            nounContext.append(Metrics.mean(idx.map { context[$0] }))
+        }
+        let nounTotals = noun.map { $0.reduce(0, +) }
+        r.set("attribution_senses", k)
+        r.set("attribution_noun_mean_abs", Metrics.mean(nounTotals.map(abs)))
+        r.set("attribution_context_mean_abs", Metrics.mean(context.map(abs)))
+        r.add("attribution_noun_senses", Array(noun.joined()))
+        r.add("attribution_context", context)
+        r.add("noun_attribution_senses", nounSenses)
+        r.add("noun_attribution_context", nounContext)
     }
 
     func result(logA: [Double], logB: [Double]) -> SuiteResult {

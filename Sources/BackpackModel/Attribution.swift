@@ -111,3 +111,16 @@ extension LanguageModel {
         return SenseAttribution(ids: out.ids, position: i, a: a, b: b, contributions: contributions, logitDifference: difference)
     }
 }
+
+extension VariantSet {
+    /// Every variant's attribution of the last position of each sequence, [variant][sequence]:
+    /// one contextualization per group of variants that share it (sense edits use the base's).
+    public func attributions(_ batch: [[Int]], a: Int, b: Int) throws -> [[SenseAttribution]] {
+        var results = [[SenseAttribution]](repeating: [], count: models.count)
+        for l in models.indices where leader[l] == l {
+            let context = try models[l].contextualize(batch)
+            for m in models.indices where leader[m] == l { results[m] = try models[m].attributions(context, a: a, b: b) }
+        }
+        return results
+    }
+}
