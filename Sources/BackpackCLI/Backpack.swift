@@ -15,7 +15,7 @@ struct Backpack: ParsableCommand {
             Hugging Face cache (`backpack download ORG/NAME` fetches it; docs/HUB.md).
             """,
         version: version,
-        subcommands: [Info.self, Tokenize.self, Senses.self, Localize.self, Edit.self, Eval.self, Merge.self, Report.self,
+        subcommands: [Info.self, Tokenize.self, Senses.self, Localize.self, Attribute.self, Edit.self, Eval.self, Merge.self, Report.self,
                       Forward.self, Generate.self, Init.self, DataCommand.self, Download.self, Bench.self, Reproduce.self])
 
     static func main() {

@@ -69,6 +69,9 @@ public enum SenseSelection: Sendable {
     case all
     /// The `top` senses by mean contribution to logit(a) - logit(b) over the selected words.
     case localized(a: WordRef, b: WordRef, top: Int, SourcePlace)
+    /// `by: contextual`: the `top` senses by their attributed contribution at the word's position
+    /// over a pronoun suite's prompts (path relative to the edit file), alpha included.
+    case localizedContextual(a: WordRef, b: WordRef, top: Int, suite: String, SourcePlace)
 }
 
 /// Word pairs: inline or a file (.json: a list of pairs, or an object holding `definitional_pairs`
@@ -380,7 +383,10 @@ extension YAMLReader {
             case .fitScale: throw EditError(here, "scope: vocabulary cannot be used with fit_scale (it fits one scale per word)")
             default: break
             }
-            if case .localized = senses { throw EditError(here, "scope: vocabulary needs explicit senses (localized ranks senses over words)") }
+            switch senses {
+            case .localized, .localizedContextual: throw EditError(here, "scope: vocabulary needs explicit senses (localized ranks senses over words)")
+            default: break
+            }
         }
         return Intervention(name: name, place: here, selection: selection, senses: senses, operation: operation, target: target)
     }
@@ -402,12 +408,25 @@ extension YAMLReader {
         default:
             let m = try mapping(node, "senses", allowed: ["localized"], form: "{localized: {pair: [he, she], top: 1}}")
             guard let l = m["localized"] else { throw EditError(place(node), "senses: expected {localized: {pair: [he, she], top: 1}}") }
-            let lm = try mapping(l, "localized", allowed: ["pair", "top"], form: "{pair: [he, she], top: 1}")
+            let lm = try mapping(l, "localized", allowed: ["pair", "top", "by", "suite"],
+                                 form: "{pair: [he, she], top: 1} (optionally by: contextual, suite: PRONOUN_SUITE.yaml)")
             guard let p = lm["pair"] else { throw EditError(place(l), "localized: missing `pair: [he, she]`") }
             let (a, b) = try pair(p, "localized pair")
             let top = try lm["top"].map { try int($0, "top") } ?? 1
             if top < 1 { throw EditError(place(lm["top"] ?? l), "top: expected 1 or more, found \(top)") }
-            return .localized(a: a, b: b, top: top, place(l))
+            let by = try lm["by"].map { try string($0, "by") } ?? "static"
+            switch by {
+            case "static":
+                if let s = lm["suite"] { throw EditError(place(s), "suite: only used with `by: contextual` (the static ranking reads no prompts)") }
+                return .localized(a: a, b: b, top: top, place(l))
+            case "contextual":
+                guard let s = lm["suite"] else {
+                    throw EditError(place(l), "localized by contextual: missing `suite:` (a pronoun suite YAML with prompts, placeholder; e.g. ../Evaluations/pronoun-bias.yaml)")
+                }
+                return .localizedContextual(a: a, b: b, top: top, suite: try string(s, "suite"), place(l))
+            default:
+                throw EditError(place(lm["by"] ?? l), "by: unknown ranking '\(by)'; expected static or contextual")
+            }
         }
     }
 

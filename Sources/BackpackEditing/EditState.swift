@@ -109,11 +109,15 @@ struct EditState {
         }
     }
 
-    func senseIndices(_ r: ResolvedIntervention) -> ([Int], [LocalizedSense]) {
+    func senseIndices(_ r: ResolvedIntervention) throws -> ([Int], [LocalizedSense]) {
         switch r.senses {
         case .indices(let l): return (l, [])
         case .localized(let a, let b, let top):
             let table = Localization.rank(model: model, tokens: r.tokens, a: a, b: b)
+            return (Array(table.senses.prefix(top).map(\.sense)), table.senses)
+        case .contextual(let a, let b, let top, let suite):
+            guard let tokenizer else { throw EditError(r.intervention.place, "localized by contextual needs a tokenizer") }
+            let table = try Localization.rankContextual(model: model, tokens: r.tokens, a: a, b: b, suite: suite, tokenizer: tokenizer)
             return (Array(table.senses.prefix(top).map(\.sense)), table.senses)
         }
     }
@@ -134,7 +138,7 @@ struct EditState {
                 throw EditError(place, e.message)
             }
         }
-        let (senses, localization) = senseIndices(r)
+        let (senses, localization) = try senseIndices(r)
         var fitted: [FittedScale] = []
         var summary: String
         let pieces = r.tokens.map { label($0) }

@@ -19,9 +19,10 @@ public struct FittedScale: Sendable, Codable, Equatable {
 /// One sense's rank in a localization.
 public struct LocalizedSense: Sendable, Codable, Equatable {
     public let sense: Int
-    /// Mean over words of (E_a - E_b) . C(w)_l.
+    /// Mean over words of (E_a - E_b) . C(w)_l (contextual: of its attributed contribution at
+    /// the word's position, averaged over the suite's prompts).
     public let mean: Double
-    /// Mean over words of |(E_a - E_b) . C(w)_l|.
+    /// Mean over words of the absolute value of the same.
     public let meanAbsolute: Double
 }
 

@@ -30,12 +30,43 @@ public enum Localization {
                 return s
             })
         }
+        return table(perWord: perWord, senses: k, tokens: tokens, a: a, b: b)
+    }
+
+    /// Senses ranked by |mean over words| of perWord[w][l] (ties: lower index first).
+    static func table(perWord: [[Double]], senses k: Int, tokens: [Int], a: Int, b: Int) -> LocalizationTable {
         let n = Double(max(tokens.count, 1))
         let senses = (0..<k).map { l in
             LocalizedSense(sense: l, mean: perWord.reduce(0) { $0 + $1[l] } / n,
                            meanAbsolute: perWord.reduce(0) { $0 + abs($1[l]) } / n)
         }.sorted { abs($0.mean) != abs($1.mean) ? abs($0.mean) > abs($1.mean) : $0.sense < $1.sense }
         return LocalizationTable(a: a, b: b, tokens: tokens, senses: senses, perWord: perWord)
+    }
+}
+
+extension Localization {
+    /// The contextual ranking: the contribution of sense l of word w is its attributed share of
+    /// log p(a) - log p(b) at the noun's position, averaged over the suite's prompts with w in
+    /// place of the placeholder,  mean_p sum_{j: x_j = w} alpha[l, n-1, j] (E_a - E_b) . C(w)_l
+    /// (SenseAttribution), so alpha (how much the prediction reads sense l of the noun) counts as
+    /// well as the sense's direction. Senses are ranked by |mean over words| as in `rank`.
+    public static func rankContextual(model: LanguageModel, tokens: [Int], a: Int, b: Int, suite: PronounSuite,
+                                      tokenizer: GPT2Tokenizer) throws -> LocalizationTable {
+        let k = model.config.senses
+        let prompts = suite.prompts.map { p in tokens.map { suite.ids(prompt: p, word: [$0], tokenizer: tokenizer) } }
+        if let long = prompts.joined().first(where: { $0.count > model.config.nPositions }) {
+            throw EditError(file: suite.url.path, "a prompt is \(long.count) tokens, longer than n_positions (\(model.config.nPositions))")
+        }
+        var perWord = [[Double]](repeating: [Double](repeating: 0, count: k), count: tokens.count)
+        // Prompt by prompt: one batch holds every word in one template (shared prefixes), and the
+        // (k, n, d) sense tensors of a batch stay small.
+        for batch in prompts {
+            for (w, attribution) in try model.attributions(batch: batch, a: a, b: b).enumerated() {
+                let noun = attribution.split(at: [tokens[w]]).noun
+                for l in 0..<k { perWord[w][l] += noun[l] / Double(prompts.count) }
+            }
+        }
+        return table(perWord: perWord, senses: k, tokens: tokens, a: a, b: b)
     }
 }
 

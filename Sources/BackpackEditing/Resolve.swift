@@ -26,6 +26,7 @@ enum ResolvedOperation: Sendable {
 enum ResolvedSenses: Sendable {
     case indices([Int])
     case localized(a: Int, b: Int, top: Int)
+    case contextual(a: Int, b: Int, top: Int, PronounSuite)
 }
 
 struct ResolvedIntervention: Sendable {
@@ -182,6 +183,15 @@ struct Resolver {
         case .localized(let a, let b, let top, let place):
             guard top <= config.senses else { throw EditError(place, "top \(top): the model has only \(config.senses) senses") }
             senses = .localized(a: try single(a, "localized pair word"), b: try single(b, "localized pair word"), top: top)
+        case .localizedContextual(let a, let b, let top, let path, let place):
+            guard top <= config.senses else { throw EditError(place, "top \(top): the model has only \(config.senses) senses") }
+            guard tokenizer != nil else { throw EditError(place, "localized by contextual needs a tokenizer (its prompts are text)") }
+            let url = WordListFile.resolve(path, relativeTo: base)
+            guard FileManager.default.fileExists(atPath: url.path) else {
+                throw EditError(place, "localized suite \(url.path) does not exist (paths are relative to the edit file)")
+            }
+            senses = .contextual(a: try single(a, "localized pair word"), b: try single(b, "localized pair word"), top: top,
+                                 try PronounSuite.load(url))
         }
         let operation: ResolvedOperation
         var suite: PronounSuite?

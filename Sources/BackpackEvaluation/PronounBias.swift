@@ -111,6 +111,8 @@ public struct PronounBiasSuite: PreparedSuite {
     /// One entry per prompt: the filled-in text, its noun, its token ids.
     public let prompts: [String]
     public let promptNouns: [String]
+    /// The noun's token in each prompt (a kept noun is one token).
+    public let promptNounIDs: [Int]
     public let tokenized: [[Int]]
     public let pairIDs: (Int, Int)
     public let dataSHA256: String
@@ -135,7 +137,7 @@ public struct PronounBiasSuite: PreparedSuite {
             if tokenizer.singleToken(noun) != nil { kept.append(noun) } else { skipped.append(noun) }
         }
         keptNouns = kept; skippedNouns = skipped
-        var texts: [String] = [], nouns: [String] = [], ids: [[Int]] = []
+        var texts: [String] = [], nouns: [String] = [], ids: [[Int]] = [], nounIDs: [Int] = []
         for noun in kept {
             let nounID = tokenizer.wordTokens(noun)
             for template in config.prompts {
@@ -147,10 +149,10 @@ public struct PronounBiasSuite: PreparedSuite {
                 if let bad = t.first(where: { $0 >= model.vocabSize }) {
                     throw SuiteError(file: suite.file.path, reason: "prompt '\(text)': token id \(bad) is beyond the model's vocabulary (\(model.vocabSize))")
                 }
-                texts.append(text); nouns.append(noun); ids.append(t)
+                texts.append(text); nouns.append(noun); ids.append(t); nounIDs.append(nounID[0])
             }
         }
-        prompts = texts; promptNouns = nouns; tokenized = ids
+        prompts = texts; promptNouns = nouns; tokenized = ids; promptNounIDs = nounIDs
         // The suite file and its word lists, then the statistics: data_sha256 combines all of them.
         let definitionDigests = try config.dataFiles.map { try FileDigest.sha256($0) }
         var files = zip(config.dataFiles, definitionDigests).filter { !DataFileDigest.isSuiteFile($0.0, suite) }
@@ -168,13 +170,23 @@ public struct PronounBiasSuite: PreparedSuite {
     }
 
     public func evaluate(_ variants: VariantSet, progress: @Sendable (String) -> Void) throws -> [SuiteResult] {
-        try logProbabilities(variants, progress: progress).map { result(logA: $0.a, logB: $0.b) }
+        try logProbabilities(variants, attribute: true, progress: progress).map { p in
+            var r = result(logA: p.a, logB: p.b)
+            if let noun = p.noun, let context = p.context { addAttribution(&r, noun: noun, context: context) }
+            return r
+        }
     }
 
     /// Per variant, log p(pair.0) and log p(pair.1) after every prompt, in prompt order.
-    func logProbabilities(_ variants: VariantSet, progress: @Sendable (String) -> Void) throws -> [(a: [Double], b: [Double])] {
+    /// With `attribute` (Backpacks only), also log p(a) - log p(b) split exactly into (sense,
+    /// position) contributions (SenseAttribution), kept per prompt as the noun position's per
+    /// sense (`noun`) and the total of the other positions (`context`).
+    func logProbabilities(_ variants: VariantSet, attribute: Bool = false, progress: @Sendable (String) -> Void) throws
+        -> [(a: [Double], b: [Double], noun: [[Double]]?, context: [Double]?)] {
         let count = variants.models.count
         var logA = [[Double]](repeating: [], count: count), logB = logA
+        let attributed = attribute && variants.models.allSatisfy(\.isBackpack)
+        var nounPart = [[[Double]]](repeating: [], count: count), contextPart = logA
         // One forward over all prompts, last position only; chunked to bound memory.
         let chunk = 1024
         var start = 0
@@ -186,10 +198,40 @@ public struct PronounBiasSuite: PreparedSuite {
             for v in 0..<count {
                 for rows in scored[v] { logA[v].append(rows[0][0]); logB[v].append(rows[0][1]) }
             }
+            if attributed {
+                let attributions = try variants.attributions(Array(tokenized[start..<end]), a: pairIDs.0, b: pairIDs.1)
+                for v in 0..<count {
+                    for (i, a) in attributions[v].enumerated() {
+                        let split = a.split(at: [promptNounIDs[start + i]])
+                        nounPart[v].append(split.noun); contextPart[v].append(split.context.reduce(0, +))
+                    }
+                }
+            }
             start = end
             progress("\(suite.name): \(end)/\(tokenized.count) prompts")
         }
-        return (0..<count).map { (logA[$0], logB[$0]) }
+        return (0..<count).map { v in (logA[v], logB[v], attributed ? nounPart[v] : nil, attributed ? contextPart[v] : nil) }
+    }
+
+    /// The attribution datasets (LAYOUT.md): per prompt and per noun (mean over its prompts),
+    /// each sense's contribution at the noun's position (flattened, rows of k = `attribution_senses`)
+    /// and the total of the other positions.
+    func addAttribution(_ r: inout SuiteResult, noun: [[Double]], context: [Double]) {
+        let k = noun.first?.count ?? 0
+        var nounSenses: [Double] = [], nounContext: [Double] = []
+        for n in keptNouns {
+            let idx = promptNouns.indices.filter { promptNouns[$0] == n }
+            for l in 0..<k { nounSenses.append(Metrics.mean(idx.map { noun[$0][l] })) }
+            nounContext.append(Metrics.mean(idx.map { context[$0] }))
+        }
+        let nounTotals = noun.map { $0.reduce(0, +) }
+        r.set("attribution_senses", k)
+        r.set("attribution_noun_mean_abs", Metrics.mean(nounTotals.map(abs)))
+        r.set("attribution_context_mean_abs", Metrics.mean(context.map(abs)))
+        r.add("attribution_noun_senses", Array(noun.joined()))
+        r.add("attribution_context", context)
+        r.add("noun_attribution_senses", nounSenses)
+        r.add("noun_attribution_context", nounContext)
     }
 
     func result(logA: [Double], logB: [Double]) -> SuiteResult {
