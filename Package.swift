@@ -45,7 +45,7 @@ let package = Package(
         .target(name: "BackpackModel", dependencies: ["BackpackCheckpoint", "BackpackTokenizer", "CBLAS"]),
         // HuggingFace/: the modeling code copied into every edited model folder.
         .target(name: "BackpackEditing",
-                dependencies: ["BackpackModel", "BackpackTokenizer", "BackpackCheckpoint", "BackpackIO", "BackpackYAML",
+                dependencies: ["BackpackModel", "BackpackTokenizer", "BackpackCheckpoint", "BackpackIO", "BackpackYAML", "CBLAS",
                                "BackpackJSON", .product(name: "Yams", package: "Yams")],
                 resources: [.copy("HuggingFace")]),
         .target(name: "BackpackEvaluation",
