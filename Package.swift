@@ -1,8 +1,8 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// The folders show the pipeline: checkpoint I/O -> tokenizer -> model -> editing -> evaluation
-// -> results storage, with a thin command line on top.
+// The folders show the pipeline: the model-folder contract and checkpoint I/O -> tokenizer ->
+// model -> prompts -> editing | evaluation -> results storage, with a thin command line on top.
 let package = Package(
     name: "backpack-edit",
     platforms: [.macOS(.v14)],
@@ -18,6 +18,8 @@ let package = Package(
         .library(name: "BackpackIO", targets: ["BackpackIO"]),
         .library(name: "BackpackYAML", targets: ["BackpackYAML"]),
         .library(name: "BackpackHub", targets: ["BackpackHub"]),
+        .library(name: "BackpackModelFolder", targets: ["BackpackModelFolder"]),
+        .library(name: "BackpackPrompts", targets: ["BackpackPrompts"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -33,51 +35,60 @@ let package = Package(
 
         // One JSON reader (order-keeping, depth-bounded), strict for safetensors, lenient for tokenizers.
         .target(name: "BackpackJSON"),
-        // The one YAML layer: reader with file:line:column errors, word lists, pair lists.
+        // The one YAML layer: every YAML text (edit files, suites, sweeps, model-card front
+        // matter) is composed here under size, depth and alias-expansion limits; word lists, pair lists.
         .target(name: "BackpackYAML", dependencies: [.product(name: "Yams", package: "Yams")]),
-        // Files written whole or not at all (temporary sibling + rename), and output checks.
-        .target(name: "BackpackIO"),
-        .target(name: "BackpackCheckpoint",
-                dependencies: ["BackpackJSON", .product(name: "Crypto", package: "swift-crypto")]),
+        // Files written whole or not at all (temporary sibling + rename), output checks, SHA-256.
+        .target(name: "BackpackIO", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
+        // The contract of a Hugging Face model folder: file names, config.json (ordered and typed),
+        // the backpack_edit record, the model card.
+        .target(name: "BackpackModelFolder", dependencies: ["BackpackJSON", "BackpackYAML", "BackpackIO"]),
+        .target(name: "BackpackCheckpoint", dependencies: ["BackpackJSON"]),
         // GPT-2's BPE files are built in (GPT2/README.md): models with GPT-2's vocabulary need no tokenizer files.
-        .target(name: "BackpackTokenizer", dependencies: ["BackpackJSON", "BackpackIO"],
+        .target(name: "BackpackTokenizer", dependencies: ["BackpackJSON", "BackpackIO", "BackpackModelFolder"],
                 exclude: ["GPT2/README.md"], resources: [.copy("GPT2/encoder.json"), .copy("GPT2/vocab.bpe")]),
-        .target(name: "BackpackModel", dependencies: ["BackpackCheckpoint", "BackpackTokenizer", "CBLAS"]),
+        .target(name: "BackpackModel", dependencies: ["BackpackModelFolder", "BackpackCheckpoint", "BackpackTokenizer", "BackpackIO", "CBLAS"]),
+        // Pronoun suites (prompts with a placeholder, nouns, the compared pair): read by editing
+        // (fit_scale) and by evaluation (pronoun-bias) alike.
+        .target(name: "BackpackPrompts", dependencies: ["BackpackYAML", "BackpackTokenizer"]),
         // HuggingFace/: the modeling code copied into every edited model folder.
         .target(name: "BackpackEditing",
-                dependencies: ["BackpackModel", "BackpackTokenizer", "BackpackCheckpoint", "BackpackIO", "BackpackYAML", "CBLAS",
-                               "BackpackJSON", .product(name: "Yams", package: "Yams")],
+                dependencies: ["BackpackModel", "BackpackModelFolder", "BackpackTokenizer", "BackpackCheckpoint", "BackpackIO",
+                               "BackpackYAML", "BackpackPrompts", "BackpackJSON", "CBLAS"],
                 resources: [.copy("HuggingFace")]),
         .target(name: "BackpackEvaluation",
-                dependencies: ["BackpackModel", "BackpackTokenizer", "BackpackEditing", "BackpackResults", "BackpackYAML",
-                               .product(name: "Yams", package: "Yams")]),
+                dependencies: ["BackpackModel", "BackpackTokenizer", "BackpackPrompts", "BackpackResults", "BackpackYAML", "BackpackIO"]),
         .target(name: "BackpackResults", dependencies: ["CHDF5", "BackpackIO"], exclude: ["LAYOUT.md"]),
         // Hugging Face Hub: the shared model cache and the project's one HTTP download client.
-        .target(name: "BackpackHub", dependencies: ["BackpackCheckpoint", "BackpackJSON"]),
+        .target(name: "BackpackHub", dependencies: ["BackpackModelFolder", "BackpackCheckpoint", "BackpackJSON", "BackpackIO"]),
         .executableTarget(name: "BackpackCLI",
-                          dependencies: ["BackpackCheckpoint", "BackpackTokenizer", "BackpackModel", "BackpackIO", "BackpackYAML",
-                                         "BackpackEditing", "BackpackEvaluation", "BackpackResults", "BackpackHub",
-                                         .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+                          dependencies: ["BackpackModelFolder", "BackpackCheckpoint", "BackpackTokenizer", "BackpackModel", "BackpackIO",
+                                         "BackpackYAML", "BackpackPrompts", "BackpackEditing", "BackpackEvaluation", "BackpackResults",
+                                         "BackpackHub", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
 
         // Locates the repository's fixtures and data (Tests/Fixtures, Data/) and the built `backpack` binary.
+        // Test targets that run the binary depend on BackpackCLI, so that it is built with them.
         .target(name: "TestSupport", dependencies: ["BackpackCheckpoint"], path: "Tests/TestSupport"),
         .testTarget(name: "CheckpointTests", dependencies: ["BackpackCheckpoint", "TestSupport"]),
         .testTarget(name: "TokenizerTests", dependencies: ["BackpackTokenizer", "BackpackJSON", "TestSupport"],
                     resources: [.copy("Goldens")]),
-        .testTarget(name: "ModelTests", dependencies: ["BackpackModel", "BackpackCheckpoint", "BackpackIO", "TestSupport"],
+        .testTarget(name: "ModelTests", dependencies: ["BackpackModel", "BackpackModelFolder", "BackpackCheckpoint", "BackpackIO", "TestSupport"],
                     exclude: ["Fixtures"]),
-        .testTarget(name: "EditingTests", dependencies: ["BackpackEditing", "BackpackModel", "TestSupport"],
+        .testTarget(name: "EditingTests", dependencies: ["BackpackEditing", "BackpackModel", "BackpackModelFolder", "BackpackPrompts",
+                                                         "BackpackYAML", "BackpackIO", "TestSupport"],
                     exclude: ["Edits"]),
-        .testTarget(name: "EvaluationTests", dependencies: ["BackpackEvaluation", "BackpackModel", "BackpackResults", "BackpackCheckpoint",
-                                                            "BackpackEditing", "BackpackTokenizer", "TestSupport"]),
+        .testTarget(name: "EvaluationTests", dependencies: ["BackpackEvaluation", "BackpackModel", "BackpackModelFolder", "BackpackResults",
+                                                            "BackpackCheckpoint", "BackpackEditing", "BackpackPrompts", "BackpackTokenizer",
+                                                            "BackpackIO", "TestSupport", "BackpackCLI"]),
         .testTarget(name: "ResultsTests", dependencies: ["BackpackResults", "TestSupport"]),
-        .testTarget(name: "CLITests", dependencies: ["BackpackCheckpoint", "TestSupport"]),
-        .testTarget(name: "HubTests", dependencies: ["BackpackHub", "BackpackModel", "TestSupport"],
+        .testTarget(name: "CLITests", dependencies: ["BackpackCheckpoint", "BackpackIO", "BackpackModelFolder", "TestSupport", "BackpackCLI"]),
+        .testTarget(name: "HubTests", dependencies: ["BackpackHub", "BackpackModel", "BackpackIO", "TestSupport", "BackpackCLI"],
                     exclude: ["hub_server.py"]),
 
         // Hostile inputs, size limits, kill-during-write (docs/HARDENING.md).
         .testTarget(name: "HardeningTests",
-                    dependencies: ["BackpackCheckpoint", "BackpackTokenizer", "BackpackModel", "BackpackEditing", "BackpackResults", "TestSupport"],
+                    dependencies: ["BackpackCheckpoint", "BackpackTokenizer", "BackpackModel", "BackpackModelFolder", "BackpackEditing",
+                                   "BackpackPrompts", "BackpackYAML", "BackpackResults", "BackpackIO", "TestSupport", "BackpackCLI"],
                     exclude: ["Corpus"]),
         // libFuzzer harnesses: `make fuzz` builds them with -sanitize=fuzzer,address -D FUZZING;
         // a plain build makes replay tools (`FuzzX FILE...` runs each file through the harness).
@@ -86,13 +97,13 @@ let package = Package(
                           path: "Fuzz/Sources/FuzzSafetensors"),
         .executableTarget(name: "FuzzTorch", dependencies: ["BackpackCheckpoint", "FuzzSupport"],
                           path: "Fuzz/Sources/FuzzTorch"),
-        .executableTarget(name: "FuzzConfig", dependencies: ["BackpackModel", "FuzzSupport"],
+        .executableTarget(name: "FuzzConfig", dependencies: ["BackpackModelFolder", "FuzzSupport"],
                           path: "Fuzz/Sources/FuzzConfig"),
         .executableTarget(name: "FuzzTokenizerFiles", dependencies: ["BackpackTokenizer", "FuzzSupport"],
                           path: "Fuzz/Sources/FuzzTokenizerFiles"),
         .executableTarget(name: "FuzzEncode", dependencies: ["BackpackTokenizer", "FuzzSupport"],
                           path: "Fuzz/Sources/FuzzEncode"),
-        .executableTarget(name: "FuzzEditFile", dependencies: ["BackpackEditing", "FuzzSupport"],
+        .executableTarget(name: "FuzzEditFile", dependencies: ["BackpackEditing", "BackpackPrompts", "FuzzSupport"],
                           path: "Fuzz/Sources/FuzzEditFile"),
     ]
 )

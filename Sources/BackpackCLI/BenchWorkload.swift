@@ -1,4 +1,5 @@
 import BackpackCheckpoint
+import BackpackIO
 import BackpackModel
 import Foundation
 

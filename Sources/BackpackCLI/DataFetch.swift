@@ -2,6 +2,7 @@ import ArgumentParser
 import BackpackCheckpoint
 import BackpackEvaluation
 import BackpackHub
+import BackpackIO
 import Foundation
 #if canImport(Glibc)
 import Glibc

@@ -25,6 +25,8 @@ struct Eval: ParsableCommand {
     @Flag(name: .long, help: "Store NaN or infinite results instead of stopping with an error that says where they are.") var allowNonfinite = false
     /// Fault injection for the resume tests: SIGKILL this process right after the N-th stored result.
     @Option(name: .long, help: .hidden) var killAfterStored: Int?
+    /// Benchmarks (issue 19): the same evaluation with its storage switched off; --out is not written.
+    @Flag(name: .long, help: .hidden) var benchNoStore = false
     @Flag(name: .long, help: "Continue the latest unfinished run in --out (same model, edits and suites, checked by SHA-256): only the missing (variant, suite) results are computed.") var resume = false
     @Option(name: .long, help: "Seconds to wait for another backpack process writing the same results file.") var lockTimeout: Double = ResultsFile.defaultLockTimeout
     @Option(name: .long, help: ArgumentHelp("Compute only share K of N (K = 1...N) of the (variant, suite) results, for one machine of N; `backpack merge` joins the shards' files. The run id defaults to one derived from the inputs, the same on every machine.", valueName: "K/N")) var shard: String?
@@ -39,7 +41,7 @@ struct Eval: ParsableCommand {
         let t0 = Date()
         // The output is checked before anything is loaded or computed.
         let outURL = URL(fileURLWithPath: out)
-        try ResultsFile.checkOutput(outURL)
+        if !benchNoStore { try ResultsFile.checkOutput(outURL) }
         let dir = try options.directory()
         try AtomicOutput.checkNotInput(outURL, inputs: [dir.url])
         let base = try dir.load()
@@ -60,62 +62,27 @@ struct Eval: ParsableCommand {
             // A file with sweeps gives one variant per grid point.
             variants += try EvalEdits.variants(path: path, base: base, tokenizer: tokenizer, existing: variants.map(\.name))
         }
-        let plan = RunPlan(modelSHA256: try EvalSupport.modelSHA256(dir),
-                           variants: variants.map { ($0.name, $0.editText, $0.editSHA256) },
-                           suites: try prepared.map { ($0.suite.name, $0.suite.version, try FileDigest.sha256($0.suite.file)) },
-                           grids: Dictionary(uniqueKeysWithValues: variants.compactMap { v in v.grid.map { (v.name, $0) } }))
-        let commandLine = CommandLine.arguments.map(EvalSupport.shellQuote).joined(separator: " ")
-        let sharding = try shard.map { try EvalShard($0, plan: plan) }
-        let newRunID = runID ?? sharding?.runID
-        if !resume, let newRunID { try EvalShard.checkNewRun(newRunID, out: outURL, shard: sharding?.shard) }
-        // Each finished (variant, suite) result is stored at once in a run marked "running", so
-        // that a killed run loses nothing finished and `--resume` computes only what is missing.
-        var id: String?
-        var stored: Set<String> = []
-        if resume {
-            let unfinished = FileManager.default.fileExists(atPath: outURL.path)
-                ? try ResultsFile(opening: outURL).latestUnfinishedRun() : nil
-            guard let unfinished else {
-                throw ResumeError(description: "\(outURL.path): no unfinished run to resume (a run is unfinished while its status is \"running\")")
-            }
-            try EvalShard.checkResume(unfinished, shard: sharding?.shard, out: outURL)
-            let difference = plan.difference(fromStored: unfinished.plan)
-            guard difference.isEmpty else {
-                throw ResumeError(description: "\(outURL.path): run \(unfinished.id) was started with other inputs and cannot be resumed with these: \(difference)")
-            }
-            if let runID, runID != unfinished.id {
-                throw ResumeError(description: "--run-id \(runID): the unfinished run in \(outURL.path) is \(unfinished.id)")
-            }
-            id = unfinished.id
-            stored = unfinished.finished
-            EvalSupport.progress("resuming run \(unfinished.id): \(stored.count) of \(sharding?.share.count ?? variants.count * prepared.count) results already stored")
-        }
-        var storedNow = 0
-        _ = try EvaluationRunner.run(
-            suites: prepared, variants: variants, allowNonfinite: allowNonfinite,
-            include: { sharding?.includes($0, $1) ?? true },
-            skip: { stored.contains(UnfinishedRun.key($0, $1)) },
-            finished: { variant, result in
-                // The run is begun with the first result, so that a run failing at once writes nothing.
-                let run = try id ?? ResultsFile.beginRun(
-                    plan, provenance: RunProvenance(toolVersion: Backpack.version, gitCommit: EvalSupport.gitCommit(),
-                                                    modelPath: dir.url.path, modelSHA256: plan.modelSHA256),
-                    commandLine: commandLine, to: outURL, runID: newRunID, shard: sharding?.shard, lockTimeout: lockTimeout)
-                id = run
-                try ResultsFile.addSuite(result, variant: variant, run: run, to: outURL, lockTimeout: lockTimeout)
-                storedNow += 1
-                if storedNow == killAfterStored { kill(getpid(), SIGKILL) }
-            }) { EvalSupport.progress($0) }
-        let elapsed = Date().timeIntervalSince(t0)
-        guard let id else { throw ResumeError(description: "\(outURL.path): nothing to compute, no suites were run") }
-        try ResultsFile.finishRun(id, elapsedSeconds: elapsed, in: outURL, lockTimeout: lockTimeout)
-        let results = try ResultsFile(opening: outURL).record(id).variants
-        EvalSupport.progress(String(format: "wrote run %@ to %@ (%.2f s)", id, outURL.path, elapsed))
+        var runOptions = EvaluationRun.Options()
+        runOptions.runID = runID
+        runOptions.resume = resume
+        runOptions.shard = try shard.map { try RunShard(parsing: $0) }
+        runOptions.allowNonfinite = allowNonfinite
+        runOptions.lockTimeout = lockTimeout
+        runOptions.store = !benchNoStore
+        let modelSHA256 = try EvalSupport.modelSHA256(dir)
+        let evaluation = try EvaluationRun(
+            suites: prepared, variants: variants, modelSHA256: modelSHA256,
+            provenance: RunProvenance(toolVersion: Backpack.version, gitCommit: EvalSupport.gitCommit(), modelPath: dir.url.path, modelSHA256: modelSHA256),
+            commandLine: CommandLine.arguments.map(EvalSupport.shellQuote).joined(separator: " "), out: outURL, options: runOptions)
+        let outcome = try evaluation.run(startedAt: t0, stored: { n in if n == killAfterStored { kill(getpid(), SIGKILL) } }) { EvalSupport.progress($0) }
+        let id = outcome.id ?? "(not stored)"
+        EvalSupport.progress(outcome.id == nil ? String(format: "evaluated in %.2f s; nothing stored (--bench-no-store)", outcome.elapsedSeconds)
+                                               : String(format: "wrote run %@ to %@ (%.2f s)", id, outURL.path, outcome.elapsedSeconds))
         if json {
-            print(try RunJSON.json(runID: id, results))
+            print(try RunJSON.json(runID: id, outcome.variants))
         } else {
             print("run \(id)")
-            print(SummaryTable.render(results))
+            print(SummaryTable.render(outcome.variants))
         }
     }
 }
@@ -183,5 +150,3 @@ enum EvalSupport {
 }
 
 
-/// `--resume` cannot continue: no unfinished run, or one made from other inputs.
-struct ResumeError: Error, CustomStringConvertible { let description: String }

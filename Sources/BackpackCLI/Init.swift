@@ -1,7 +1,8 @@
 import ArgumentParser
 import BackpackCheckpoint
-import BackpackModel
 import BackpackIO
+import BackpackModel
+import BackpackModelFolder
 import Foundation
 
 struct Init: ParsableCommand {
@@ -12,7 +13,7 @@ struct Init: ParsableCommand {
     @Option(help: "config.json of the architecture, or `backpack-gpt2`.") var config: String
     @Option(help: "Random seed.") var seed: UInt64 = 0
     @Option(help: "Output directory (replaced atomically if it exists).") var out: String
-    @Option(help: "Copy this tokenizer's files (vocab.json/merges.txt/tokenizer.json directory) into the output.") var tokenizer: String?
+    @Option(help: "Copy this directory's tokenizer files (tokenizer.json, or vocab.json + merges.txt, ...) into the output.") var tokenizer: String?
 
     func run() throws {
         let target = URL(fileURLWithPath: out)
@@ -20,12 +21,12 @@ struct Init: ParsableCommand {
         let cfg = config == "backpack-gpt2" ? BackpackConfig.backpackGPT2 : try BackpackConfig.load(URL(fileURLWithPath: config))
         let parameters = RandomInitializer.parameters(config: cfg, seed: seed)
         try AtomicOutput.directory(target) { dir in
-            try AtomicOutput.file(dir.appendingPathComponent("config.json"), data: try cfg.jsonData())
+            try AtomicOutput.file(dir.appendingPathComponent(ModelFolder.configFile), data: try cfg.jsonData())
             try SafetensorsWriter.write(parameters.tensors(), metadata: ["format": "pt", "seed": String(seed)],
-                                        to: dir.appendingPathComponent("model.safetensors"))
+                                        to: dir.appendingPathComponent(ModelFolder.safetensorsFile))
             if let tokenizer {
                 let src = URL(fileURLWithPath: tokenizer)
-                for name in ["tokenizer.json", "vocab.json", "merges.txt", "encoder.json", "vocab.bpe"] {
+                for name in ModelFolder.tokenizerFiles {
                     let file = src.appendingPathComponent(name)
                     if FileManager.default.fileExists(atPath: file.path) {
                         try FileManager.default.copyItem(at: file, to: dir.appendingPathComponent(name))

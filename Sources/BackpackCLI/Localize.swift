@@ -32,7 +32,7 @@ struct Localize: ParsableCommand {
         }
         var ids: [Int] = [], names: [String] = [], skipped: [String] = []
         for w in list {
-            let t = tokenizer.encode(" " + w)
+            let t = tokenizer.wordTokens(w)
             if t.count == 1 { if !ids.contains(t[0]) { ids.append(t[0]); names.append(w) } } else { skipped.append(w) }
         }
         guard !ids.isEmpty else { throw ValidationError("--words: no single-token word (skipped: \(skipped.joined(separator: ", ")))") }

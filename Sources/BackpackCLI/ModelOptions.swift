@@ -1,6 +1,7 @@
 import ArgumentParser
 import BackpackHub
 import BackpackModel
+import BackpackModelFolder
 import BackpackTokenizer
 import Foundation
 
@@ -24,7 +25,7 @@ struct ModelOptions: ParsableArguments {
             for _ in 0..<6 {
                 let candidate = dir.appendingPathComponent("Models/backpack-demo")
                 searched.append(candidate.path)
-                if FileManager.default.fileExists(atPath: candidate.appendingPathComponent("config.json").path) {
+                if FileManager.default.fileExists(atPath: candidate.appendingPathComponent(ModelFolder.configFile).path) {
                     return candidate
                 }
                 dir = dir.deletingLastPathComponent()

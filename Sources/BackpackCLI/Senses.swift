@@ -74,7 +74,7 @@ extension Senses {
 /// The id of " word" (or "word"); an error listing the pieces if it is several tokens.
 func singleToken(_ tokenizer: GPT2Tokenizer, _ word: String, space: Bool) throws -> Int {
     let text = space ? " " + word : word
-    let ids = tokenizer.encode(text)
+    let ids = space ? tokenizer.wordTokens(word) : tokenizer.encode(word)
     guard ids.count == 1 else {
         throw ModelError(file: "WORD", reason: "'\(text)' is \(ids.count) tokens (\(ids.map { show(tokenizer, $0) }.joined(separator: " "))), expected exactly one")
     }

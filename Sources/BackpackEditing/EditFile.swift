@@ -1,37 +1,39 @@
 import BackpackCheckpoint
+import BackpackIO
 import BackpackYAML
 import Foundation
-import Yams
 
 // An edit file (schema `backpack-edit/1`, YAML) decoded into a closed vocabulary of typed
 // values. Decoding checks the structure (keys, types, ranges that need no model); everything
 // that needs the model (senses < k, words in the vocabulary) is checked by `Editor.plan`
 // before any computation. Every error says `file:line:column: message` and the expected form.
 
-/// Places and errors of edit files are the YAML layer's (BackpackYAML): one error type for every
-/// YAML file the project reads.
+/// Places, words and grid coordinates are the YAML layer's (BackpackYAML).
 public typealias SourcePlace = BackpackYAML.SourcePlace
-public typealias EditError = YAMLError
+public typealias WordRef = BackpackYAML.WordRef
+public typealias WordSource = BackpackYAML.WordSource
 /// An axis of a sweep and the value a grid point takes on it (the YAML layer's, see YAMLSweep).
 public typealias GridCoordinate = BackpackYAML.GridCoordinate
 
-/// A word as written in an edit file, or a raw token id (`{token: 383}`).
-public enum WordRef: Sendable, Equatable {
-    case word(String, SourcePlace)
-    case token(Int, SourcePlace)
-    public var place: SourcePlace {
-        switch self { case .word(_, let p), .token(_, let p): return p }
-    }
-    public var label: String {
-        switch self { case .word(let w, _): return w; case .token(let t, _): return "#\(t)" }
-    }
-}
+/// An error in an edit file or in what it names (word lists, pair files, fit suites), or an edit
+/// that does not fit the model: where (`file:line:column` when the place is known) and what was
+/// expected. The YAML layer's errors reach callers as EditErrors too (`EditError.wrapping`).
+public struct EditError: Error, CustomStringConvertible, Sendable {
+    public let place: SourcePlace?
+    public let file: String
+    public let message: String
+    public init(_ place: SourcePlace, _ message: String) { self.place = place; file = place.file; self.message = message }
+    public init(file: String, _ message: String) { place = nil; self.file = file; self.message = message }
+    public init(_ error: YAMLError) { place = error.place; file = error.file; message = error.message }
+    public var reason: String { message }
+    public var line: Int? { place?.line }
+    public var column: Int? { place?.column }
+    public var description: String { "\(place.map { $0.description } ?? file): \(message)" }
 
-/// Where an intervention's words come from.
-public enum WordSource: Sendable {
-    case inline([WordRef])
-    /// One word per line, '#' comments; the path is relative to the edit file.
-    case file(String, SourcePlace)
+    /// Runs `body`, turning the YAML layer's errors into edit errors.
+    public static func wrapping<T>(_ body: () throws -> T) throws -> T {
+        do { return try body() } catch let error as YAMLError { throw EditError(error) }
+    }
 }
 
 /// Extra spellings of each word, opt-in.
@@ -144,12 +146,12 @@ public struct EditFile: Sendable {
     public let grid: [GridCoordinate]
 
     public static func load(_ url: URL) throws -> EditFile {
-        try parse(try YAMLReader.text(url, what: "edit file (schema: \(schema))"), url: url)
+        try parse(try EditError.wrapping { try YAMLReader.text(url, what: "edit file (schema: \(schema))") }, url: url)
     }
 
     /// Every point of the file's sweep grid (one edit when the file has no sweeps).
     public static func loadGrid(_ url: URL) throws -> [EditFile] {
-        try expand(try YAMLReader.text(url, what: "edit file (schema: \(schema))"), url: url)
+        try expand(try EditError.wrapping { try YAMLReader.text(url, what: "edit file (schema: \(schema))") }, url: url)
     }
 
     /// An edit as given on the command line: `PATH`, or `PATH[axis=value,...]`, one point of the
@@ -191,7 +193,11 @@ public struct EditFile: Sendable {
 
     /// One edit; a file that sweeps over more than one value is refused, since one edit is wanted.
     public static func parse(_ text: String, url: URL) throws -> EditFile {
-        let points = try expand(text, url: url)
+        try EditError.wrapping { try parseOne(text, url: url) }
+    }
+
+    static func parseOne(_ text: String, url: URL) throws -> EditFile {
+        let points = try expandPoints(text, url: url)
         guard points.count == 1, let only = points.first else {
             let axes = points.first?.grid.map(\.axis).joined(separator: ", ") ?? ""
             let example = url.path + "[" + (points.first?.grid.map(\.description).joined(separator: ",") ?? "") + "]"
@@ -209,6 +215,10 @@ public struct EditFile: Sendable {
     /// The edits of every grid point, each parsed and checked on its own (a value that is wrong
     /// for the place it is swept into is an error at its own line and column).
     public static func expand(_ text: String, url: URL) throws -> [EditFile] {
+        try EditError.wrapping { try expandPoints(text, url: url) }
+    }
+
+    static func expandPoints(_ text: String, url: URL) throws -> [EditFile] {
         let file = url.path
         let root = try YAMLReader.compose(text, file: file)
         guard let root else { throw EditError(file: file, "empty file; expected a mapping with `schema: \(schema)` and `interventions:`") }
@@ -226,8 +236,8 @@ public struct EditFile: Sendable {
 
     /// The sweep nodes at the places that allow one (`sweepPlaces`). A sweep anywhere else is
     /// left in the tree, where the reader refuses it with its place.
-    static func sweepSites(_ root: Node) -> [SweepSite] {
-        func pairs(_ n: Node?) -> [(index: Int, key: String, value: Node)] {
+    static func sweepSites(_ root: YAMLNode) -> [SweepSite] {
+        func pairs(_ n: YAMLNode?) -> [(index: Int, key: String, value: YAMLNode)] {
             guard case .mapping(let m)? = n else { return [] }
             return m.enumerated().compactMap { i, p in
                 if case .scalar(let k) = p.key { return (i, k.string, p.value) } else { return nil }
@@ -260,7 +270,7 @@ public struct EditFile: Sendable {
         return sites
     }
 
-    static func parse(_ root: Node, text: String, url: URL, grid: [GridCoordinate], reader r: Reader) throws -> EditFile {
+    static func parse(_ root: YAMLNode, text: String, url: URL, grid: [GridCoordinate], reader r: Reader) throws -> EditFile {
         let top = try r.mapping(root, "the edit file",
                                 allowed: ["schema", "name", "description", "references", "interventions"],
                                 form: "a mapping with schema, name, description, references, interventions")
@@ -292,35 +302,9 @@ public struct EditFile: Sendable {
 typealias Reader = YAMLReader
 
 extension YAMLReader {
-    /// `word` or `{token: ID}`.
-    func word(_ node: Node, _ what: String) throws -> WordRef {
-        if case .mapping = node {
-            let m = try mapping(node, what, allowed: ["token"], form: "a word or {token: ID}")
-            guard let t = m["token"] else { throw EditError(place(node), "\(what): expected {token: ID}") }
-            return .token(try int(t, "\(what) token"), place(t))
-        }
-        guard case .scalar(let s) = node else {
-            throw EditError(place(node), "\(what): expected a word (string) or {token: ID}, found \(describe(node))")
-        }
-        if s.string.isEmpty { throw EditError(place(node), "\(what): empty word") }
-        return .word(s.string, place(node))
-    }
-
-    func pair(_ node: Node, _ what: String) throws -> (WordRef, WordRef) {
-        let items = try sequence(node, what, form: "a pair [a, b]")
-        guard items.count == 2 else { throw EditError(place(node), "\(what): expected a pair [a, b], found \(items.count) items") }
-        return (try word(items[0], what), try word(items[1], what))
-    }
-
-    func pairs(_ node: Node, _ what: String) throws -> [(WordRef, WordRef)] {
-        let items = try sequence(node, what, form: "a list of pairs [[a, b], ...]")
-        if items.isEmpty { throw EditError(place(node), "\(what): expected at least one pair") }
-        return try items.map { try pair($0, what) }
-    }
-
     static let operationKeys = ["scale", "project_out", "replace_association", "add", "fit_scale", "erase"]
 
-    func intervention(_ node: Node) throws -> Intervention {
+    func intervention(_ node: YAMLNode) throws -> Intervention {
         let m = try mapping(node, "intervention",
                             allowed: ["name", "words", "tokens", "scope", "variants", "pieces", "senses", "target"] + Self.operationKeys,
                             form: "a mapping with words/tokens/scope, senses and one operation")
@@ -410,18 +394,7 @@ extension YAMLReader {
         return Intervention(name: name, place: here, selection: selection, senses: senses, operation: operation, target: target)
     }
 
-    func wordSource(_ node: Node) throws -> WordSource {
-        if case .mapping = node {
-            let m = try mapping(node, "words", allowed: ["file"], form: "a list of words or {file: lists/x.txt}")
-            guard let f = m["file"] else { throw EditError(place(node), "words: expected {file: PATH}") }
-            return .file(try string(f, "words file"), place(f))
-        }
-        let items = try sequence(node, "words", form: "a list of words or {file: lists/x.txt}")
-        if items.isEmpty { throw EditError(place(node), "words: expected at least one word") }
-        return .inline(try items.map { try word($0, "word") })
-    }
-
-    func senseSelection(_ node: Node) throws -> SenseSelection {
+    func senseSelection(_ node: YAMLNode) throws -> SenseSelection {
         switch node {
         case .scalar(let s):
             guard s.string == "all" else {
@@ -447,14 +420,14 @@ extension YAMLReader {
         }
     }
 
-    func strength(_ node: Node?, _ what: String, default value: Float) throws -> Float {
+    func strength(_ node: YAMLNode?, _ what: String, default value: Float) throws -> Float {
         guard let node else { return value }
         let v = try number(node, what)
         if v < 0 || v > 1 { throw EditError(place(node), "\(what) \(v): expected a number in [0, 1] (the fraction of the component removed)") }
         return v
     }
 
-    func operation(_ key: String, _ node: Node) throws -> Operation {
+    func operation(_ key: String, _ node: YAMLNode) throws -> Operation {
         switch key {
         case "scale":
             return .scale(try number(node, "scale"))
@@ -482,7 +455,7 @@ extension YAMLReader {
     }
 
     /// `{method: leace|orth, pairs: {file: PATH} | [[a, b], [c, d], ...]}`, at least two pairs.
-    func erase(_ node: Node) throws -> Operation {
+    func erase(_ node: YAMLNode) throws -> Operation {
         let m = try mapping(node, "erase", allowed: ["method", "pairs"], form: "{method: leace, pairs: {file: lists/gender-pairs.txt} or [[woman, man], ...]}")
         var method = ErasureMethod.leace
         if let v = m["method"] {
@@ -503,7 +476,7 @@ extension YAMLReader {
         return .erase(method, pairs: .inline(list), place(p))
     }
 
-    func direction(_ node: Node) throws -> Direction {
+    func direction(_ node: YAMLNode) throws -> Direction {
         let m = try mapping(node, "direction", allowed: ["embedding_difference", "mean_difference", "pca", "sense"],
                             form: "one of {embedding_difference: [she, he]}, {mean_difference: [[she, he], ...]}, {pca: {pairs: ..., k: 1}}, {sense: {word: x, sense: 3}}")
         guard m.count == 1, let (key, value) = m.first else {

@@ -1,9 +1,9 @@
 import BackpackCheckpoint
 import BackpackJSON
-import BackpackModel
 import BackpackIO
+import BackpackModel
+import BackpackModelFolder
 import Foundation
-import Yams
 
 /// Writes an edited model as a Hugging Face model folder: `config.json`, `model.safetensors`
 /// (folded weights), `sense_overrides.safetensors` (word-level edits, `token.<id>` (k, d)),
@@ -31,18 +31,12 @@ import Yams
 /// Plain GPT-2 checkpoints have no senses, hence no overrides: every edit is folded into the
 /// weights, stock transformers loads them with the edit, and their config keeps `model_type`.
 public enum EditedCheckpoint {
-    public static let tokenizerFiles = ["tokenizer.json", "vocab.json", "merges.txt", "encoder.json", "vocab.bpe",
-                                        "tokenizer_config.json", "special_tokens_map.json"]
-    /// The model type of edited Backpack folders: unknown to stock transformers (see above).
-    public static let modelType = "backpack-gpt2"
-    /// The one config.json key that holds what the edit adds.
-    public static let editKey = "backpack_edit"
-    public static let manifestFile = "edit-manifest.json"
-    public static let cardFile = "README.md"
-    public static let autoMap: [(String, String)] = [
-        ("AutoConfig", "configuration_backpack_gpt2.BackpackGPT2Config"),
-        ("AutoModelForCausalLM", "modeling_backpack_gpt2.BackpackGPT2LMHeadModel"),
-    ]
+    // The folder's file names, model type, edit key and auto_map are the model-folder contract's.
+    static let modelType = ModelFolder.editedModelType
+    static let editKey = ModelFolder.editKey
+    static let manifestFile = ModelFolder.manifestFile
+    static let cardFile = ModelFolder.cardFile
+    static let autoMap = ModelFolder.autoMap
     public static let cardTags = ["backpack", "backpack-edit", "model-editing"]
 
     /// What the model card says beyond the edit itself.
@@ -74,14 +68,13 @@ public enum EditedCheckpoint {
         if !isBackpack && !model.senseOverrides.isEmpty {
             throw ModelError(file: base.url.path, reason: "a plain GPT-2 has no senses, yet the edit produced sense overrides; refusing to write a folder that would drop them")
         }
-        let baseConfigURL = base.url.appendingPathComponent("config.json")
-        let baseConfig = try readJSONObject(baseConfigURL)
-        let baseFrontMatter = try readFrontMatter(base.url.appendingPathComponent("README.md"))
+        let baseConfig = base.folder.configMembers
+        let baseFrontMatter = try base.folder.cardFrontMatter().filter { ["license", "license_name", "license_link"].contains($0.key) }
         let baseModelID = card.baseModelID ?? inferredModelID(base.url)
         let code = isBackpack ? try HuggingFaceCode.files() : []
         try AtomicOutput.directory(target) { tmp in
             try SafetensorsWriter.write(model.parameters.tensors(), metadata: ["format": "pt", "tool": "backpack \(toolVersion)"],
-                                        to: tmp.appendingPathComponent("model.safetensors"))
+                                        to: tmp.appendingPathComponent(ModelFolder.safetensorsFile))
             var overridesSHA: String?
             if !model.senseOverrides.isEmpty {
                 let tensors = model.senseOverrides.keys.sorted().map { id in
@@ -96,7 +89,7 @@ public enum EditedCheckpoint {
 
             let edit = editEntry(base: baseConfig, overridesSHA: overridesSHA, toolVersion: toolVersion, isBackpack: isBackpack)
             try Data(configText(base: baseConfig, edit: edit, isBackpack: isBackpack).utf8)
-                .write(to: tmp.appendingPathComponent("config.json"))
+                .write(to: tmp.appendingPathComponent(ModelFolder.configFile))
 
             let manifest = try manifestObject(outcome, files: files, base: base, baseModelID: baseModelID,
                                               toolVersion: toolVersion, overridesSHA: overridesSHA)
@@ -130,15 +123,12 @@ public enum EditedCheckpoint {
 
     static func editEntry(base: [(String, JSONValue)], overridesSHA: String?, toolVersion: String, isBackpack: Bool) -> JSONValue {
         func old(_ key: String) -> JSONValue { base.last(where: { $0.0 == key })?.1 ?? .null }
-        var entry: [(String, JSONValue)] = []
-        if let sha = overridesSHA {
-            entry += [("sense_overrides", .string(ModelDirectory.overridesFile)), ("sense_overrides_sha256", .string(sha))]
-        }
-        entry += [("tool", .string("backpack-edit")), ("tool_version", .string(toolVersion)), ("manifest", .string(manifestFile))]
-        if isBackpack { entry += [("base_auto_map", old("auto_map")), ("base_model_type", old("model_type"))] }
+        var record = BackpackEditRecord(tool: "backpack-edit", toolVersion: toolVersion, manifest: manifestFile)
+        if let sha = overridesSHA { record.senseOverrides = ModelFolder.senseOverridesFile; record.senseOverridesSHA256 = sha }
+        if isBackpack { record.baseAutoMap = old("auto_map"); record.baseModelType = old("model_type") }
         // An edited base (edits applied on top of edits): its own record stays, nested.
-        if let previous = base.last(where: { $0.0 == editKey })?.1 { entry.append(("base_backpack_edit", previous)) }
-        return .object(entry)
+        record.baseBackpackEdit = base.last(where: { $0.0 == editKey })?.1
+        return record.jsonValue
     }
 
     static func readJSONObject(_ url: URL) throws -> [(String, JSONValue)] {
@@ -146,14 +136,7 @@ public enum EditedCheckpoint {
         do { data = try Data(contentsOf: url) } catch {
             throw ModelError(file: url.path, reason: "cannot read (\(error.localizedDescription))")
         }
-        let value: JSONValue
-        do { value = try data.withUnsafeBytes { try JSONReader.parse($0, options: .strict) } } catch let e as JSONSyntaxError {
-            throw ModelError(file: url.path, reason: "not valid JSON: \(e.message) (byte \(e.offset))")
-        }
-        guard case .object(let members) = value else {
-            throw ModelError(file: url.path, reason: "expected a JSON object, found \(value.typeName)")
-        }
-        return members
+        return try ModelFolder.members(data, file: url.path)
     }
 
     /// Pretty JSON in Hugging Face's layout (2-space indent). Numbers print in the shortest form
@@ -179,13 +162,13 @@ public enum EditedCheckpoint {
 
     static func copyTokenizer(base: ModelDirectory, source: URL?, to tmp: URL) throws {
         // the tokenizer: from --tokenizer when given (a directory or a file plus its merges), else the base directory's
-        var sources: [URL] = tokenizerFiles.map { base.url.appendingPathComponent($0) }
+        var sources: [URL] = ModelFolder.tokenizerFiles.map { base.url.appendingPathComponent($0) }
         if let t = source {
             var isDir: ObjCBool = false
             _ = FileManager.default.fileExists(atPath: t.path, isDirectory: &isDir)
             let dir = isDir.boolValue ? t : t.deletingLastPathComponent()
-            sources = isDir.boolValue ? tokenizerFiles.map { dir.appendingPathComponent($0) }
-                : [t] + ["merges.txt", "vocab.bpe"].map { dir.appendingPathComponent($0) }
+            sources = isDir.boolValue ? ModelFolder.tokenizerFiles.map { dir.appendingPathComponent($0) }
+                : [t] + ModelFolder.vocabularyMergesFiles.map { dir.appendingPathComponent($0.merges) }
         }
         for src in sources where FileManager.default.fileExists(atPath: src.path) {
             let dst = tmp.appendingPathComponent(src.lastPathComponent)
@@ -211,28 +194,6 @@ public enum EditedCheckpoint {
         return nil
     }
 
-    /// The base model card's YAML front matter (licence keys), or [:] without a card.
-    static func readFrontMatter(_ url: URL) throws -> [String: String] {
-        guard FileManager.default.fileExists(atPath: url.path) else { return [:] }
-        let text: String
-        do { text = try String(contentsOf: url, encoding: .utf8) } catch {
-            throw ModelError(file: url.path, reason: "cannot read the base model card (\(error.localizedDescription))")
-        }
-        let lines = text.split(separator: "\n", omittingEmptySubsequences: false).map { $0.hasSuffix("\r") ? String($0.dropLast()) : String($0) }
-        guard lines.first == "---", let end = lines.dropFirst().firstIndex(of: "---") else { return [:] }
-        let yaml = lines[1..<end].joined(separator: "\n")
-        let parsed: Any?
-        do { parsed = try Yams.load(yaml: yaml) } catch {
-            throw ModelError(file: url.path, reason: "the YAML front matter is not valid YAML (\(error))")
-        }
-        guard let map = parsed as? [String: Any] else { return [:] }
-        var out: [String: String] = [:]
-        for key in ["license", "license_name", "license_link"] {
-            if let v = map[key] as? String { out[key] = v }
-        }
-        return out
-    }
-
     // MARK: - edit-manifest.json
 
     static func manifestObject(_ outcome: EditOutcome, files: [EditFile], base: ModelDirectory, baseModelID: String?,
@@ -256,7 +217,7 @@ public enum EditedCheckpoint {
             "base_model": [
                 "directory": base.url.lastPathComponent,
                 "model_id": baseModelID.map { $0 as Any } ?? NSNull(),
-                "config_sha256": try FileDigest.sha256(base.url.appendingPathComponent("config.json")),
+                "config_sha256": try FileDigest.sha256(base.folder.configURL),
                 "weights": weights,
             ] as [String: Any],
             "edits": files.map { ["file": relativeName($0.url.path), "sha256": $0.sha256, "text": $0.text] },
@@ -340,7 +301,7 @@ public enum EditedCheckpoint {
     /// Refuses a finished folder that a loader could read while dropping the edit (see the type's
     /// documentation). Runs on the temporary folder, before it is renamed into place.
     static func verify(_ dir: URL, expectedOverrides: Int, isBackpack: Bool, code: [(String, Data)]) throws {
-        let configURL = dir.appendingPathComponent("config.json")
+        let configURL = dir.appendingPathComponent(ModelFolder.configFile)
         func fail(_ reason: String) -> ModelError { ModelError(file: configURL.path, reason: "write-time check: \(reason)") }
         let config = JSONValue.object(try readJSONObject(configURL))
         if isBackpack {
@@ -355,7 +316,7 @@ public enum EditedCheckpoint {
             }
         }
         let overridesURL = dir.appendingPathComponent(ModelDirectory.overridesFile)
-        let declared = config[editKey]?["sense_overrides"], declaredSHA = config[editKey]?["sense_overrides_sha256"]
+        let declared = config[editKey]?[BackpackEditRecord.senseOverridesKey], declaredSHA = config[editKey]?[BackpackEditRecord.senseOverridesSHA256Key]
         if expectedOverrides > 0 {
             guard case .string(ModelDirectory.overridesFile)? = declared else { throw fail("\(editKey).sense_overrides must name \(ModelDirectory.overridesFile)") }
             guard FileManager.default.fileExists(atPath: overridesURL.path) else { throw fail("\(ModelDirectory.overridesFile) is declared but missing") }
@@ -376,7 +337,7 @@ public enum EditedCheckpoint {
 /// The modeling code shipped in every edited Backpack folder (Sources/BackpackEditing/HuggingFace,
 /// a SwiftPM resource of this module).
 public enum HuggingFaceCode {
-    public static let fileNames = ["configuration_backpack_gpt2.py", "modeling_backpack_gpt2.py"]
+    public static let fileNames = ModelFolder.modelingFiles
     static let bundleName = "backpack-edit_BackpackEditing.resources"
 
     /// (file name, contents) of the shipped modeling files.

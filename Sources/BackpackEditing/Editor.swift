@@ -95,7 +95,9 @@ public enum Editor {
         let resolver = Resolver(config: config, tokenizer: tokenizer)
         var steps: [EditPlan.Step] = []
         for file in files {
-            for (i, iv) in file.interventions.enumerated() { steps.append(EditPlan.Step(try resolver.resolve(file, i, iv))) }
+            for (i, iv) in file.interventions.enumerated() {
+                steps.append(EditPlan.Step(try EditError.wrapping { try resolver.resolve(file, i, iv) }))
+            }
         }
         return EditPlan(config: config, tokenizer: tokenizer, steps: steps)
     }

@@ -1,4 +1,5 @@
 import BackpackModel
+import BackpackPrompts
 import BackpackTokenizer
 import Foundation
 

@@ -1,4 +1,5 @@
 import BackpackModel
+import BackpackPrompts
 import BackpackTokenizer
 import Foundation
 import BackpackYAML
@@ -67,7 +68,7 @@ struct Resolver {
             guard let tokenizer else {
                 throw EditError(place, "\(what) '\(word)': words need a tokenizer (pass --tokenizer, or write {token: ID})")
             }
-            let ids = tokenizer.encode(" " + word)
+            let ids = tokenizer.wordTokens(word)
             guard ids.count == 1 else {
                 throw EditError(place, "\(what) '\(word)': \" \(word)\" is \(ids.count) tokens (\(pieces(ids))); expected a single-token word, or write {token: ID}")
             }
@@ -128,7 +129,7 @@ struct Resolver {
             if dropped != nil, let t = tokenizer {
                 let multi = [a, b].compactMap { ref -> String? in
                     guard case .word(let w, _) = ref else { return nil }
-                    let ids = t.encode(" " + w)
+                    let ids = t.wordTokens(w)
                     return ids.count == 1 ? nil : "\" \(w)\" (\(pieces(ids)))"
                 }
                 if !multi.isEmpty { dropped?.append("pair " + multi.joined(separator: ", ")); continue }
@@ -255,11 +256,7 @@ struct Resolver {
         case .tokens(let list):
             for (id, place) in list where labels[id] == nil { ids.append(try checkToken(id, place)); labels[id] = "#\(id)" }
         case .words(let source, let variants, let policy):
-            let words: [WordRef]
-            switch source {
-            case .inline(let w): words = w
-            case .file(let path, let place): words = try WordList.read(path, relativeTo: base, place: place)
-            }
+            let words = try source.words(relativeTo: base)
             (ids, labels, skipped) = try tokens(words, variants: variants, pieces: policy)
         case .suiteNouns(let variants, let policy):
             guard let suite, !suite.nouns.isEmpty else {

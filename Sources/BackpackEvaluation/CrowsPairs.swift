@@ -121,12 +121,14 @@ public struct CrowsPairsSuite: PreparedSuite {
     public let pairs: [CrowsPair]
     let more: [[Int]], less: [[Int]]   // [eot] + sentence
     public let dataSHA256: String
+    public let dataFiles: [DataFileDigest]
     public var itemCount: Int { pairs.count }
 
     init(suite: Suite, config: CrowsPairsConfig, tokenizer: GPT2Tokenizer, model: BackpackConfig, locations: DataLocations) throws {
         self.suite = suite; self.config = config
         let (url, digest) = try config.data.resolveVerified(suiteFile: suite.file, locations: locations)
         dataSHA256 = digest
+        dataFiles = [DataFileDigest(name: config.data.dataFile, sha256: digest)]
         var all = try CrowsPairsData.load(url)
         if let m = config.maxPairs { all = Array(all.prefix(m)) }
         guard !all.isEmpty else { throw SuiteError(file: url.path, reason: "no CrowS-Pairs rows") }

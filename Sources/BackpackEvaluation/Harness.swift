@@ -105,12 +105,14 @@ public struct LambadaSuite: PreparedSuite {
     let requests: [HarnessScorer.Request]
     let maxLength: Int, batchTokens: Int
     public let dataSHA256: String
+    public let dataFiles: [DataFileDigest]
     public var itemCount: Int { requests.count }
 
     init(suite: Suite, config: HarnessConfig, tokenizer: GPT2Tokenizer, model: BackpackConfig, locations: DataLocations) throws {
         self.suite = suite
         let (text, digest) = try readVerified(config.data, suite: suite, locations: locations)
         dataSHA256 = digest
+        dataFiles = [DataFileDigest(name: config.data.dataFile, sha256: digest)]
         var c: [String] = [], t: [String] = []
         for (i, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             if line.allSatisfy(\.isWhitespace) { continue }
@@ -168,6 +170,7 @@ public struct WikitextSuite: PreparedSuite {
     let words: [Int], bytes: [Int]
     let maxLength: Int, batchTokens: Int
     public let dataSHA256: String
+    public let dataFiles: [DataFileDigest]
     public var itemCount: Int { windows.count }
 
     /// wikitext_document_level.py `_generate_examples`: a page starts at a line that, after
@@ -230,6 +233,7 @@ public struct WikitextSuite: PreparedSuite {
         self.suite = suite
         let (text, digest) = try readVerified(config.data, suite: suite, locations: locations)
         dataSHA256 = digest
+        dataFiles = [DataFileDigest(name: config.data.dataFile, sha256: digest)]
         var p = Self.pages(text)
         if let m = config.maxDocuments { p = Array(p.prefix(m)) }
         pages = p

@@ -1,4 +1,5 @@
 import BackpackCheckpoint
+import BackpackIO
 import BackpackModel
 import BackpackTokenizer
 import BackpackResults
@@ -50,6 +51,7 @@ public struct PerplexitySuite: PreparedSuite {
     let words: [Int], bytes: [Int]
     public let maxLength: Int, stride: Int
     public let dataSHA256: String
+    public let dataFiles: [DataFileDigest]
     public var itemCount: Int { documents.count }
 
     /// Passages: the text split on blank lines ("\n\n"), stripped, empty ones dropped.
@@ -116,7 +118,11 @@ public struct PerplexitySuite: PreparedSuite {
                 for n in names { let f = url.appendingPathComponent(n); files.append(f); add(n, try read(f)) }
             } else { files = [url]; add(url.lastPathComponent, try read(url)) }
         }
-        dataSHA256 = try FileDigest.combined(files)
+        let digests = try files.map { try FileDigest.sha256($0) }
+        dataSHA256 = FileDigest.combined(digests: digests)
+        let external: String? = { if case .external(let e) = config.source { return e.dataFile }; return nil }()
+        dataFiles = zip(files, digests).filter { !DataFileDigest.isSuiteFile($0.0, suite) }
+            .map { DataFileDigest(name: external ?? $0.0.lastPathComponent, sha256: $0.1) }
         if case .external(let e) = config.source, let want = e.sha256, want != dataSHA256 {
             throw SuiteError(file: suite.file.path, reason: "data SHA-256 \(dataSHA256) differs from the pinned \(want)")
         }

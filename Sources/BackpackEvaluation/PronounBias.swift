@@ -1,14 +1,13 @@
-import BackpackCheckpoint
-import BackpackEditing
+import BackpackIO
 import BackpackModel
+import BackpackPrompts
 import BackpackTokenizer
 import BackpackResults
 import BackpackYAML
 import Foundation
-import Yams
 
-/// A pronoun_bias suite's definition: the one pronoun-suite reader (BackpackEditing's
-/// PronounSuite, shared with fit_scale).
+/// A pronoun_bias suite's definition: the one pronoun-suite reader (BackpackPrompts'
+/// PronounSuite, shared with fit_scale), given the document composed once.
 public struct PronounBiasConfig: Sendable {
     public var definition: PronounSuite
     public var placeholder: String { definition.placeholder }
@@ -24,7 +23,7 @@ public struct PronounBiasConfig: Sendable {
         occupationStats = try doc.node("occupation_stats").map { try OccupationStats($0, doc) }
         if doc.node("pair") == nil { throw doc.error(nil, "missing key 'pair'") }
         if doc.node("nouns") == nil { throw doc.error(nil, "missing key 'nouns'") }
-        definition = try PronounSuite.load(doc.url)
+        definition = try PronounSuite(doc.root, reader: doc.reader, url: doc.url)
         nouns = try definition.nouns.map { ref in
             guard case .word(let w, _) = ref else {
                 throw SuiteError(ref.place, "nouns: a pronoun_bias suite lists words, found a token id")
@@ -42,12 +41,12 @@ public struct OccupationStats: Sendable {
     /// Lowercased noun -> lowercased job in the file.
     public var aliases: [String: String]
 
-    init(_ node: Node, _ doc: SuiteDocument) throws {
+    init(_ node: YAMLNode, _ doc: SuiteDocument) throws {
         let form = "{data_file: PATH, url: URL, sha256: HEX, aliases: {noun: job}}"
         guard let m = node.mapping else { throw doc.error(node, "'occupation_stats' must be a mapping \(form)") }
         func text(_ key: String) throws -> String? {
             guard let v = m[key] else { return nil }
-            guard let t = v.scalar?.string else { throw doc.error(v, "'occupation_stats.\(key)' must be a string") }
+            guard let t = v.string else { throw doc.error(v, "'occupation_stats.\(key)' must be a string") }
             return t
         }
         for (k, _) in m where !["data_file", "url", "sha256", "aliases"].contains(k.string ?? "") {
@@ -61,16 +60,16 @@ public struct OccupationStats: Sendable {
         if let an = m["aliases"] {
             guard let am = an.mapping else { throw doc.error(an, "'occupation_stats.aliases' must be a mapping noun: job") }
             for (k, v) in am {
-                guard let noun = k.string, let job = v.scalar?.string else { throw doc.error(v, "occupation_stats.aliases: every entry must be noun: job (strings)") }
+                guard let noun = k.string, let job = v.string else { throw doc.error(v, "occupation_stats.aliases: every entry must be noun: job (strings)") }
                 a[noun.lowercased()] = job.lowercased()
             }
         }
         aliases = a
     }
 
-    /// Percent women per noun (NaN where the file has no such job), and the file read.
-    func percentWomen(nouns: [String], suiteFile: URL, locations: DataLocations) throws -> (values: [Double], url: URL) {
-        let (url, _) = try data.resolveVerified(suiteFile: suiteFile, locations: locations)
+    /// Percent women per noun (NaN where the file has no such job), and the file read with its SHA-256.
+    func percentWomen(nouns: [String], suiteFile: URL, locations: DataLocations) throws -> (values: [Double], url: URL, sha256: String) {
+        let (url, digest) = try data.resolveVerified(suiteFile: suiteFile, locations: locations)
         let text: String
         do { text = try String(contentsOf: url, encoding: .utf8) } catch {
             throw SuiteError(file: url.path, reason: "cannot read as UTF-8 text: \(error.localizedDescription)")
@@ -93,7 +92,7 @@ public struct OccupationStats: Sendable {
             let key = n.lowercased()
             return table[aliases[key] ?? key] ?? .nan
         }
-        return (values, url)
+        return (values, url, digest)
     }
 }
 
@@ -109,6 +108,7 @@ public struct PronounBiasSuite: PreparedSuite {
     public let tokenized: [[Int]]
     public let pairIDs: (Int, Int)
     public let dataSHA256: String
+    public let dataFiles: [DataFileDigest]
     /// Percent women per kept noun (NaN: unknown); nil when the suite declares no statistics.
     public let percentWomen: [Double]?
     public var itemCount: Int { prompts.count }
@@ -116,7 +116,7 @@ public struct PronounBiasSuite: PreparedSuite {
     init(suite: Suite, config: PronounBiasConfig, tokenizer: GPT2Tokenizer, model: BackpackConfig, locations: DataLocations = .init()) throws {
         self.suite = suite; self.config = config
         func single(_ word: String) throws -> Int {
-            let ids = tokenizer.encode(" " + word)
+            let ids = tokenizer.wordTokens(word)
             guard ids.count == 1 else {
                 throw SuiteError(file: suite.file.path, reason: "pair word ' \(word)' is \(ids.count) tokens with this tokenizer; it must be one token")
             }
@@ -126,12 +126,12 @@ public struct PronounBiasSuite: PreparedSuite {
         pairIDs = (try single(config.pair.0), try single(config.pair.1))
         var kept: [String] = [], skipped: [String] = []
         for noun in config.nouns {
-            if tokenizer.encode(" " + noun).count == 1 { kept.append(noun) } else { skipped.append(noun) }
+            if tokenizer.singleToken(noun) != nil { kept.append(noun) } else { skipped.append(noun) }
         }
         keptNouns = kept; skippedNouns = skipped
         var texts: [String] = [], nouns: [String] = [], ids: [[Int]] = []
         for noun in kept {
-            let nounID = tokenizer.encode(" " + noun)
+            let nounID = tokenizer.wordTokens(noun)
             for template in config.prompts {
                 let text = config.definition.text(prompt: template, noun: noun)
                 let t = config.definition.ids(prompt: template, word: nounID, tokenizer: tokenizer)
@@ -145,14 +145,20 @@ public struct PronounBiasSuite: PreparedSuite {
             }
         }
         prompts = texts; promptNouns = nouns; tokenized = ids
+        // The suite file and its word lists, then the statistics: data_sha256 combines all of them.
+        let definitionDigests = try config.dataFiles.map { try FileDigest.sha256($0) }
+        var files = zip(config.dataFiles, definitionDigests).filter { !DataFileDigest.isSuiteFile($0.0, suite) }
+            .map { DataFileDigest(name: $0.0.lastPathComponent, sha256: $0.1) }
         if let stats = config.occupationStats {
-            let (values, url) = try stats.percentWomen(nouns: kept, suiteFile: suite.file, locations: locations)
+            let (values, _, digest) = try stats.percentWomen(nouns: kept, suiteFile: suite.file, locations: locations)
             percentWomen = values
-            dataSHA256 = try FileDigest.combined(config.dataFiles + [url])
+            files.append(DataFileDigest(name: stats.data.dataFile, sha256: digest))
+            dataSHA256 = FileDigest.combined(digests: definitionDigests + [digest])
         } else {
             percentWomen = nil
-            dataSHA256 = try FileDigest.combined(config.dataFiles)
+            dataSHA256 = FileDigest.combined(digests: definitionDigests)
         }
+        dataFiles = files
     }
 
     public func evaluate(_ variants: VariantSet, progress: @Sendable (String) -> Void) throws -> [SuiteResult] {

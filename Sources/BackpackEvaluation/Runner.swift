@@ -26,7 +26,10 @@ public enum EvaluationRunner {
     /// `include(variant, suite)` limits the run to some pairs (a shard's share, `--shard`);
     /// `skip(variant, suite)` leaves an included pair out (a resumed run has it already); `finished`
     /// gets each checked result as soon as it is computed (so that it can be stored at once).
-    public static func run(suites: [PreparedSuite], variants: [Variant], allowNonfinite: Bool = false,
+    /// `reference` is the unedited model (base): a variant that differs from it only by word-level
+    /// sense overrides updates its logits, whichever other variants run with it, so that a variant's
+    /// numbers do not depend on the others (VariantSet).
+    public static func run(suites: [PreparedSuite], variants: [Variant], reference: LanguageModel? = nil, allowNonfinite: Bool = false,
                            include: (String, String) -> Bool = { _, _ in true },
                            skip: (String, String) -> Bool = { _, _ in false },
                            finished: (String, SuiteResult) throws -> Void = { _, _ in },
@@ -42,7 +45,9 @@ public enum EvaluationRunner {
             }
             if todo.isEmpty { continue }
             let start = Date()
-            let results = try s.evaluate(VariantSet(todo.map { variants[$0].model })) { progress($0) }
+            var results = try s.evaluate(VariantSet(todo.map { variants[$0].model }, reference: reference)) { progress($0) }
+            // The suite's kind says which headline metrics are the bias and the cost (the reports read them).
+            for r in results.indices { results[r].roles = s.suite.kind.schema.roles }
             let seconds = Date().timeIntervalSince(start)
             for (i, r) in zip(todo, results) {
                 if !allowNonfinite { try checkFinite(r, variant: variants[i].name) }

@@ -78,12 +78,14 @@ public struct StereoSetSuite: PreparedSuite {
     let sentences: [[Int]]   // 3 per example: stereotype, anti-stereotype, unrelated
     let eot: Int
     public let dataSHA256: String
+    public let dataFiles: [DataFileDigest]
     public var itemCount: Int { examples.count }
 
     init(suite: Suite, config: StereoSetConfig, tokenizer: GPT2Tokenizer, model: BackpackConfig, locations: DataLocations) throws {
         self.suite = suite; self.config = config
         let (url, digest) = try config.data.resolveVerified(suiteFile: suite.file, locations: locations)
         dataSHA256 = digest
+        dataFiles = [DataFileDigest(name: config.data.dataFile, sha256: digest)]
         var all = try StereoSetData.loadIntrasentence(url)
         if let m = config.maxExamples { all = Array(all.prefix(m)) }
         examples = all

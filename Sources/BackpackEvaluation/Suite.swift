@@ -1,4 +1,5 @@
 import BackpackCheckpoint
+import BackpackIO
 import BackpackModel
 import BackpackResults
 import BackpackTokenizer
@@ -54,6 +55,21 @@ public struct ExternalData: Sendable {
     }
 }
 
+/// A data file a prepared suite read (besides the suite file), with its SHA-256: part of a run's
+/// plan, so that `eval --resume` continues a run only on the same data.
+public struct DataFileDigest: Sendable, Equatable {
+    /// The file as the suite names it, the same wherever it was found: an external data set's
+    /// `data_file`, else the file's name.
+    public var name: String
+    public var sha256: String
+    public init(name: String, sha256: String) { self.name = name; self.sha256 = sha256 }
+
+    /// Whether `url` is the suite's own file (in the plan's `suite` line already).
+    static func isSuiteFile(_ url: URL, _ suite: Suite) -> Bool {
+        url.standardizedFileURL.path == suite.file.standardizedFileURL.path
+    }
+}
+
 /// The kinds a suite may declare.
 public enum SuiteKind: String, CaseIterable, Sendable {
     case pronounBias = "pronoun_bias"
@@ -77,6 +93,41 @@ public enum SuiteKind: String, CaseIterable, Sendable {
     }
 }
 
+/// What a suite kind stores for each variant: its headline aggregates (also scalar datasets under
+/// `aggregates/`), the roles of some of them in the reports, and the per-item datasets every
+/// result has (LAYOUT.md, "Suite-specific contents", lists the rest).
+public struct ResultSchema: Sendable, Equatable {
+    public var headline: [String]
+    public var roles: [MetricRole: String]
+    public var datasets: [String]
+}
+
+extension SuiteKind {
+    /// The kind's result schema. The reports find the bias and the cost by `roles`, never by name.
+    public var schema: ResultSchema {
+        switch self {
+        case .pronounBias:
+            return ResultSchema(headline: ["bias"], roles: [.bias: "bias"],
+                                datasets: ["prompts", "prompt_nouns", "ratio", "nouns", "noun_bias", "noun_log_ratio"])
+        case .crowsPairs:
+            return ResultSchema(headline: ["metric_score", "pct_stereotype", "likelihood_diff"], roles: [:],
+                                datasets: ["sent_more", "sent_less", "direction", "bias_type", "ll_more", "ll_less", "gm_more", "gm_less"])
+        case .stereoSet:
+            return ResultSchema(headline: ["ss", "lms", "icat"], roles: [:],
+                                datasets: ["target", "bias_type", "context", "score_stereotype", "score_anti_stereotype", "score_unrelated"])
+        case .perplexity:
+            return ResultSchema(headline: ["token_perplexity", "bits_per_byte"], roles: [.cost: "token_perplexity"],
+                                datasets: ["documents", "nll", "tokens", "words", "bytes", "token_perplexity", "word_perplexity",
+                                           "byte_perplexity", "bits_per_byte"])
+        case .lambada:
+            return ResultSchema(headline: ["acc", "perplexity"], roles: [.cost: "perplexity"], datasets: ["targets", "loglikelihood", "is_greedy"])
+        case .wikitext:
+            return ResultSchema(headline: ["word_perplexity", "bits_per_byte"], roles: [.cost: "word_perplexity"],
+                                datasets: ["loglikelihood", "words", "bytes"])
+        }
+    }
+}
+
 /// A suite as declared in `Evaluations/NAME.yaml`.
 public struct Suite: Sendable {
     public var name: String
@@ -88,6 +139,10 @@ public struct Suite: Sendable {
     public var config: SuiteConfig
 
     public static func load(_ url: URL) throws -> Suite {
+        try SuiteError.wrapping { try read(url) }
+    }
+
+    static func read(_ url: URL) throws -> Suite {
         let doc = try SuiteDocument(url: url)
         let kindText = try doc.string("kind")
         guard let kind = SuiteKind(rawValue: kindText) else {
@@ -168,6 +223,10 @@ public protocol PreparedSuite: Sendable {
     var suite: Suite { get }
     /// Number of forward-pass items (for progress).
     var itemCount: Int { get }
+    /// SHA-256 of the suite's input data (stored as `data_sha256`).
+    var dataSHA256: String { get }
+    /// Every data file read besides the suite file, each with its SHA-256 (the run's plan).
+    var dataFiles: [DataFileDigest] { get }
     /// One result per variant, in order, each equal (up to float32 rounding of the logits) to
     /// evaluating that variant alone: batch by batch, every variant runs before the next batch,
     /// sharing what the variants have in common (VariantSet).

@@ -41,5 +41,6 @@ extension PerplexitySuite {
         words = ids.map(\.count); bytes = ids.map(\.count)
         self.maxLength = length; self.stride = step
         self.dataSHA256 = dataSHA256
+        dataFiles = [DataFileDigest(name: file.lastPathComponent, sha256: dataSHA256)]
     }
 }

@@ -1,4 +1,5 @@
 import BackpackCheckpoint
+import BackpackIO
 import Foundation
 #if canImport(FoundationNetworking)
 import FoundationNetworking

@@ -1,4 +1,5 @@
 import BackpackJSON
+import BackpackModelFolder
 import Foundation
 
 /// The settings huggingface_hub reads from the environment, read the same way so that this
@@ -199,11 +200,11 @@ public struct HubCache: Sendable {
     public static func missingModelFiles(in folder: URL) -> [String] {
         func present(_ name: String) -> Bool { FileManager.default.fileExists(atPath: folder.appendingPathComponent(name).path) }
         var missing: [String] = []
-        if !present("config.json") { missing.append("config.json") }
-        if present("model.safetensors") || present("pytorch_model.bin") { return missing }
-        if present("model.safetensors.index.json") {
+        if !present(ModelFolder.configFile) { missing.append(ModelFolder.configFile) }
+        if present(ModelFolder.safetensorsFile) || present(ModelFolder.torchFile) { return missing }
+        if present(ModelFolder.safetensorsIndexFile) {
             do {
-                let shards = try shardNames(index: folder.appendingPathComponent("model.safetensors.index.json"))
+                let shards = try shardNames(index: folder.appendingPathComponent(ModelFolder.safetensorsIndexFile))
                 missing += shards.filter { !present($0) }
             } catch {
                 missing.append("a readable model.safetensors.index.json (\(error))")

@@ -1,3 +1,4 @@
+import BackpackModelFolder
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -33,8 +34,8 @@ public struct HubDownloader {
         public var absent: [String] = []
     }
 
-    /// Tokenizer files taken when the repository has them.
-    public static let tokenizerFiles = ["tokenizer.json", "vocab.json", "merges.txt", "tokenizer_config.json", "special_tokens_map.json"]
+    /// Tokenizer files taken when the repository has them (the model-folder contract's list).
+    public static let tokenizerFiles = ModelFolder.tokenizerFiles
 
     public func download(_ ref: HubReference) throws -> Outcome {
         if environment.offline {
@@ -48,25 +49,25 @@ public struct HubDownloader {
         try checkWritable()
         // config.json first: its answer names the commit; every other file is asked for at that
         // commit, so that a push to the branch mid-download cannot mix two versions.
-        guard case .present(let config) = try metadata(ref.repoID, revision: ref.revision, file: "config.json") else {
-            throw DownloadError(.notFound, "\(ref.repoID) has no config.json at revision '\(ref.revision)' (\(url(ref.repoID, ref.revision, "config.json"))); is it a transformers model repository?")
+        guard case .present(let config) = try metadata(ref.repoID, revision: ref.revision, file: ModelFolder.configFile) else {
+            throw DownloadError(.notFound, "\(ref.repoID) has no config.json at revision '\(ref.revision)' (\(url(ref.repoID, ref.revision, ModelFolder.configFile))); is it a transformers model repository?")
         }
         let commit = config.commit
         try writeRef(ref, commit: commit)
         var outcome = Outcome(snapshot: cache.snapshot(ref.repoID, commit: commit), commit: commit)
-        try store(ref.repoID, "config.json", config, &outcome)
-        let configFile = outcome.snapshot.appendingPathComponent("config.json")
+        try store(ref.repoID, ModelFolder.configFile, config, &outcome)
+        let configFile = outcome.snapshot.appendingPathComponent(ModelFolder.configFile)
 
         // Weights: the first of the three forms the repository has.
-        if try take(ref.repoID, commit, "model.safetensors", &outcome) {
-        } else if try take(ref.repoID, commit, "model.safetensors.index.json", &outcome) {
-            let index = outcome.snapshot.appendingPathComponent("model.safetensors.index.json")
+        if try take(ref.repoID, commit, ModelFolder.safetensorsFile, &outcome) {
+        } else if try take(ref.repoID, commit, ModelFolder.safetensorsIndexFile, &outcome) {
+            let index = outcome.snapshot.appendingPathComponent(ModelFolder.safetensorsIndexFile)
             for shard in try HubCache.shardNames(index: index) {
                 guard try take(ref.repoID, commit, shard, &outcome) else {
                     throw DownloadError(.notFound, "\(ref.repoID)@\(commit): model.safetensors.index.json names the shard \(shard), which the repository does not have")
                 }
             }
-        } else if try take(ref.repoID, commit, "pytorch_model.bin", &outcome) {
+        } else if try take(ref.repoID, commit, ModelFolder.torchFile, &outcome) {
         } else {
             throw DownloadError(.notFound, "\(ref.repoID)@\(ref.revision) has no weights: tried model.safetensors, model.safetensors.index.json and pytorch_model.bin")
         }

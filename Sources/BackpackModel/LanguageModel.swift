@@ -1,7 +1,8 @@
 import Foundation
 
 // A Backpack-GPT2 language model (or plain GPT-2, which shares the trunk), computing exactly
-// what the published `modeling_backpack_gpt2.py` computes in eval mode (BACKPACK.md):
+// what the published `modeling_backpack_gpt2.py` computes in eval mode (docs/BACKPACK.md;
+// ReferenceForward.swift states the same as plain equations):
 //   C = SenseNetwork(E[ids])          (k, n, d)   per distinct id, cached
 //   hc = Trunk(E[ids] + P)            (n, d)
 //   alpha = SenseWeights(hc)          (k, n, n)   rows sum to 1
@@ -96,6 +97,9 @@ public final class LanguageModel: @unchecked Sendable {
 
     // MARK: Senses
 
+    /// Rows of every sense-network product (see `senseVectors`).
+    static let senseRows = 32
+
     /// C(id) for each id, (k*d) each, edits applied; computes only ids not yet cached.
     public func senseVectors(_ ids: [Int]) -> [Int: [Float]] {
         guard let senseNetwork else { return [:] }
@@ -103,11 +107,19 @@ public final class LanguageModel: @unchecked Sendable {
         var found = senseCache.lookup(distinct.filter { senseOverrides[$0] == nil })
         let missing = distinct.filter { found[$0] == nil && senseOverrides[$0] == nil }.sorted()
         if !missing.isEmpty {
-            let kd = config.senses * config.nEmbd
-            let s = senseNetwork(missing)
+            let kd = config.senses * config.nEmbd, chunk = Self.senseRows
             var new: [Int: [Float]] = [:]
-            for (j, id) in missing.enumerated() {
-                new[id] = Array(UnsafeBufferPointer(start: s.pointer + j * kd, count: kd))
+            // Products of one shape: `senseRows` ids at a time, the last chunk padded by repeating
+            // its last id. Which ids are missing depends on what ran before (the cache, the other
+            // variants' overrides), and BLAS may pick its kernels by the number of rows (one row:
+            // a matrix-vector product); one shape keeps that choice fixed. (A run that fills the
+            // cache in another order still differs by rounding: docs/SHARDING.md, the bound.)
+            for start in stride(from: 0, to: missing.count, by: chunk) {
+                let ids = Array(missing[start..<min(start + chunk, missing.count)])
+                let s = senseNetwork(ids + Array(repeating: ids[ids.count - 1], count: chunk - ids.count))
+                for (j, id) in ids.enumerated() {
+                    new[id] = Array(UnsafeBufferPointer(start: s.pointer + j * kd, count: kd))
+                }
             }
             senseCache.store(new)
             found.merge(new) { a, _ in a }

@@ -1,37 +1,29 @@
 import BackpackCheckpoint
+import BackpackIO
+import BackpackModelFolder
 import BackpackTokenizer
 import Foundation
 
-/// A model directory as Hugging Face writes it: `config.json` plus `model.safetensors`
-/// (or sharded with `model.safetensors.index.json`) and/or `pytorch_model.bin`; optionally a
-/// tokenizer and, for edited checkpoints, `sense_overrides.safetensors`.
+/// A model folder loaded for computation: its contract (file names, `config.json`, the edit
+/// record) is ModelFolder's; this opens the weights (`model.safetensors`, sharded with
+/// `model.safetensors.index.json`, or `pytorch_model.bin`), the word-level sense edits and the
+/// tokenizer.
 public struct ModelDirectory: Sendable {
-    public let url: URL
-    public let config: BackpackConfig
+    public let folder: ModelFolder
+    public var url: URL { folder.url }
+    public var config: BackpackConfig { folder.config }
     public let weightFiles: [URL]
     public let format: String
     public let archive: TensorArchive
 
-    public static let overridesFile = "sense_overrides.safetensors"
+    public static let overridesFile = ModelFolder.senseOverridesFile
 
     public init(_ url: URL) throws {
-        var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir) else {
-            throw ModelError(file: url.path, reason: "no such model directory")
-        }
-        guard isDir.boolValue else {
-            throw ModelError(file: url.path, reason: "expected a model directory (config.json with model.safetensors or pytorch_model.bin)")
-        }
-        self.url = url
-        let configURL = url.appendingPathComponent("config.json")
-        guard FileManager.default.fileExists(atPath: configURL.path) else {
-            throw ModelError(file: configURL.path, reason: "missing: a model directory needs config.json")
-        }
-        config = try BackpackConfig.load(configURL)
+        folder = try ModelFolder(url)
         let fm = FileManager.default
-        let single = url.appendingPathComponent("model.safetensors")
-        let index = url.appendingPathComponent("model.safetensors.index.json")
-        let bin = url.appendingPathComponent("pytorch_model.bin")
+        let single = folder.file(ModelFolder.safetensorsFile)
+        let index = folder.file(ModelFolder.safetensorsIndexFile)
+        let bin = folder.file(ModelFolder.torchFile)
         if fm.fileExists(atPath: single.path) {
             archive = try SafetensorsFile(url: single); format = "safetensors"
         } else if fm.fileExists(atPath: index.path) {
@@ -39,7 +31,7 @@ public struct ModelDirectory: Sendable {
         } else if fm.fileExists(atPath: bin.path) {
             archive = try TorchCheckpoint(url: bin); format = "pytorch_model.bin (zip + pickle)"
         } else {
-            throw ModelError(file: url.path, reason: "no weights found: expected model.safetensors, model.safetensors.index.json or pytorch_model.bin")
+            throw ModelError(file: url.path, reason: "no weights found: expected \(ModelFolder.safetensorsFile), \(ModelFolder.safetensorsIndexFile) or \(ModelFolder.torchFile)")
         }
         weightFiles = archive.files
     }
@@ -53,19 +45,18 @@ public struct ModelDirectory: Sendable {
     /// When config.json declares them (`backpack_edit.sense_overrides` with its SHA-256, as
     /// `backpack edit` writes), a missing or different file is an error, never a silent base model.
     public func senseOverrides() throws -> [Int: [Float]] {
-        let file = url.appendingPathComponent(Self.overridesFile)
-        let configURL = url.appendingPathComponent("config.json")
-        let raw = try? JSONSerialization.jsonObject(with: Data(contentsOf: configURL))
-        if let edit = (raw as? [String: Any])?["backpack_edit"] as? [String: Any], let declared = edit["sense_overrides"] {
-            guard declared as? String == Self.overridesFile, let sha = edit["sense_overrides_sha256"] as? String else {
-                throw ModelError(file: configURL.path, reason: "key 'backpack_edit': expected sense_overrides \"\(Self.overridesFile)\" with sense_overrides_sha256")
+        let file = folder.file(Self.overridesFile)
+        let configURL = folder.configURL
+        if let edit = folder.edit, let declared = edit.senseOverrides {
+            guard declared == Self.overridesFile, let sha = edit.senseOverridesSHA256 else {
+                throw ModelError(file: configURL.path, reason: "key '\(ModelFolder.editKey)': expected \(BackpackEditRecord.senseOverridesKey) \"\(Self.overridesFile)\" with \(BackpackEditRecord.senseOverridesSHA256Key)")
             }
             guard FileManager.default.fileExists(atPath: file.path) else {
                 throw ModelError(file: file.path, reason: "missing: config.json declares this file of word-level sense edits; refusing to load the model without its edit")
             }
             let actual = try FileDigest.sha256(file)
             guard actual == sha.lowercased() else {
-                throw ModelError(file: file.path, reason: "SHA-256 is \(actual), config.json (backpack_edit.sense_overrides_sha256) says \(sha); refusing to load an edit that is not the declared one")
+                throw ModelError(file: file.path, reason: "SHA-256 is \(actual), config.json (\(ModelFolder.editKey).\(BackpackEditRecord.senseOverridesSHA256Key)) says \(sha); refusing to load an edit that is not the declared one")
             }
         }
         guard FileManager.default.fileExists(atPath: file.path) else { return [:] }
@@ -84,11 +75,7 @@ public struct ModelDirectory: Sendable {
     }
 
     /// Whether the directory holds tokenizer files of its own.
-    public var hasTokenizerFiles: Bool {
-        ["tokenizer.json", "vocab.json", "encoder.json"].contains {
-            FileManager.default.fileExists(atPath: url.appendingPathComponent($0).path)
-        }
-    }
+    public var hasTokenizerFiles: Bool { folder.hasTokenizerFiles }
 
     /// No tokenizer files, but GPT-2's vocabulary (50257 ids, or 50264 padded): the published
     /// stanfordnlp/backpack-gpt2 is such a directory, and its users load GPT-2's tokenizer.

@@ -1,6 +1,6 @@
 import Foundation
 
-// The sense network C(x) (BACKPACK.md step 1): position-independent, so it runs once per
+// The sense network C(x) (docs/BACKPACK.md step 1): position-independent, so it runs once per
 // distinct token id and its output is cached. Shapes: u = distinct ids, d = n_embd, k = senses.
 
 struct SenseNetwork: Sendable {
@@ -64,7 +64,7 @@ public final class SenseCache: @unchecked Sendable {
     public func removeAll() { lock.lock(); rows.removeAll(); lock.unlock() }
 }
 
-/// The sense weights alpha (BACKPACK.md step 3): one key-query layer with k heads of size d/k,
+/// The sense weights alpha (docs/BACKPACK.md step 3): one key-query layer with k heads of size d/k,
 /// no values, no output projection; mask -10000 on future positions.
 struct SenseWeightNetwork: Sendable {
     let dense: Dense

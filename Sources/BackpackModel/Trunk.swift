@@ -1,6 +1,6 @@
 import Foundation
 
-// The contextualization network: a standard GPT-2 trunk (BACKPACK.md step 2).
+// The contextualization network: a standard GPT-2 trunk (docs/BACKPACK.md step 2).
 // Shapes: N = rows of all sequences packed together, n = one sequence's length, d = n_embd,
 // h = n_head, hd = d / h.
 

@@ -4,13 +4,16 @@ import Foundation
 // runs them). A sense edit changes only C, so:
 //   - variants that share the base's contextualization (`sharesContextualization`) reuse its
 //     alpha: the trunk runs once per batch for all of them;
-//   - when every row is scored, a variant that differs from an earlier one only by word-level
-//     overrides (same weights) has
+//   - when every row is scored, a variant that differs from the reference (the unedited model)
+//     only by word-level overrides (same weights) has
 //     logits' = logits + dO E^T with dO = sum_l alpha[l] dC[l], and dC is non-zero only at the
 //     occurrences of the edited ids. With R = the (id, sense) pairs whose vectors differ,
 //     P = dC_R E^T (R, V) once per batch, and row i of the logits gains sum_r w[i, r] P[r],
 //     w[i, r] = sum over occurrences j <= i of id_r of alpha[l_r][i][j]. Rows before the first
-//     occurrence are the earlier variant's, and so are their scores.
+//     occurrence are the reference's, and so are their scores. The update is always of the
+//     reference's logits (computed for the batch when the reference is not one of the variants),
+//     never of another edit's: a variant's numbers do not depend on which variants run with it
+//     (a shard of a sweep gives the numbers of the whole run, bit for bit; ShardTests).
 //   - any other variant (an edit of wte: `target: input_embedding`) runs its own full pass.
 // The results equal each variant's own forward pass up to float32 rounding of the logits (the
 // updated rows; the rest is the same arithmetic as the variant's own pass).
@@ -21,18 +24,27 @@ public struct VariantSet: Sendable {
     public let models: [LanguageModel]
     /// leader[i]: the first variant whose contextualization variant i shares (i itself if none).
     public let leader: [Int]
-    /// parent[i]: an earlier variant, with the same leader, from which variant i differs only by
-    /// word-level sense overrides (its logits are updated, not recomputed); nil: full output.
+    /// parent[i]: the reference, whose logits variant i updates (it differs from it only by
+    /// word-level sense overrides): its index, or `models.count` when the reference is not one of
+    /// the variants; nil: the variant's own full output.
     public let parent: [Int?]
+    /// The model whose logits the word-level edits update: `reference`, or without one the first
+    /// variant without overrides.
+    let reference: LanguageModel?
 
-    public init(_ models: [LanguageModel]) {
+    /// `reference` is the unedited model of a run (base); give it whenever `models` may be a
+    /// subset of a run (a shard, a resumed run), so that every variant is computed the same way.
+    public init(_ models: [LanguageModel], reference: LanguageModel? = nil) {
+        let root = reference ?? models.first { $0.isBackpack && $0.senseOverrides.isEmpty }
+        let rootIndex = root.flatMap { r in models.firstIndex { $0 === r } }
         var leader: [Int] = [], parent: [Int?] = []
         for (i, m) in models.enumerated() {
             let l = (0..<i).first { leader[$0] == $0 && m.sharesContextualization(with: models[$0]) } ?? i
             leader.append(l)
-            parent.append((0..<i).first { parent[$0] == nil && leader[$0] == l && m.differsOnlyInOverrides(from: models[$0]) })
+            let updates = root.map { i != rootIndex && !m.senseOverrides.isEmpty && m.differsOnlyInOverrides(from: $0) } ?? false
+            parent.append(updates ? (rootIndex ?? models.count) : nil)
         }
-        self.models = models; self.leader = leader; self.parent = parent
+        self.models = models; self.leader = leader; self.parent = parent; self.reference = root
     }
 
     /// `score(sequence, position, logits row (V))` for every selected row of every variant on one
@@ -49,6 +61,17 @@ public struct VariantSet: Sendable {
         let updates = selection == .all
         for l in models.indices where leader[l] == l {
             let context = try models[l].contextualize(batch)
+            // The reference's outputs for its edits of this trunk when it is not a variant itself.
+            let orphans = models.indices.filter { updates && leader[$0] == l && parent[$0] == models.count }
+            if let reference, !orphans.isEmpty {
+                let outputs = try reference.outputs(context, options: ForwardOptions(logits: selection))
+                let scores = outputs.enumerated().map { s, out in
+                    out.logits.withUnsafeBufferPointer { all in
+                        out.logitPositions.enumerated().map { r, p in score(s, p, UnsafeBufferPointer(rebasing: all[(r * V)..<((r + 1) * V)])) }
+                    }
+                }
+                for v in orphans { results[v] = models[v].scoreUpdate(of: reference, context: context, outputs: outputs, scores: scores, score) }
+            }
             for m in models.indices where leader[m] == l && (parent[m] == nil || !updates) {
                 let outputs = try models[m].outputs(context, options: ForwardOptions(logits: selection))
                 results[m] = outputs.enumerated().map { s, out in

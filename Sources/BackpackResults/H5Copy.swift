@@ -24,8 +24,8 @@ extension H5Group {
     }
 
     /// Writes an attribute read with `attribute(_:)` back with the same kind: scalar or 1-D,
-    /// string, 64-bit integer or float (what this module writes). A 1-D string attribute, which
-    /// this module never writes, is refused.
+    /// string, 64-bit integer or float (every kind this module reads and writes, e.g. a sweep
+    /// point's `grid_axes`, a 1-D string attribute).
     public func setAttribute(_ name: String, value: H5Value) throws {
         switch value {
         case .string(let s): try setAttribute(name, s)
@@ -33,8 +33,7 @@ extension H5Group {
         case .doubles(let d): try setAttribute(name, d)
         case .int(let i): try setAttribute(name, i)
         case .ints(let i): try setAttribute(name, i)
-        case .strings:
-            throw location.error(.typeMismatch, "write attribute '\(name)'", "1-D string attributes are not written by this module")
+        case .strings(let s): try setAttribute(name, s)
         }
     }
 }

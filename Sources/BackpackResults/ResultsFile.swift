@@ -25,7 +25,8 @@ public enum ResultsKeys {
     /// runs written whole, which are complete).
     public static let status = "status"
     /// What the run computes, one line each: `model <sha256>`, `variant <name> <edit sha256>`,
-    /// `suite <name> <version> <data sha256>`; `--resume` continues only the same plan.
+    /// `suite <name> <version> <suite file sha256>`, `data <suite> <file> <sha256>` per data file
+    /// the suite reads; `--resume` continues only the same plan.
     public static let plan = "plan"
     /// A run computing one share of a plan (`backpack eval --shard K/N`): K (1...N) and N, ints.
     public static let shardIndex = "shard_index"
@@ -46,6 +47,8 @@ public enum ResultsKeys {
     public static let dataSHA256 = "data_sha256"
     /// Comma-separated names of the headline aggregates.
     public static let headline = "headline"
+    /// The roles of headline aggregates in the reports: `bias=NAME`, `cost=NAME`, comma-separated.
+    public static let metricRoles = "metric_roles"
     /// Subgroup with the headline aggregates as scalar datasets.
     public static let aggregates = "aggregates"
 }

@@ -22,6 +22,13 @@ public enum ResultScalar: Sendable, Equatable {
     }
 }
 
+/// What a metric means to the reports, declared by the suite's kind (`SuiteKind.schema`) and
+/// stored with its results (`metric_roles`): the bias that the trade-off chart plots, or the cost
+/// an edit pays (a perplexity); lower is better for both.
+public enum MetricRole: String, Sendable, CaseIterable {
+    case bias, cost
+}
+
 /// One suite's results on one model variant: `/runs/<id>/<variant>/<suite>`.
 public struct SuiteResult: Sendable {
     public var suiteName: String
@@ -33,6 +40,8 @@ public struct SuiteResult: Sendable {
     public var datasets: [(name: String, values: ResultArray)] = []
     /// Aggregates shown in summaries; also written as scalar datasets under `aggregates/`.
     public var headline: [String] = []
+    /// The headline aggregates that play a role in the reports (which is the bias, which the cost).
+    public var roles: [MetricRole: String] = [:]
     /// Datasets where NaN means "no value" (looked-up statistics), not a failed computation; not
     /// stored (the finite-number check of a run reads it).
     public var missingValuesAllowed: Set<String> = []
@@ -44,6 +53,15 @@ public struct SuiteResult: Sendable {
     public func dataset(_ name: String) -> ResultArray? { datasets.first { $0.name == name }?.values }
     /// The headline metrics with their values, in order.
     public var headlineValues: [(String, Double)] { headline.compactMap { h in self[h]?.doubleValue.map { (h, $0) } } }
+    /// The value of the metric with `role`, if the suite has one.
+    public func value(_ role: MetricRole) -> (metric: String, value: Double)? {
+        roles[role].flatMap { m in self[m]?.doubleValue.map { (m, $0) } }
+    }
+
+    /// `metric_roles` as stored: `role=metric`, comma-separated, in role order.
+    var rolesText: String {
+        roles.sorted { $0.key.rawValue < $1.key.rawValue }.map { "\($0.key.rawValue)=\($0.value)" }.joined(separator: ",")
+    }
 
     public mutating func set(_ name: String, _ v: Double, headline: Bool = false) {
         attributes.append((name, .double(v))); if headline { self.headline.append(name) }
@@ -135,9 +153,22 @@ extension ResultsFile {
         try append(to: url, runID: runID, lockTimeout: lockTimeout) { run in try RunWriter.write(record, to: run) }
     }
 
-    /// The run `/runs/<id>` with every attribute and dataset.
+    /// The run `/runs/<id>` with every attribute and dataset; an unfinished run also with the
+    /// results stored as parts beside the file (`storePart`), each after the variant's suites.
     public func record(_ id: String) throws -> RunRecord {
-        try RunReader.read(try run(id), id: id)
+        var record = try RunReader.read(try run(id), id: id)
+        guard record.status == "running" else { return record }
+        let group = try run(id)
+        let stored: [String] = group.hasAttribute(ResultsKeys.plan) ? try group.stringAttribute(ResultsKeys.plan).split(separator: "\n").map(String.init) : []
+        let order = RunPlan.names(fromStored: stored).suites
+        let parts = ResultsFile.parts(of: id, for: url).parts
+            .sorted { (order.firstIndex(of: $0.result.suiteName) ?? Int.max) < (order.firstIndex(of: $1.result.suiteName) ?? Int.max) }
+        for p in parts {
+            guard let v = record.variants.firstIndex(where: { $0.variant == p.variant }),
+                  !record.variants[v].suites.contains(where: { $0.suiteName == p.result.suiteName }) else { continue }
+            record.variants[v].suites.append(p.result)
+        }
+        return record
     }
 }
 
@@ -161,6 +192,7 @@ enum RunWriter {
                 try sg.setAttribute(ResultsKeys.suiteVersion, s.suiteVersion)
                 try sg.setAttribute(ResultsKeys.dataSHA256, s.dataSHA256)
                 try sg.setAttribute(ResultsKeys.headline, s.headline.joined(separator: ","))
+                if !s.roles.isEmpty { try sg.setAttribute(ResultsKeys.metricRoles, s.rolesText) }
                 for (name, value) in s.attributes {
                     switch value {
                     case .double(let d): try sg.setAttribute(name, d)
@@ -182,8 +214,31 @@ enum RunWriter {
 }
 
 enum RunReader {
+    /// `metric_roles` of a suite group. Groups written before roles were stored get the roles
+    /// their kinds declare, recognised by the headline names those kinds used: `bias` is the
+    /// bias; the first headline ending in `perplexity` is the cost.
+    static func roles(_ sg: H5Group, headline: [String]) throws -> [MetricRole: String] {
+        guard sg.hasAttribute(ResultsKeys.metricRoles) else {
+            var legacy: [MetricRole: String] = [:]
+            if headline.contains("bias") { legacy[.bias] = "bias" }
+            if let cost = headline.first(where: { $0.hasSuffix("perplexity") }) { legacy[.cost] = cost }
+            return legacy
+        }
+        var out: [MetricRole: String] = [:]
+        for item in try sg.stringAttribute(ResultsKeys.metricRoles).split(separator: ",") {
+            let pair = item.split(separator: "=", maxSplits: 1).map(String.init)
+            guard pair.count == 2, let role = MetricRole(rawValue: pair[0]) else {
+                throw ResultsError(.typeMismatch, file: sg.filePath, object: sg.path, operation: "read attribute '\(ResultsKeys.metricRoles)'",
+                                   detail: "expected role=metric items (roles: \(MetricRole.allCases.map(\.rawValue).joined(separator: ", "))), found '\(item)'")
+            }
+            out[role] = pair[1]
+        }
+        return out
+    }
+
     /// Attributes of a suite group that are layout, not results.
-    static let suiteKeys: Set<String> = [ResultsKeys.suiteName, ResultsKeys.suiteVersion, ResultsKeys.dataSHA256, ResultsKeys.headline]
+    static let suiteKeys: Set<String> = [ResultsKeys.suiteName, ResultsKeys.suiteVersion, ResultsKeys.dataSHA256, ResultsKeys.headline,
+                                         ResultsKeys.metricRoles]
 
     static func read(_ run: H5Group, id: String) throws -> RunRecord {
         func string(_ g: H5Group, _ key: String) throws -> String { g.hasAttribute(key) ? try g.stringAttribute(key) : "" }
@@ -198,6 +253,7 @@ enum RunReader {
                                     dataSHA256: try string(sg, ResultsKeys.dataSHA256))
                 if s.suiteName.isEmpty { s.suiteName = sname }
                 s.headline = try string(sg, ResultsKeys.headline).split(separator: ",").map(String.init)
+                s.roles = try roles(sg, headline: s.headline)
                 // Attributes come back in name order (HDF5 does not keep their creation order here).
                 for key in try sg.attributeNames() where !suiteKeys.contains(key) {
                     switch try sg.attribute(key) {
@@ -230,8 +286,8 @@ enum RunReader {
 }
 
 /// What one `backpack eval` computes: the model, the variants (with their edits) and the suites
-/// (with their data), each by SHA-256. Stored as `plan` on a run that is written suite by suite, so
-/// that `--resume` continues only a run of the same plan.
+/// (their files and every data file they read), each by SHA-256. Stored as `plan` on a run that is
+/// written suite by suite, so that `--resume` continues only a run of the same plan.
 public struct RunPlan: Sendable, Equatable {
     public var modelSHA256: String
     public var variants: [(name: String, editText: String, editSHA256: String)]
@@ -239,16 +295,23 @@ public struct RunPlan: Sendable, Equatable {
     /// The grid point of each edited variant, by name (stored on its group; not part of `lines`:
     /// a point's edit text, and so its SHA-256, already names its coordinates).
     public var grids: [String: GridPoint]
+    /// The data files each suite reads besides its suite file (by suite name): a name that is the
+    /// same on every machine (the suite's `data_file`, or the file name) and the file's SHA-256.
+    public var data: [String: [(file: String, sha256: String)]]
     public init(modelSHA256: String, variants: [(name: String, editText: String, editSHA256: String)],
-                suites: [(name: String, version: String, dataSHA256: String)], grids: [String: GridPoint] = [:]) {
-        self.modelSHA256 = modelSHA256; self.variants = variants; self.suites = suites; self.grids = grids
+                suites: [(name: String, version: String, dataSHA256: String)], grids: [String: GridPoint] = [:],
+                data: [String: [(file: String, sha256: String)]] = [:]) {
+        self.modelSHA256 = modelSHA256; self.variants = variants; self.suites = suites; self.grids = grids; self.data = data
     }
     public static func == (a: RunPlan, b: RunPlan) -> Bool { a.lines == b.lines }
 
-    /// One line per item, as stored.
+    /// One line per item, as stored: `model`, each `variant`, each `suite` followed by a `data
+    /// <suite> <file> <sha256>` line per data file it reads.
     public var lines: [String] {
         ["model \(modelSHA256)"] + variants.map { "variant \($0.name) \($0.editSHA256.isEmpty ? "-" : $0.editSHA256)" }
-            + suites.map { "suite \($0.name) \($0.version) \($0.dataSHA256)" }
+            + suites.flatMap { s in
+                ["suite \(s.name) \(s.version) \(s.dataSHA256)"] + (data[s.name] ?? []).map { "data \(s.name) \($0.file) \($0.sha256)" }
+            }
     }
 
     /// Why a stored plan is not this one ("" when they match): the lines only one side has.
@@ -264,7 +327,7 @@ public struct RunPlan: Sendable, Equatable {
 public struct UnfinishedRun: Sendable {
     public var id: String
     public var plan: [String]
-    /// (variant, suite) pairs already stored.
+    /// (variant, suite) pairs already stored, in the file or as parts beside it.
     public var finished: Set<String>
     /// The share of the plan this run computes (`--shard`), nil for a whole run.
     public var shard: RunShard? = nil
@@ -272,7 +335,7 @@ public struct UnfinishedRun: Sendable {
 }
 
 extension ResultsFile {
-    /// Starts a run that gets its suites one by one (`addSuite`) and is marked complete by
+    /// Starts a run that gets its suites one by one (`storePart`) and is marked complete by
     /// `finishRun`: status "running", the plan, the provenance and one group per variant (a
     /// shard's run too: the merge takes the variants' attributes from any shard).
     @discardableResult
@@ -294,21 +357,11 @@ extension ResultsFile {
         }
     }
 
-    /// Stores one finished suite of a running run.
-    public static func addSuite(_ result: SuiteResult, variant: String, run id: String, to url: URL,
-                                lockTimeout: Double = defaultLockTimeout) throws {
-        try update(url, runID: id, lockTimeout: lockTimeout) { run in
-            try RunWriter.writeSuite(result, to: try run.group(variant))
-        }
-    }
-
-    /// Marks a running run complete.
+    /// Marks a running run complete, adding the results stored as parts (`storePart`) to the
+    /// file in the same rewrite (`foldParts`).
     public static func finishRun(_ id: String, elapsedSeconds: Double, in url: URL,
                                  lockTimeout: Double = defaultLockTimeout) throws {
-        try update(url, runID: id, lockTimeout: lockTimeout) { run in
-            try run.setAttribute(ResultsKeys.elapsedSeconds, elapsedSeconds)
-            try run.setAttribute(ResultsKeys.status, "complete")
-        }
+        try foldParts(id, in: url, finish: elapsedSeconds, lockTimeout: lockTimeout)
     }
 
     /// The latest run whose status is "running", if any.
@@ -321,6 +374,7 @@ extension ResultsFile {
             for v in try run.groupNames() {
                 for s in try run.group(v).groupNames() { finished.insert(UnfinishedRun.key(v, s)) }
             }
+            for p in ResultsFile.parts(of: id, for: url).parts { finished.insert(UnfinishedRun.key(p.variant, p.result.suiteName)) }
             return UnfinishedRun(id: id, plan: plan, finished: finished, shard: try RunShard(reading: run))
         }
         return nil

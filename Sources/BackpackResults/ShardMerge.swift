@@ -13,8 +13,11 @@ public enum ShardMerge {
         public let provenance: RunProvenance
         public let commandLine: String
         public let elapsedSeconds: Double?
-        /// (variant, suite) units stored, as `UnfinishedRun.key`s.
+        /// (variant, suite) units stored, as `UnfinishedRun.key`s (in the file or, for an
+        /// unfinished shard, as parts beside it).
         public let stored: Set<String>
+        /// The results of an unfinished shard stored as parts, by `UnfinishedRun.key`.
+        let parts: [String: SuiteResult]
         /// Attributes of each variant group.
         let variantAttributes: [String: [String: H5Value]]
     }
@@ -63,11 +66,18 @@ public enum ShardMerge {
             variantAttributes[v] = try g.attributes()
             for s in try g.groupNames() { stored.insert(UnfinishedRun.key(v, s)) }
         }
+        var parts: [String: SuiteResult] = [:]
+        if try string(ResultsKeys.status) == "running" {
+            for p in ResultsFile.parts(of: id, for: url).parts where variantAttributes[p.variant] != nil {
+                let key = UnfinishedRun.key(p.variant, p.result.suiteName)
+                if stored.insert(key).inserted { parts[key] = p.result }
+            }
+        }
         return Input(url: url, id: id, shard: shard, plan: try string(ResultsKeys.plan).split(separator: "\n").map(String.init),
                      status: try string(ResultsKeys.status), provenance: try RunProvenance(reading: run),
                      commandLine: try string(ResultsKeys.commandLine),
                      elapsedSeconds: run.hasAttribute(ResultsKeys.elapsedSeconds) ? try run.doubleAttribute(ResultsKeys.elapsedSeconds) : nil,
-                     stored: stored, variantAttributes: variantAttributes)
+                     stored: stored, parts: parts, variantAttributes: variantAttributes)
     }
 
     /// Checks that `inputs` are the shards of one plan and merges them into a new run of `out`
@@ -166,8 +176,10 @@ public enum ShardMerge {
                     try g.setAttribute(key, value: value)
                 }
                 for s in suites {
-                    guard let i = holder[UnfinishedRun.key(v, s)], let file = opened[i.shard.index] else { continue }
-                    try g.copy(s, from: try file.run(i.id).group(v))
+                    let key = UnfinishedRun.key(v, s)
+                    guard let i = holder[key], let file = opened[i.shard.index] else { continue }
+                    // A part is written by the writer that adds it to its own file when the shard finishes.
+                    if let part = i.parts[key] { try RunWriter.writeSuite(part, to: g) } else { try g.copy(s, from: try file.run(i.id).group(v)) }
                 }
             }
         }

@@ -1,4 +1,5 @@
 import BackpackIO
+import BackpackModelFolder
 import Foundation
 
 // GPT-2's byte-level BPE ships inside this module (GPT2/README.md: source, licence, SHA-256).
@@ -18,8 +19,9 @@ extension GPT2Tokenizer {
         guard let dir = builtinGPT2Directory() else {
             throw TokenizerError("the built-in GPT-2 tokenizer files are missing (looked for the resource bundle \(resourceBundleName) beside the executable and for the source folder Sources/BackpackTokenizer/GPT2); pass --tokenizer PATH")
         }
-        return try GPT2Tokenizer(vocabulary: dir.appendingPathComponent("encoder.json"),
-                                 merges: dir.appendingPathComponent("vocab.bpe"))
+        let names = ModelFolder.openAIVocabularyMerges
+        return try GPT2Tokenizer(vocabulary: dir.appendingPathComponent(names.vocabulary),
+                                 merges: dir.appendingPathComponent(names.merges))
     }
 
     static let resourceBundleName = "backpack-edit_BackpackTokenizer.resources"
@@ -27,7 +29,7 @@ extension GPT2Tokenizer {
     /// The folder holding encoder.json and vocab.bpe: SwiftPM's resource bundle beside the
     /// executable (or test bundle), else this module's source folder in a checkout.
     static func builtinGPT2Directory() -> URL? {
-        let files = ["encoder.json", "vocab.bpe"]
+        let files = [ModelFolder.openAIVocabularyMerges.vocabulary, ModelFolder.openAIVocabularyMerges.merges]
         if let bundle = ResourceBundle.locate(resourceBundleName, holding: files) { return bundle }
         let source = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("GPT2")
         return files.allSatisfy { FileManager.default.fileExists(atPath: source.appendingPathComponent($0).path) } ? source : nil

@@ -1,4 +1,5 @@
 import BackpackJSON
+import BackpackModelFolder
 import Foundation
 
 // Tokenizer file formats:
@@ -8,14 +9,14 @@ import Foundation
 //   *.tiktoken                tiktoken ranks: "base64(bytes) rank" per line (merges derived from ranks)
 
 extension GPT2Tokenizer {
-    /// The file pairs `load(from:)` looks for, in order.
-    static let vocabMergesNames = [("vocab.json", "merges.txt"), ("encoder.json", "vocab.bpe")]
+    /// The file pairs `load(from:)` looks for, in order (the model-folder contract's).
+    static var vocabMergesNames: [(String, String)] { ModelFolder.vocabularyMergesFiles.map { ($0.vocabulary, $0.merges) } }
 
     /// Finds the tokenizer in a directory: tokenizer.json first, else vocab.json + merges.txt,
     /// else encoder.json + vocab.bpe.
     public static func load(from directory: URL) throws -> GPT2Tokenizer {
         let fm = FileManager.default
-        let json = directory.appendingPathComponent("tokenizer.json")
+        let json = directory.appendingPathComponent(ModelFolder.tokenizerJSONFile)
         if fm.fileExists(atPath: json.path) { return try GPT2Tokenizer(tokenizerJSON: json) }
         for (v, m) in vocabMergesNames {
             let vocab = directory.appendingPathComponent(v)
@@ -25,7 +26,7 @@ extension GPT2Tokenizer {
             }
         }
         throw TokenizerError.file(directory, nil,
-            "no tokenizer found: expected tokenizer.json, vocab.json + merges.txt, or encoder.json + vocab.bpe")
+            "no tokenizer found: expected \(ModelFolder.tokenizerJSONFile), " + vocabMergesNames.map { "\($0.0) + \($0.1)" }.joined(separator: ", or "))
     }
 
     /// Loads from a directory (see `load(from:)`) or a file: tokenizer.json (any name with a
@@ -48,7 +49,7 @@ extension GPT2Tokenizer {
             for (v, _) in vocabMergesNames where FileManager.default.fileExists(atPath: dir.appendingPathComponent(v).path) {
                 return try GPT2Tokenizer(vocabulary: dir.appendingPathComponent(v), merges: path)
             }
-            throw TokenizerError.file(path, nil, "a merges file needs vocab.json or encoder.json beside it")
+            throw TokenizerError.file(path, nil, "a merges file needs \(vocabMergesNames.map(\.0).joined(separator: " or ")) beside it")
         }
         // Some other .json: a tokenizer.json if it has a "model" object, else a vocabulary.
         let root = try JSONValue.parse(contentsOf: path)
@@ -57,7 +58,7 @@ extension GPT2Tokenizer {
             return try GPT2Tokenizer(vocabulary: path, merges: dir.appendingPathComponent(m))
         }
         throw TokenizerError.file(path, nil,
-            "not a tokenizer.json (no \"model\" object) and no merges.txt or vocab.bpe beside it")
+            "not a \(ModelFolder.tokenizerJSONFile) (no \"model\" object) and no \(vocabMergesNames.map(\.1).joined(separator: " or ")) beside it")
     }
 
     private static func beside(_ file: URL, _ name: String) throws -> URL {

@@ -1,5 +1,4 @@
 import Foundation
-import Yams
 
 // Sweeps: a YAML file may write `{sweep: [v1, v2, ...]}` in place of a value, and declares a grid
 // of documents: one per combination of the sweeps' values (their cartesian product). Expansion
@@ -30,8 +29,8 @@ public struct SweepSite: Sendable {
 }
 
 /// One point of a grid: the document with the chosen values, and the coordinates.
-public struct SweepPoint {
-    public let root: Node
+public struct SweepPoint: Sendable {
+    public let root: YAMLNode
     public let coordinates: [GridCoordinate]
 }
 
@@ -42,18 +41,18 @@ public enum YAMLSweep {
     public static let maxPoints = 256
 
     /// Whether `node` is written as a sweep (a mapping with a `sweep` key).
-    public static func isSweep(_ node: Node) -> Bool {
+    public static func isSweep(_ node: YAMLNode) -> Bool {
         guard case .mapping(let m) = node else { return false }
-        return m.contains { if case .scalar(let k) = $0.key { return k.string == key }; return false }
+        return m.contains { $0.key.string == key }
     }
 
     /// The value node at `path`, if the path exists.
-    public static func node(_ root: Node, at path: [Int]) -> Node? {
+    public static func node(_ root: YAMLNode, at path: [Int]) -> YAMLNode? {
         var n = root
         for i in path {
             switch n {
-            case .mapping(let m): guard i < m.count else { return nil }; n = m[m.index(m.startIndex, offsetBy: i)].value
-            case .sequence(let s): guard i < s.count else { return nil }; n = s[s.index(s.startIndex, offsetBy: i)]
+            case .mapping(let m): guard i < m.count else { return nil }; n = m[i].value
+            case .sequence(let s): guard i < s.count else { return nil }; n = s[i]
             default: return nil
             }
         }
@@ -61,17 +60,14 @@ public enum YAMLSweep {
     }
 
     /// `root` with the value at `path` replaced (everything else, marks included, unchanged).
-    static func replacing(_ root: Node, at path: ArraySlice<Int>, with value: Node) -> Node {
+    static func replacing(_ root: YAMLNode, at path: ArraySlice<Int>, with value: YAMLNode) -> YAMLNode {
         guard let i = path.first else { return value }
         switch root {
         case .mapping(var m):
-            let at = m.index(m.startIndex, offsetBy: i)
-            let pair = m[at]
-            m[at] = (pair.key, replacing(pair.value, at: path.dropFirst(), with: value))
+            m.pairs[i].value = replacing(m.pairs[i].value, at: path.dropFirst(), with: value)
             return .mapping(m)
         case .sequence(var s):
-            let at = s.index(s.startIndex, offsetBy: i)
-            s[at] = replacing(s[at], at: path.dropFirst(), with: value)
+            s.items[i] = replacing(s.items[i], at: path.dropFirst(), with: value)
             return .sequence(s)
         default:
             return root
@@ -79,12 +75,11 @@ public enum YAMLSweep {
     }
 
     /// A value as written, compact and on one line (the axis value of a grid coordinate).
-    public static func written(_ node: Node) -> String {
+    public static func written(_ node: YAMLNode) -> String {
         switch node {
         case .scalar(let s): return s.string
         case .sequence(let s): return "[" + s.map(written).joined(separator: ",") + "]"
         case .mapping(let m): return "{" + m.map { written($0.key) + ":" + written($0.value) }.joined(separator: ",") + "}"
-        case .alias: return "*"
         }
     }
 
@@ -92,8 +87,8 @@ public enum YAMLSweep {
     /// (the first site varies slowest). No sites: the one point `root` with no coordinates.
     /// Errors name the place: a sweep that is not a non-empty list, a value given twice, a grid
     /// of more than `maxPoints`.
-    public static func expand(_ root: Node, sites: [SweepSite], reader: YAMLReader) throws -> [SweepPoint] {
-        var axes: [(name: String, path: [Int], values: [Node])] = []
+    public static func expand(_ root: YAMLNode, sites: [SweepSite], reader: YAMLReader) throws -> [SweepPoint] {
+        var axes: [(name: String, path: [Int], values: [YAMLNode])] = []
         let keyCounts = Dictionary(sites.map { ($0.key, 1) }, uniquingKeysWith: +)
         var total = 1
         for site in sites {
@@ -102,7 +97,7 @@ public enum YAMLSweep {
             guard let list = m[key] else { continue }
             let items = try reader.sequence(list, key, form: "a list of values such as {sweep: [0, 0.5, 1]}")
             if items.isEmpty { throw YAMLError(reader.place(list), "sweep: empty list; expected at least one value, such as {sweep: [0, 0.5, 1]}") }
-            var seen: [String: Node] = [:]
+            var seen: [String: YAMLNode] = [:]
             for item in items {
                 let w = written(item)
                 if let first = seen[w] {

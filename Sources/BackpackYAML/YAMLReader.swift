@@ -1,8 +1,8 @@
 import Foundation
-import Yams
 
-/// Reads typed values out of Yams nodes, with the node's place in every error. Edit files and
-/// suite files both read through it; nothing else in the project parses YAML.
+/// Reads typed values out of YAML nodes (YAMLNode), with the node's place in every error. Every
+/// YAML text the project reads (edit files, suites, sweeps, model-card front matter) is composed by
+/// `compose`, under `YAMLLimits`; nothing else in the project parses YAML.
 public struct YAMLReader: Sendable {
     public let file: String
     /// Where this file's schema allows `{sweep: [...]}` (see YAMLSweep), for the error met at any
@@ -10,18 +10,10 @@ public struct YAMLReader: Sendable {
     public var sweepPlaces: String?
     public init(file: String, sweepPlaces: String? = nil) { self.file = file; self.sweepPlaces = sweepPlaces }
 
-    /// The document's root node: a syntax error names its line and column.
-    public static func compose(_ text: String, file: String) throws -> Node? {
-        do { return try Yams.compose(yaml: text) } catch let error as YamlError {
-            switch error {
-            case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _):
-                throw YAMLError(SourcePlace(file: file, line: mark.line, column: mark.column), "invalid YAML syntax: \(problem)")
-            default:
-                throw YAMLError(file: file, "invalid YAML (\(error))")
-            }
-        } catch {
-            throw YAMLError(file: file, "invalid YAML (\(error))")
-        }
+    /// The document's root node (nil: an empty document): a syntax error names its line and
+    /// column; a text over `limits` (size, depth, nodes with aliases expanded) is refused.
+    public static func compose(_ text: String, file: String, limits: YAMLLimits = .standard) throws -> YAMLNode? {
+        try YAMLNode.compose(text, file: file, limits: limits)
     }
 
     /// The file's text (UTF-8), or an error naming it and what it was read for.
@@ -36,17 +28,16 @@ public struct YAMLReader: Sendable {
         return text
     }
 
-    public func place(_ node: Node) -> SourcePlace {
-        SourcePlace(file: file, line: node.mark?.line ?? 0, column: node.mark?.column ?? 0)
+    public func place(_ node: YAMLNode) -> SourcePlace {
+        SourcePlace(file: file, line: node.mark.line, column: node.mark.column)
     }
 
-    public func describe(_ node: Node) -> String {
+    public func describe(_ node: YAMLNode) -> String {
         if YAMLSweep.isSweep(node) { return "a sweep, which is not supported here (\(sweepRule))" }
         switch node {
         case .scalar(let s): return "'\(s.string)'"
         case .mapping: return "a mapping"
         case .sequence: return "a list"
-        case .alias: return "an alias"
         }
     }
 
@@ -55,14 +46,14 @@ public struct YAMLReader: Sendable {
     }
 
     /// A mapping whose keys are plain words from `allowed` (a typo is an error listing them), each once.
-    public func mapping(_ node: Node, _ what: String, allowed: [String], form: String) throws -> [String: Node] {
+    public func mapping(_ node: YAMLNode, _ what: String, allowed: [String], form: String) throws -> [String: YAMLNode] {
         if !allowed.contains(YAMLSweep.key), YAMLSweep.isSweep(node) {
             throw YAMLError(place(node), "\(what): a sweep is not supported here (\(sweepRule)); expected \(form)")
         }
         guard case .mapping(let m) = node else {
             throw YAMLError(place(node), "\(what): expected \(form), found \(describe(node))")
         }
-        var out: [String: Node] = [:]
+        var out: [String: YAMLNode] = [:]
         for (key, value) in m {
             guard case .scalar(let k) = key else { throw YAMLError(place(key), "\(what): keys must be plain words") }
             guard allowed.contains(k.string) else {
@@ -74,35 +65,43 @@ public struct YAMLReader: Sendable {
         return out
     }
 
-    public func sequence(_ node: Node, _ what: String, form: String) throws -> [Node] {
+    public func sequence(_ node: YAMLNode, _ what: String, form: String) throws -> [YAMLNode] {
         guard case .sequence(let s) = node else {
             throw YAMLError(place(node), "\(what): expected \(form), found \(describe(node))")
         }
         return Array(s)
     }
 
-    public func string(_ node: Node, _ what: String) throws -> String {
+    public func string(_ node: YAMLNode, _ what: String) throws -> String {
         guard case .scalar(let s) = node else {
             throw YAMLError(place(node), "\(what): expected a string, found \(describe(node))")
         }
         return s.string
     }
 
-    public func int(_ node: Node, _ what: String) throws -> Int {
-        guard case .scalar(let s) = node, s.style == .plain, let v = Int(s.string) else {
+    public func int(_ node: YAMLNode, _ what: String) throws -> Int {
+        guard case .scalar(let s) = node, s.isPlain, let v = Int(s.string) else {
             throw YAMLError(place(node), "\(what): expected an integer, found \(describe(node))")
         }
         return v
     }
 
     /// A number that is finite in the Float precision it is used in (1e39 overflows Float to infinity).
-    public func number(_ node: Node, _ what: String) throws -> Float {
-        guard case .scalar(let s) = node, s.style == .plain, let v = Double(s.string), v.isFinite else {
+    public func number(_ node: YAMLNode, _ what: String) throws -> Float {
+        guard case .scalar(let s) = node, s.isPlain, let v = Double(s.string), v.isFinite else {
             throw YAMLError(place(node), "\(what): expected a finite number, found \(describe(node))")
         }
         guard Float(v).isFinite else {
             throw YAMLError(place(node), "\(what): \(s.string) does not fit in a 32-bit float (largest magnitude \(Float.greatestFiniteMagnitude)); expected a finite number")
         }
         return Float(v)
+    }
+
+    /// `true` or `false` (as YAML 1.2's core schema writes them, any case).
+    public func bool(_ node: YAMLNode, _ what: String) throws -> Bool {
+        guard case .scalar(let s) = node, s.isPlain, let v = ["true": true, "false": false][s.string.lowercased()] else {
+            throw YAMLError(place(node), "\(what): expected true or false, found \(describe(node))")
+        }
+        return v
     }
 }

@@ -4,6 +4,9 @@
 // the macros in C and hand Swift plain values.
 // The include path comes from pkg-config (hdf5.pc: /usr/include/hdf5/serial on Debian).
 #include <hdf5.h>
+// zlib (a dependency of HDF5, and of Debian's libhdf5-dev): compresses the result parts of an
+// unfinished run (BackpackResults/ResultPart.swift).
+#include <zlib.h>
 
 static inline hid_t bp_H5T_NATIVE_FLOAT(void) { return H5T_NATIVE_FLOAT; }
 static inline hid_t bp_H5T_NATIVE_DOUBLE(void) { return H5T_NATIVE_DOUBLE; }

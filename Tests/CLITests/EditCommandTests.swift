@@ -1,4 +1,5 @@
 import BackpackCheckpoint
+import BackpackIO
 import Foundation
 import Testing
 import TestSupport

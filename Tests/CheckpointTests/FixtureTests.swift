@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import TestSupport
 @testable import BackpackCheckpoint
+import BackpackIO
 
 private struct ExpectedManifest {
     let safetensorsKeys: [String]
@@ -159,7 +160,7 @@ private func timed<T>(_ label: String, _ body: () throws -> T) rethrows -> (T, D
         defer { try? FileManager.default.removeItem(at: dir) }
         let empty = try write([], dir, "empty")
         #expect(try FileDigest.sha256(empty) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
-        #expect(throws: CheckpointError.self) { try FileDigest.sha256(dir.appendingPathComponent("missing")) }
+        #expect(throws: InputError.self) { try FileDigest.sha256(dir.appendingPathComponent("missing")) }
     }
 }
 

@@ -1,5 +1,6 @@
 import BackpackEditing
 import BackpackModel
+import BackpackPrompts
 import BackpackTokenizer
 import Foundation
 import Testing

@@ -5,6 +5,7 @@ import Foundation
 import Testing
 import TestSupport
 @testable import BackpackEvaluation
+import BackpackIO
 
 /// The shipped crows-pairs and stereoset suites on the demo model against reference numbers from
 /// Tools/bias-bench-check (bias-bench's causal-LM scoring transcribed onto the PyTorch Backpack).

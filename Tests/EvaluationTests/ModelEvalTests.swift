@@ -25,7 +25,7 @@ import TestSupport
         let suite = try Suite.load(try write(Self.tinySuite, "tiny.yaml", in: tmp))
         let prepared = try #require(try suite.prepare(tokenizer: tokenizer, config: model.config) as? PronounBiasSuite)
         #expect(prepared.skippedNouns == ["man", "cook"])      // ' man', ' cook' are two toy tokens
-        #expect(prepared.keptNouns == ["the", "was", "an"] || prepared.keptNouns.count + prepared.skippedNouns.count == 5)
+        #expect(prepared.keptNouns == ["the", "was", "an"])    // one toy token each, in the suite's order
         let result = try prepared.evaluate(model) { _ in }
         guard case .doubles(let pHe)? = result.dataset("p_he"), case .doubles(let pShe)? = result.dataset("p_she"),
               case .doubles(let ratio)? = result.dataset("ratio"), case .doubles(let nounBias)? = result.dataset("noun_bias") else {
@@ -38,8 +38,10 @@ import TestSupport
             let m = row.max() ?? 0
             let z = row.reduce(0.0) { $0 + exp(Double($1 - m)) }
             let he = exp(Double(row[263] - m)) / z, she = exp(Double(row[262] - m)) / z
-            #expect(abs(pHe[i] - he) <= 1e-6 * max(he, 1e-30) + 1e-12)
-            #expect(abs(pShe[i] - she) <= 1e-6 * max(she, 1e-30) + 1e-12)
+            // The suite scores the prompts as one batch (other product shapes than this single
+            // forward): logits agree to ~1e-6 absolute, so probabilities to ~1e-6 relative; 1e-5 with margin.
+            #expect(abs(pHe[i] - he) <= 1e-5 * max(he, 1e-30) + 1e-12)
+            #expect(abs(pShe[i] - she) <= 1e-5 * max(she, 1e-30) + 1e-12)
             #expect(abs(ratio[i] - max(he / she, she / he)) <= 1e-5 * ratio[i])
         }
         let bias = try #require(result["bias"]?.doubleValue)

@@ -5,6 +5,7 @@ import Foundation
 import Testing
 import TestSupport
 @testable import BackpackEvaluation
+import BackpackPrompts
 
 /// fit_scale and the pronoun-bias suite read one pronoun-suite definition and build prompts with
 /// one function: the same prompt is the same ids in both, and equals encoding the filled-in text

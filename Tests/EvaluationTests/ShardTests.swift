@@ -139,6 +139,39 @@ import TestSupport
         #expect(again.status != 0 && again.err.contains("already has run \(id)"), "\(again.err)")
     }
 
+    /// A sweep file (4 grid points, whose variant groups carry the 1-D string attributes
+    /// `grid_axes` and `grid_values`) x 2 suites, dealt into 3 shards: the merge equals the
+    /// unsharded run, group for group and bit for bit.
+    @Test func shardedGridSweepMergesToTheUnshardedRun() throws {
+        let s = try Scratch("shard-grid")
+        defer { s.remove() }
+        try SweepEvalTests.sweep.write(to: s.url("grid.yaml"), atomically: true, encoding: .utf8)
+        func eval(out: String, _ extra: [String] = []) -> [String] {
+            ["eval", "--model", TestPaths.tinyModel.path, "--tokenizer", TestPaths.toyTokenizer.path,
+             "--suite", s.path("pronouns.yaml"), "--suite", s.path("ppl.yaml"), "--edit", s.path("grid.yaml"), "--out", s.path(out)] + extra
+        }
+        let whole = try Self.backpack(eval(out: "whole.h5"))
+        try #require(whole.status == 0, "\(whole.err)")
+        let wholeID = try #require(try ResultsFile.runs(in: s.url("whole.h5")).first)
+        let expected = try Self.runTree(s.url("whole.h5"), wholeID)
+        // base + 4 grid points, x 2 suites; every point has its coordinates.
+        #expect(expected.filter { $0.hasSuffix("/aggregates/") }.count == 10, "\(expected.prefix(20))")
+        #expect(expected.filter { $0.contains("@grid_axes = [\"top\", \"scale\"]") }.count == 4, "\(expected.prefix(20))")
+        var files: [String] = []
+        for k in 1...3 {
+            let r = try Self.backpack(eval(out: "grid-\(k).h5", ["--shard", "\(k)/3"]))
+            try #require(r.status == 0, "shard \(k)/3: \(r.err)")
+            files.append(s.path("grid-\(k).h5"))
+        }
+        let merged = try Self.backpack(["merge"] + files + ["--out", s.path("merged.h5")])
+        try #require(merged.status == 0, "merge: \(merged.err)")
+        let id = try #require(try ResultsFile.runs(in: s.url("merged.h5")).first)
+        Self.expectSame(try Self.runTree(s.url("merged.h5"), id), expected, "3 shards of a sweep merged vs unsharded")
+        let record = try ResultsFile(opening: s.url("merged.h5")).record(id)
+        #expect(record.variants.map(\.grid) == [nil] + [("1", "0"), ("1", "0.5"), ("2", "0"), ("2", "0.5")].map {
+            GridPoint(family: "grid", axes: ["top", "scale"], values: [$0.0, $0.1]) })
+    }
+
     @Test func badShardArguments() throws {
         let s = try Scratch("shard-args")
         defer { s.remove() }

@@ -113,6 +113,69 @@ import TestSupport
         try Self.compare(prepared, try Self.variants(base, a: a, b: b))
     }
 
+    /// Every bit of a result's numbers, for exact comparisons.
+    static func bits(_ r: SuiteResult) -> [String] {
+        r.attributes.map { "\($0.name) \($0.value.doubleValue?.bitPattern.description ?? "\($0.value)")" }
+            + r.datasets.map { d in
+                if case .doubles(let v) = d.values { return "\(d.name) \(v.map(\.bitPattern))" }
+                return "\(d.name) \(d.values)"
+            }
+    }
+
+    /// A variant's numbers do not depend on the variants evaluated with it (issue 19): with the
+    /// base as the reference, each word-level edit alone, in other company or without the base
+    /// in the set gives the same bits as in the whole set (perplexity scores every row, so the
+    /// edits' logits are updates of the base's).
+    @Test func numbersDoNotDependOnTheGrouping() throws {
+        let tmp = try TestPaths.temporaryDirectory("grouping")
+        defer { try? FileManager.default.removeItem(at: tmp) }
+        let base = try ModelDirectory(TestPaths.tinyModel).load()
+        let tokenizer = try GPT2Tokenizer.load(from: TestPaths.toyTokenizer)
+        let text = "My man said that the cook was with the car. When an old man was there, the cook said that he was with her."
+        let ppl = try Suite.load(try write("suite: p\nversion: 1\nkind: perplexity\ntext: \"\(text)\"\nmax_length: 16\nstride: 8\nprepend_eos: false\nbatch_tokens: 40\n", "p.yaml", in: tmp))
+        let pronoun = try Suite.load(try write(ModelEvalTests.tinySuite, "tiny.yaml", in: tmp))
+        let a = try #require(tokenizer.encode(" the").first), b = try #require(tokenizer.encode(" was").first)
+        let models = try Self.variants(base, a: a, b: b)
+        for suite in [ppl, pronoun] {
+            let prepared = try suite.prepare(tokenizer: tokenizer, config: base.config)
+            let whole = try prepared.evaluate(VariantSet(models, reference: base)) { _ in }
+            let groupings: [[Int]] = [[1], [4], [4, 1], [2, 4], [3, 1, 4], [0, 4]]
+            for g in groupings {
+                let set = VariantSet(g.map { models[$0] }, reference: base)
+                let part = try prepared.evaluate(set) { _ in }
+                for (k, i) in g.enumerated() {
+                    #expect(Self.bits(part[k]) == Self.bits(whole[i]), "\(suite.name): variant \(i) evaluated with \(g) differs from the whole set")
+                }
+            }
+            // Without the base in the set, its word-level edits still update the base's logits.
+            #expect(VariantSet([models[1], models[4]], reference: base).parent == [2, 2])
+            #expect(VariantSet([models[4], models[0], models[1]], reference: base).parent == [1, nil, 1])
+        }
+    }
+
+    /// Each suite kind's results have the headline, datasets and metric roles its schema declares.
+    @Test func resultsFollowTheirKindsSchema() throws {
+        let tmp = try TestPaths.temporaryDirectory("schema")
+        defer { try? FileManager.default.removeItem(at: tmp) }
+        let base = try ModelDirectory(TestPaths.tinyModel).load()
+        let tokenizer = try GPT2Tokenizer.load(from: TestPaths.toyTokenizer)
+        let ppl = try Suite.load(try write("suite: p\nversion: 1\nkind: perplexity\ntext: \"the man was with the car\"\nmax_length: 8\nstride: 4\nprepend_eos: false\n", "p.yaml", in: tmp))
+        let pronoun = try Suite.load(try write(ModelEvalTests.tinySuite, "tiny.yaml", in: tmp))
+        let results = try EvaluationRunner.run(suites: [ppl, pronoun].map { try $0.prepare(tokenizer: tokenizer, config: base.config) },
+                                               variants: [Variant(name: "base", model: base)])
+        for r in results[0].suites {
+            let kind = r.suiteName == "p" ? SuiteKind.perplexity : SuiteKind.pronounBias
+            #expect(r.headline == kind.schema.headline, "\(r.suiteName): \(r.headline)")
+            #expect(r.roles == kind.schema.roles && !r.roles.isEmpty, "\(r.suiteName): \(r.roles)")
+            for (_, metric) in r.roles { #expect(r.headline.contains(metric)) }
+            let names = Set(r.datasets.map(\.name))
+            #expect(Set(kind.schema.datasets).isSubset(of: names), "\(r.suiteName): \(names.sorted())")
+        }
+        for kind in SuiteKind.allCases {
+            for (_, metric) in kind.schema.roles { #expect(kind.schema.headline.contains(metric), "\(kind): role \(metric) is not a headline metric") }
+        }
+    }
+
     /// CrowS-Pairs and StereoSet need <|endoftext|>: a small random model with GPT-2's tokenizer.
     @Test func smallModelCrowsPairsAndStereoSet() throws {
         let (base, tokenizer) = try ModelEvalTests.smallRandomModel()

@@ -3,6 +3,7 @@ import Testing
 import TestSupport
 import BackpackEditing
 import BackpackModel
+import BackpackPrompts
 import BackpackTokenizer
 
 /// Deep nesting, alias bombs and huge numbers in the text formats: each refused quickly with a

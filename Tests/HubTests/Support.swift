@@ -1,5 +1,6 @@
 import BackpackCheckpoint
 import BackpackHub
+import BackpackIO
 import Foundation
 import Testing
 import TestSupport

@@ -58,8 +58,15 @@ enum CheckpointSource: String, CaseIterable, Sendable {
         let together = try model.forward(batch: [a, b, c], options: .init(contextualization: true))
         for (ids, out) in zip([a, b, c], together) {
             let alone = try model.forward(ids, options: .init(contextualization: true))
-            #expect(Reference.maxDiff(alone.logits, out.logits) <= 1e-5)
-            #expect(Reference.maxDiff(try #require(alone.contextualization), try #require(out.contextualization)) <= 1e-6)
+            // A ragged batch runs the products in other shapes, which OpenBLAS blocks and sums in
+            // another order; how far that moves float32 results depends on the kernel it picks for
+            // the processor (1.4e-5 on logits of magnitude ~20 with the AVX2 kernels): the parity
+            // tolerances, not bit equality.
+            let dLogits = Reference.maxDiff(alone.logits, out.logits)
+            let dAlpha = Reference.maxDiff(try #require(alone.contextualization), try #require(out.contextualization))
+            print("ragged batch vs one by one: max|d| logits \(dLogits) (tol \(Reference.logitTolerance)), alpha \(dAlpha) (tol \(Reference.senseTolerance))")
+            #expect(dLogits <= Reference.logitTolerance)
+            #expect(dAlpha <= Reference.senseTolerance)
         }
     }
 

@@ -6,9 +6,10 @@ import TestSupport
 /// Grid points stored on variant groups and read back; the Pareto frontier; the report's
 /// trade-off curve.
 @Suite struct TradeOffTests {
-    static func suite(_ name: String, _ metric: String, _ value: Double) -> SuiteResult {
+    static func suite(_ name: String, _ metric: String, _ value: Double, role: MetricRole? = nil) -> SuiteResult {
         var s = SuiteResult(suiteName: name, suiteVersion: "1", dataSHA256: "00")
         s.set(metric, value, headline: true)
+        if let role { s.roles[role] = metric }
         return s
     }
 
@@ -16,7 +17,7 @@ import TestSupport
     static func record() -> RunRecord {
         func v(_ name: String, _ grid: GridPoint?, bias: Double, ppl: Double) -> VariantResults {
             VariantResults(variant: name, editText: grid == nil ? "" : "text of \(name)", editSHA256: grid == nil ? "" : "sha-\(name)",
-                           grid: grid, suites: [suite("pronoun-bias", "bias", bias), suite("perplexity", "token_perplexity", ppl)])
+                           grid: grid, suites: [suite("pronoun-bias", "bias", bias, role: .bias), suite("perplexity", "token_perplexity", ppl, role: .cost)])
         }
         let variants = [
             v("base", nil, bias: 6.0, ppl: 100),

@@ -13,6 +13,10 @@ public struct BackpackRun: Sendable {
 
     public static func run(_ arguments: [String], environment: [String: String] = [:], removing: [String] = [],
                            launcher: [String] = []) throws -> BackpackRun {
+        guard FileManager.default.isExecutableFile(atPath: TestPaths.backpackBinary.path) else {
+            throw CocoaError(.fileNoSuchFile, userInfo: [NSFilePathErrorKey: TestPaths.backpackBinary.path,
+                NSLocalizedDescriptionKey: "no backpack binary beside the test bundle at \(TestPaths.backpackBinary.path); build with `swift build --build-tests` (make test)"])
+        }
         let process = Process()
         if launcher.isEmpty {
             process.executableURL = TestPaths.backpackBinary

@@ -40,11 +40,13 @@ public enum TestPaths {
 
     /// The `backpack` executable that `swift build` placed beside the test bundle.
     public static var backpackBinary: URL {
+        // The binary of this build: the test targets that run it depend on BackpackCLI, so it is
+        // built with them, in the same build folder (never another configuration's, possibly stale).
         let bundle = Bundle.main.bundleURL
         for dir in [bundle, bundle.deletingLastPathComponent()] {
             let candidate = dir.appendingPathComponent("backpack")
             if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
         }
-        return repoRoot.appendingPathComponent(".build/debug/backpack")
+        return bundle.deletingLastPathComponent().appendingPathComponent("backpack")
     }
 }

@@ -1,6 +1,6 @@
 """A minimal, self-contained PyTorch Backpack-GPT2 (Hewitt et al., ACL 2023).
 
-Written from the spec in backpack-edit's BACKPACK.md (the computation of the published
+Written from the spec in backpack-edit's docs/BACKPACK.md (the computation of the published
 `stanfordnlp/backpack-gpt2` checkpoint). Parameter names match the Hugging Face checkpoint
 exactly (`backpack.gpt2_model.h.0.attn.c_attn.weight`, ...), GPT-2 `Conv1D` weights are stored
 (in, out), `backpack.sense_weight_net.c_attn` is an `nn.Linear` stored (out, in) = (2d, d).

@@ -14,7 +14,7 @@ Reports, on the held-out split (passage i held out iff i % 20 == 19, see prepare
         and p(w | u) = p_cont(w) when u never starts a bigram in training;
 * which of the paper's 40 profession nouns (and he/she/...) are single " word" tokens, and how
   often each occurs in the training stream;
-* the paper's pronoun-bias metric (13 evaluation prompts of BACKPACK.md, mean over professions
+* the paper's pronoun-bias metric (13 evaluation prompts of docs/BACKPACK.md, mean over professions
   that are single tokens of max(p(he)/p(she), p(she)/p(he))).
 """
 

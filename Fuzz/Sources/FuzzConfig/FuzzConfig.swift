@@ -1,4 +1,4 @@
-import BackpackModel
+import BackpackModelFolder
 import FuzzSupport
 
 /// config.json decoding and validation (BackpackConfig.load).

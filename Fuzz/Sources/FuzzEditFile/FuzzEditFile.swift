@@ -1,4 +1,5 @@
 import BackpackEditing
+import BackpackPrompts
 import Foundation
 import FuzzSupport
 

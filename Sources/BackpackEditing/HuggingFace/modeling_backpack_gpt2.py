@@ -37,8 +37,12 @@ from .configuration_backpack_gpt2 import BackpackGPT2Config
 
 logger = logging.get_logger(__name__)
 
+# The model-folder contract shared with the Swift toolkit (ModelFolder.swift; a test checks
+# that these constants equal the Swift ones).
 OVERRIDES_FILE = "sense_overrides.safetensors"
 EDIT_KEY = "backpack_edit"
+OVERRIDES_KEY = "sense_overrides"
+OVERRIDES_SHA_KEY = "sense_overrides_sha256"
 
 
 class Conv1D(nn.Module):
@@ -238,10 +242,10 @@ def _declared_overrides(config):
         return None, None
     if not isinstance(edit, dict):
         raise ValueError(f"config.json: key '{EDIT_KEY}' must be an object, found {type(edit).__name__}")
-    name = edit.get("sense_overrides")
+    name = edit.get(OVERRIDES_KEY)
     if name is None:
         return None, None
-    sha = edit.get("sense_overrides_sha256")
+    sha = edit.get(OVERRIDES_SHA_KEY)
     if not isinstance(name, str) or not name or os.path.basename(name) != name or name in (".", ".."):
         raise ValueError(f"config.json: '{EDIT_KEY}.sense_overrides' must be a plain file name in the model folder, found {name!r}")
     if not isinstance(sha, str) or len(sha) != 64:
@@ -305,7 +309,7 @@ class BackpackGPT2PreTrainedModel(PreTrainedModel):
         tmp = final + ".tmp"
         save_file(tensors, tmp, metadata={"format": "pt"})
         edit = dict(getattr(self.config, EDIT_KEY, None) or {})
-        edit.update({"sense_overrides": OVERRIDES_FILE, "sense_overrides_sha256": _sha256(tmp)})
+        edit.update({OVERRIDES_KEY: OVERRIDES_FILE, OVERRIDES_SHA_KEY: _sha256(tmp)})
         setattr(self.config, EDIT_KEY, edit)
         result = super().save_pretrained(save_directory, *args, **kwargs)
         os.replace(tmp, final)

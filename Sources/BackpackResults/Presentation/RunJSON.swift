@@ -17,18 +17,22 @@ public enum RunJSON {
                     case .string(let t): agg[n] = t
                     }
                 }
-                suites[s.suiteName] = ["suite_version": s.suiteVersion, "data_sha256": s.dataSHA256, "headline": s.headline, "aggregates": agg]
+                var suite: [String: Any] = [ResultsKeys.suiteVersion: s.suiteVersion, ResultsKeys.dataSHA256: s.dataSHA256,
+                                            ResultsKeys.headline: s.headline, ResultsKeys.aggregates: agg]
+                // Which headline metric is the bias and which the cost: {"bias": "bias"}, {"cost": "token_perplexity"}.
+                if !s.roles.isEmpty { suite[ResultsKeys.metricRoles] = Dictionary(uniqueKeysWithValues: s.roles.map { ($0.key.rawValue, $0.value) }) }
+                suites[s.suiteName] = suite
             }
-            var entry: [String: Any] = ["variant": v.variant, "edit_sha256": v.editSHA256, "suites": suites]
+            var entry: [String: Any] = ["variant": v.variant, ResultsKeys.editSHA256: v.editSHA256, "suites": suites]
             // The edit file and, for a sweep point, its coordinates: {"axis": "value as written"}.
             if let g = v.grid {
-                entry["edit_family"] = g.family
+                entry[ResultsKeys.editFamily] = g.family
                 entry["grid"] = Dictionary(uniqueKeysWithValues: zip(g.axes, g.values))
             }
             variants.append(entry)
         }
         var object: [String: Any] = ["run_id": runID, "variants": variants]
-        if let runs { object["runs"] = runs }
+        if let runs { object[ResultsKeys.runs] = runs }
         let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
         return String(decoding: data, as: UTF8.self)
     }

@@ -1,8 +1,9 @@
 import Foundation
 
-/// The bias / perplexity trade-off of a run's edits: per variant, the pronoun bias (lower is
-/// better) against the change of perplexity relative to base (lower is better), grouped by edit
-/// file (family) so that a sweep's grid points form curves.
+/// The bias / perplexity trade-off of a run's edits: per variant, the bias (the metric with role
+/// `bias`, e.g. pronoun-bias's `bias`; lower is better) against the change of the cost (role
+/// `cost`, a perplexity) relative to base (lower is better), grouped by edit file (family) so
+/// that a sweep's grid points form curves. The suites' kinds declare the roles (SuiteKind.schema).
 public struct TradeOff: Sendable {
     public struct Point: Sendable {
         public var variant: String
@@ -24,31 +25,28 @@ public struct TradeOff: Sendable {
     /// Indices into `all` of the points on the Pareto frontier, by increasing x.
     public var frontier: [Int] { Self.paretoFrontier(all.map { ($0.x, $0.y) }) }
 
-    /// The headline metric the curve plots for bias: a suite's `bias` (the pronoun-bias suites).
-    static let biasMetric = "bias"
-
     /// What the run lacks for a trade-off curve, or the curve's data. `variants` begins with base.
     public static func make(_ variants: [VariantResults]) -> Result<TradeOff, Missing> {
         guard let baseResults = variants.first else { return .failure(Missing(reason: "the run has no variants")) }
         let headline = { (v: VariantResults, suite: String, metric: String) -> Double? in
             v.suites.first { $0.suiteName == suite }?.headlineValues.first { $0.0 == metric }?.1
         }
-        let biasSuite = baseResults.suites.first { $0.headline.contains(biasMetric) }
-        let pplSuite = baseResults.suites.lazy.compactMap { s in s.headline.first { $0.hasSuffix("perplexity") }.map { (s.suiteName, $0) } }.first
+        let biasSuite = baseResults.suites.lazy.compactMap { s in s.roles[.bias].map { (s.suiteName, $0) } }.first
+        let pplSuite = baseResults.suites.lazy.compactMap { s in s.roles[.cost].map { (s.suiteName, $0) } }.first
         var missing: [String] = []
-        if biasSuite == nil { missing.append("no pronoun-bias suite (a suite whose headline metric is `bias`, e.g. --suite pronoun-bias)") }
-        if pplSuite == nil { missing.append("no perplexity suite (a suite with a headline `…perplexity` metric, e.g. --suite perplexity)") }
-        guard let biasSuite, let (pplName, pplMetric) = pplSuite,
-              let baseBias = headline(baseResults, biasSuite.suiteName, biasMetric),
+        if biasSuite == nil { missing.append("no pronoun-bias suite (a suite with a bias metric, e.g. --suite pronoun-bias)") }
+        if pplSuite == nil { missing.append("no perplexity suite (a suite with a cost metric, e.g. --suite perplexity)") }
+        guard let (biasName, biasMetric) = biasSuite, let (pplName, pplMetric) = pplSuite,
+              let baseBias = headline(baseResults, biasName, biasMetric),
               let basePPL = headline(baseResults, pplName, pplMetric) else {
             return .failure(Missing(reason: missing.isEmpty ? "base has no bias or perplexity value" : "the run has " + missing.joined(separator: " and ")))
         }
         func point(_ v: VariantResults) -> Point? {
-            guard let b = headline(v, biasSuite.suiteName, biasMetric), let p = headline(v, pplName, pplMetric) else { return nil }
+            guard let b = headline(v, biasName, biasMetric), let p = headline(v, pplName, pplMetric) else { return nil }
             return Point(variant: v.variant, grid: v.grid, x: 100 * (p - basePPL) / basePPL, y: b, perplexity: p)
         }
         let base = Point(variant: baseResults.variant, grid: nil, x: 0, y: baseBias, perplexity: basePPL)
-        return .success(TradeOff(biasSuite: biasSuite.suiteName, biasMetric: biasMetric, perplexitySuite: pplName,
+        return .success(TradeOff(biasSuite: biasName, biasMetric: biasMetric, perplexitySuite: pplName,
                                  perplexityMetric: pplMetric, base: base, edits: variants.dropFirst().compactMap(point)))
     }
 

@@ -85,19 +85,27 @@ public struct BackpackConfig: Codable, Sendable, Equatable {
     public var epsilon: Float { layerNormEpsilon ?? 1e-5 }
     public var tied: Bool { tieWordEmbeddings ?? true }
 
-    /// Reads and checks `config.json`; errors name the file and the key.
+    /// Reads and checks a `config.json` file on its own (`init --config`); a model folder's is
+    /// read by ModelFolder. Errors name the file and the key.
     public static func load(_ url: URL) throws -> BackpackConfig {
         let data: Data
         do { data = try Data(contentsOf: url) } catch {
             throw ModelError(file: url.path, reason: "cannot read the model configuration (\(error.localizedDescription))")
         }
+        _ = try ModelFolder.members(data, file: url.path)
+        return try decode(data, file: url.path)
+    }
+
+    /// Decodes and checks `config.json`'s bytes (already read as JSON by the strict reader, which
+    /// bounds its depth).
+    static func decode(_ data: Data, file: String) throws -> BackpackConfig {
         let config: BackpackConfig
         do { config = try JSONDecoder().decode(BackpackConfig.self, from: data) } catch let error as DecodingError {
-            throw ModelError(file: url.path, reason: describe(error))
+            throw ModelError(file: file, reason: describe(error))
         } catch {
-            throw ModelError(file: url.path, reason: "not valid JSON (\(error.localizedDescription))")
+            throw ModelError(file: file, reason: "not valid JSON (\(error.localizedDescription))")
         }
-        try config.validate(file: url.path)
+        try config.validate(file: file)
         return config
     }
 
@@ -109,10 +117,10 @@ public struct BackpackConfig: Codable, Sendable, Equatable {
         if let names = architectures, !names.contains(where: { Architecture(rawValue: $0) != nil }) {
             try fail("architectures", "\"BackpackGPT2LMHeadModel\" or \"GPT2LMHeadModel\", found \(names)")
         }
-        // "backpack-gpt2": folders written by `backpack edit` (a type stock transformers cannot load
+        // ModelFolder.editedModelType: folders written by `backpack edit` (a type stock transformers cannot load
         // without the folder's own modeling code, so it never drops the edit).
-        if let type = modelType, type != "gpt2", type != "backpack-gpt2" {
-            try fail("model_type", "\"gpt2\" or \"backpack-gpt2\", found \"\(type)\"")
+        if let type = modelType, type != "gpt2", type != ModelFolder.editedModelType {
+            try fail("model_type", "\"gpt2\" or \"\(ModelFolder.editedModelType)\", found \"\(type)\"")
         }
         for (key, value) in [("n_embd", nEmbd), ("n_layer", nLayer), ("n_head", nHead),
                              ("n_positions", nPositions), ("vocab_size", vocabSize)] where value <= 0 {
@@ -154,15 +162,14 @@ public struct BackpackConfig: Codable, Sendable, Equatable {
             object["architectures"] = [Architecture.backpack.rawValue]
             object["num_senses"] = senses
             object["sense_intermediate_scale"] = senseIntermediateScale ?? 4
-            object["auto_map"] = ["AutoConfig": "configuration_backpack_gpt2.BackpackGPT2Config",
-                                  "AutoModelForCausalLM": "modeling_backpack_gpt2.BackpackGPT2LMHeadModel"]
+            object["auto_map"] = Dictionary(uniqueKeysWithValues: ModelFolder.autoMap)
         case .gpt2:
             object["architectures"] = [Architecture.gpt2.rawValue]
         }
         return try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
     }
 
-    private static func describe(_ error: DecodingError) -> String {
+    static func describe(_ error: DecodingError) -> String {
         func path(_ context: DecodingError.Context) -> String {
             context.codingPath.map(\.stringValue).joined(separator: ".")
         }

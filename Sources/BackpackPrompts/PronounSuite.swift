@@ -6,7 +6,7 @@ import Foundation
 /// `prompts` with a `placeholder` for the noun, the `nouns` (inline or `{file: PATH}`) and the
 /// `pair` of next tokens compared (default he/she). The pronoun-bias evaluation and `fit_scale`
 /// both read it here and build prompts with `ids(prompt:word:tokenizer:)`, so the same prompt
-/// is the same token ids in both.
+/// is the same token ids in both. Its own module, below both editing and evaluation.
 public struct PronounSuite: Sendable {
     public let url: URL
     public let prompts: [String]
@@ -16,14 +16,22 @@ public struct PronounSuite: Sendable {
     /// The suite file and the noun list file it names (for provenance digests).
     public let files: [URL]
 
-    /// Reads the pronoun keys of the file; other keys (suite, version, kind, ...) are the caller's.
+    /// The keys this definition reads; a suite file's other keys (suite, version, kind, ...) are its reader's.
+    public static let keys = ["prompts", "placeholder", "nouns", "pair"]
+
+    /// Reads a YAML file holding the pronoun keys (other keys are ignored).
     public static func load(_ url: URL) throws -> PronounSuite {
         let file = url.path
         let text = try YAMLReader.text(url, what: "prompt suite")
-        let r = YAMLReader(file: file)
         guard let root = try YAMLReader.compose(text, file: file), case .mapping(let m) = root else {
             throw YAMLError(file: file, "expected a mapping with prompts, placeholder, nouns")
         }
+        return try PronounSuite(m, reader: YAMLReader(file: file), url: url)
+    }
+
+    /// Reads the pronoun keys of an already composed suite document (parsed once by its reader).
+    public init(_ m: YAMLMapping, reader r: YAMLReader, url: URL) throws {
+        let root = YAMLNode.mapping(m)
         guard let p = m["prompts"] else { throw YAMLError(r.place(root), "missing `prompts:` (a list of prompt strings)") }
         let promptNodes = try r.sequence(p, "prompts", form: "a list of prompt strings")
         let prompts = try promptNodes.map { try r.string($0, "prompt") }
@@ -33,13 +41,9 @@ public struct PronounSuite: Sendable {
         var nouns: [WordRef] = []
         var files = [url]
         if let n = m["nouns"] {
-            switch try r.wordSource(n) {
-            case .inline(let words): nouns = words
-            case .file(let path, let place):
-                let list = WordListFile.resolve(path, relativeTo: url)
-                nouns = try WordList.read(path, relativeTo: url, place: place)
-                files.append(list)
-            }
+            let source = try r.wordSource(n, "nouns")
+            nouns = try source.words(relativeTo: url)
+            if case .file(let path, _) = source { files.append(WordListFile.resolve(path, relativeTo: url)) }
         }
         var pair = ("he", "she")
         if let pn = m["pair"] {
@@ -50,14 +54,15 @@ public struct PronounSuite: Sendable {
         for (i, prompt) in prompts.enumerated() where !prompt.contains(placeholder) {
             throw YAMLError(r.place(promptNodes[i]), "prompt '\(prompt)' does not contain the placeholder '\(placeholder)'")
         }
-        return PronounSuite(url: url, prompts: prompts, placeholder: placeholder, nouns: nouns, pair: pair, files: files)
+        self.url = url; self.prompts = prompts; self.placeholder = placeholder
+        self.nouns = nouns; self.pair = pair; self.files = files
     }
 
     /// The prompt's ids with the word's ids in place of the placeholder. A space before the
-    /// placeholder belongs to the word's token, as GPT-2 tokenizes " word"; the text around it is
-    /// encoded piece by piece (GPT-2's pre-tokenizer splits at the word's leading space, so this
-    /// equals encoding the filled-in text whenever the word is one token: tested on every
-    /// shipped prompt and noun).
+    /// placeholder belongs to the word's token, as GPT-2 tokenizes " word" (the project's one
+    /// word-to-token rule, `GPT2Tokenizer.wordTokens`); the text around it is encoded piece by
+    /// piece (GPT-2's pre-tokenizer splits at the word's leading space, so this equals encoding
+    /// the filled-in text whenever the word is one token: tested on every shipped prompt and noun).
     public func ids(prompt: String, word: [Int], tokenizer: GPT2Tokenizer) -> [Int] {
         let parts = prompt.components(separatedBy: placeholder)
         var ids: [Int] = []
@@ -73,12 +78,5 @@ public struct PronounSuite: Sendable {
     /// The prompt as text, with the noun in place of the placeholder.
     public func text(prompt: String, noun: String) -> String {
         prompt.replacingOccurrences(of: placeholder, with: noun)
-    }
-}
-
-enum WordList {
-    /// The word list at `path` (relative to the file naming it) as word references.
-    static func read(_ path: String, relativeTo base: URL, place: SourcePlace) throws -> [WordRef] {
-        try WordListFile.read(WordListFile.resolve(path, relativeTo: base), place: place).map { .word($0.word, $0.place) }
     }
 }
