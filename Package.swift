@@ -54,7 +54,7 @@ let package = Package(
         // HuggingFace/: the modeling code copied into every edited model folder.
         .target(name: "BackpackEditing",
                 dependencies: ["BackpackModel", "BackpackModelFolder", "BackpackTokenizer", "BackpackCheckpoint", "BackpackIO",
-                               "BackpackYAML", "BackpackPrompts", "BackpackJSON"],
+                               "BackpackYAML", "BackpackPrompts", "BackpackJSON", "CBLAS"],
                 resources: [.copy("HuggingFace")]),
         .target(name: "BackpackEvaluation",
                 dependencies: ["BackpackModel", "BackpackTokenizer", "BackpackPrompts", "BackpackResults", "BackpackYAML", "BackpackIO"]),

@@ -23,7 +23,7 @@ struct Edit: ParsableCommand {
     @OptionGroup var options: ModelOptions
     @OptionGroup var editOptions: EditOptions
     @Option(help: "Output model directory.") var out: String
-    @Flag(help: "Only validate the edit files against the model; write nothing.") var check = false
+    @Flag(help: "Only validate the edit files against the model (erase: fit the erasers, print each sense's rank and variance removed); write nothing.") var check = false
     @Option(name: .customLong("base-model-id"), help: "Hub id of the base model for the model card (e.g. stanfordnlp/backpack-gpt2).")
     var baseModelID: String?
     @Option(help: "Results file (.h5) of `backpack eval`: its latest run's before/after table goes into the model card.")
@@ -43,7 +43,18 @@ struct Edit: ParsableCommand {
         let files = try editOptions.files()
         // resolved once: --check stops after the plan, an edit applies the same plan
         let plan = try Editor.plan(files, config: dir.config, tokenizer: tokenizer)
-        if check { print("ok: \(files.count) edit file(s), \(plan.steps.count) intervention(s) valid for \(dir.url.path)"); return }
+        if check {
+            print("ok: \(files.count) edit file(s), \(plan.steps.count) intervention(s) valid for \(dir.url.path)")
+            // an eraser is fitted from the weights: --check fits it (in memory) to show what it would remove
+            if plan.steps.contains(where: { $0.operation == "erase" }) {
+                for r in try plan.apply(to: try dir.load()).records where !r.erasure.isEmpty {
+                    print("\(URL(fileURLWithPath: r.file).lastPathComponent) #\(r.index)\(r.name.map { " (\($0))" } ?? ""): erase, \(r.scope.rawValue) scope")
+                    for e in r.erasure { print("  \(e)") }
+                    for s in r.skipped { print("  skipped \(s)") }
+                }
+            }
+            return
+        }
         let evaluation = try results.map { try Self.evaluation(URL(fileURLWithPath: $0)) }
         let outcome = try plan.apply(to: try dir.load())
         try EditedCheckpoint.write(outcome, files: files, base: dir, to: target, toolVersion: Backpack.version,

@@ -98,6 +98,9 @@ public enum Operation: Sendable {
     case replaceAssociation(remove: WordRef, add: WordRef)
     case add(Direction, amount: Float)
     case fitScale(suite: String, a: WordRef, b: WordRef, SourcePlace)
+    /// Concept erasure of each listed sense, fitted on the sense vectors of the pairs' words
+    /// (label 1 for a pair's first word, 0 for its second): ConceptErasure.swift.
+    case erase(ErasureMethod, pairs: PairSource, SourcePlace)
 
     public var name: String {
         switch self {
@@ -106,6 +109,7 @@ public enum Operation: Sendable {
         case .replaceAssociation: return "replace_association"
         case .add: return "add"
         case .fitScale: return "fit_scale"
+        case .erase: return "erase"
         }
     }
 }
@@ -301,7 +305,7 @@ public struct EditFile: Sendable {
 typealias Reader = YAMLReader
 
 extension YAMLReader {
-    static let operationKeys = ["scale", "project_out", "replace_association", "add", "fit_scale"]
+    static let operationKeys = ["scale", "project_out", "replace_association", "add", "fit_scale", "erase"]
 
     func intervention(_ node: YAMLNode) throws -> Intervention {
         let m = try mapping(node, "intervention",
@@ -383,8 +387,15 @@ extension YAMLReader {
             case .fitScale: throw EditError(here, "scope: vocabulary cannot be used with fit_scale (it fits one scale per word)")
             default: break
             }
+            // localized ranks senses over words: erase has its pairs' words (static ranking), the
+            // other operations none at this scope
             switch senses {
-            case .localized, .localizedContextual: throw EditError(here, "scope: vocabulary needs explicit senses (localized ranks senses over words)")
+            case .localized:
+                guard case .erase = operation else {
+                    throw EditError(here, "scope: vocabulary needs explicit senses (localized ranks senses over words; only erase ranks over its pairs)")
+                }
+            case .localizedContextual:
+                throw EditError(here, "scope: vocabulary needs explicit senses (contextual localization ranks senses over words' prompts)")
             default: break
             }
         }
@@ -453,6 +464,8 @@ extension YAMLReader {
             let m = try mapping(node, "add", allowed: ["direction", "amount"], form: "{direction: D, amount: a}")
             guard let d = m["direction"], let a = m["amount"] else { throw EditError(place(node), "add: expected {direction: D, amount: NUMBER}") }
             return .add(try direction(d), amount: try number(a, "amount"))
+        case "erase":
+            return try erase(node)
         default:  // fit_scale
             let m = try mapping(node, "fit_scale", allowed: ["suite", "pair"], form: "{suite: ../Evaluations/pronoun-fit.yaml, pair: [he, she]}")
             guard let s = m["suite"] else { throw EditError(place(node), "fit_scale: missing `suite:` (a pronoun suite YAML with prompts, placeholder, nouns)") }
@@ -460,6 +473,28 @@ extension YAMLReader {
                 ?? (.word("he", place(node)), .word("she", place(node)))
             return .fitScale(suite: try string(s, "suite"), a: a, b: b, place(s))
         }
+    }
+
+    /// `{method: leace|orth, pairs: {file: PATH} | [[a, b], [c, d], ...]}`, at least two pairs.
+    func erase(_ node: YAMLNode) throws -> Operation {
+        let m = try mapping(node, "erase", allowed: ["method", "pairs"], form: "{method: leace, pairs: {file: lists/gender-pairs.txt} or [[woman, man], ...]}")
+        var method = ErasureMethod.leace
+        if let v = m["method"] {
+            let s = try string(v, "erase method")
+            guard let known = ErasureMethod(rawValue: s) else { throw EditError(place(v), "erase method: unknown method '\(s)'; expected leace or orth") }
+            method = known
+        }
+        guard let p = m["pairs"] else { throw EditError(place(node), "erase: missing `pairs:` ({file: PATH} or [[woman, man], [girl, boy], ...])") }
+        if case .mapping = p {
+            let f = try mapping(p, "erase pairs", allowed: ["file"], form: "{file: lists/gender-pairs.txt} or [[woman, man], ...]")
+            guard let path = f["file"] else { throw EditError(place(p), "erase pairs: expected {file: PATH}") }
+            return .erase(method, pairs: .file(try string(path, "pairs file"), place(path)), place(p))
+        }
+        let list = try pairs(p, "erase pairs")
+        if list.count < 2 {
+            throw EditError(place(p), "erase pairs: one pair gives one example of each label; expected at least two pairs [[a, b], [c, d], ...]")
+        }
+        return .erase(method, pairs: .inline(list), place(p))
     }
 
     func direction(_ node: YAMLNode) throws -> Direction {

@@ -17,6 +17,9 @@ enum SenseMap {
     case rankOne(u: [Float], w: [Float])
     /// v += offset (affine; folds into the bias only)
     case offset([Float])
+    /// v -= M v, then v += offset: a concept eraser x - M (x - mean) with offset = M mean, split
+    /// into its linear part (folds into a layer's weight) and its constant (into the bias).
+    case affine(correction: [Double], offset: [Float])
 
     func applyLinear(_ v: inout ArraySlice<Float>) {
         let o = v.startIndex, d = v.count
@@ -35,12 +38,23 @@ enum SenseMap {
             for i in 0..<d { dot += Double(u[i]) * Double(v[o + i]) }
             let c = Float(dot)
             for i in 0..<d { v[o + i] += c * w[i] }
+        case .affine(let m, _):
+            var t = [Double](repeating: 0, count: d)
+            for i in 0..<d {
+                var dot: Double = 0
+                for j in 0..<d { dot += m[i * d + j] * Double(v[o + j]) }
+                t[i] = dot
+            }
+            for i in 0..<d { v[o + i] = Float(Double(v[o + i]) - t[i]) }
         case .offset: break
         }
     }
 
     func applyOffset(_ v: inout ArraySlice<Float>) {
-        if case .offset(let offset) = self { for (i, x) in zip(v.indices, offset) { v[i] += x } }
+        switch self {
+        case .offset(let offset), .affine(_, let offset): for (i, x) in zip(v.indices, offset) { v[i] += x }
+        default: break
+        }
     }
 
     func apply(_ v: inout ArraySlice<Float>) { applyLinear(&v); applyOffset(&v) }
@@ -48,6 +62,17 @@ enum SenseMap {
     /// Applies the map to senses `senses` of a (k, d) row-major block of sense vectors.
     func apply(toSenses senses: [Int], of v: inout [Float], d: Int) {
         for l in senses { apply(&v[(l * d)..<((l + 1) * d)]) }
+    }
+}
+
+/// The map of each edited sense, in the order of the senses: one map for all of them, except for
+/// erase, which fits an eraser per sense.
+typealias SenseMaps = [(sense: Int, map: SenseMap)]
+
+extension Array where Element == (sense: Int, map: SenseMap) {
+    /// Applies each sense's map to that sense of a (k, d) row-major block of sense vectors.
+    func apply(to v: inout [Float], d: Int) {
+        for (l, map) in self { map.apply(&v[(l * d)..<((l + 1) * d)]) }
     }
 }
 
@@ -106,13 +131,43 @@ struct EditState {
             let w = zip(er, ea).map { Float(-$0 + (nr / na) * $1) }
             return .rankOne(u: u, w: w)
         case .fitScale: return .scale(1)
+        case .erase: throw EditError(file: "erase", "erase fits one map per sense (senseMaps)")
         }
+    }
+
+    /// One map per sense: erase fits an eraser on each sense's vectors of its words (from the
+    /// model as edited so far); every other operation maps all senses alike.
+    func senseMaps(_ op: ResolvedOperation, senses: [Int]) throws -> (SenseMaps, [ErasureFit]) {
+        guard case .erase(let method, let words) = op else {
+            let map = try senseMap(op)
+            return (senses.map { ($0, map) }, [])
+        }
+        let vectors = model.senseVectors(words.map(\.token))
+        var maps: SenseMaps = [], fits: [ErasureFit] = []
+        for l in senses {
+            let x = try words.map { w -> [Double] in
+                guard let v = vectors[w.token], v.count == k * d else {
+                    throw EditError(file: "erase", "token \(w.token) has no sense vectors of \(k) x \(d) values")
+                }
+                return v[(l * d)..<((l + 1) * d)].map(Double.init)
+            }
+            let eraser = try ConceptErasure.fit(x, labels: words.map(\.label), method: method)
+            maps.append((l, .affine(correction: eraser.correction, offset: eraser.offset.map(Float.init))))
+            fits.append(ErasureFit(sense: l, eraser: eraser))
+        }
+        return (maps, fits)
     }
 
     func senseIndices(_ r: ResolvedIntervention) throws -> ([Int], [LocalizedSense]) {
         switch r.senses {
         case .indices(let l): return (l, [])
         case .localized(let a, let b, let top):
+            // erase over the whole vocabulary has no selected words: its pairs' words rank the senses
+            if r.scope == .vocabulary, case .erase(_, let words) = r.operation {
+                let ranked = Localization.rankSeparation(model: model, first: words.filter { $0.label == 1 }.map(\.token),
+                                                         second: words.filter { $0.label == 0 }.map(\.token), a: a, b: b)
+                return (Array(ranked.prefix(top).map(\.sense)), ranked)
+            }
             let table = Localization.rank(model: model, tokens: r.tokens, a: a, b: b)
             return (Array(table.senses.prefix(top).map(\.sense)), table.senses)
         case .contextual(let a, let b, let top, let suite):
@@ -140,6 +195,7 @@ struct EditState {
         }
         let (senses, localization) = try senseIndices(r)
         var fitted: [FittedScale] = []
+        var erasure: [ErasureFit] = []
         var summary: String
         let pieces = r.tokens.map { label($0) }
         switch r.scope {
@@ -157,7 +213,8 @@ struct EditState {
             model = LanguageModel(parameters: params, senseOverrides: model.senseOverrides)
             summary = "\(iv.operation.name) on the input embedding of \(r.tokens.count) token(s); output embedding untied"
         case .vocabulary:
-            let map = try wrap { try senseMap(r.operation) }
+            let maps: SenseMaps
+            (maps, erasure) = try wrap { try senseMaps(r.operation, senses: senses) }
             var params = model.parameters
             let (wName, bName) = ParameterTable.senseOutputProjection(params.config)
             let w = params[wName], b = params[bName]
@@ -166,18 +223,18 @@ struct EditState {
             let rows = w.shape[0], cols = w.shape[1]
             var wv = w.values, bv = b.values
             for row in 0..<rows {
-                for l in senses {
+                for (l, map) in maps {
                     let start = row * cols + l * d
                     map.applyLinear(&wv[start..<(start + d)])
                 }
             }
-            map.apply(toSenses: senses, of: &bv, d: d)
+            maps.apply(to: &bv, d: d)
             params.weights[wName] = Weight(shape: w.shape, values: wv)
             params.weights[bName] = Weight(shape: b.shape, values: bv)
             // word-level overrides made earlier are transformed too (the edit applies to every token)
             var overrides = model.senseOverrides
             for (id, var v) in overrides {
-                map.apply(toSenses: senses, of: &v, d: d)
+                maps.apply(to: &v, d: d)
                 overrides[id] = v
             }
             model = LanguageModel(parameters: params, senseOverrides: overrides)  // fresh sense cache
@@ -201,19 +258,21 @@ struct EditState {
                 summary = "fit_scale of sense(s) \(senses) for \(r.tokens.count) token(s): " +
                     fitted.map { "\($0.word) s=\(String(format: "%.4f", $0.scale))" }.joined(separator: ", ")
             } else {
-                let map = try wrap { try senseMap(r.operation) }
+                let maps: SenseMaps
+                (maps, erasure) = try wrap { try senseMaps(r.operation, senses: senses) }
                 for id in r.tokens {
                     var v = try senseBlock(of: id, current)
-                    map.apply(toSenses: senses, of: &v, d: d)
+                    maps.apply(to: &v, d: d)
                     overrides[id] = v
                 }
                 summary = "\(iv.operation.name) of sense(s) \(senses) for \(r.tokens.count) token(s)"
             }
             model = model.withSenseOverrides(overrides)
         }
+        if !erasure.isEmpty { summary += "; " + erasure.map(\.description).joined(separator: ", ") }
         if !r.skipped.isEmpty { summary += "; skipped \(r.skipped.count) multi-token word(s)" }
         return InterventionRecord(file: r.file.url.path, index: r.index, name: iv.name, operation: iv.operation.name, scope: r.scope,
                                   tokens: r.tokens, pieces: pieces, skipped: r.skipped, senses: senses, fitted: fitted,
-                                  localization: localization, summary: summary)
+                                  localization: localization, erasure: erasure, summary: summary)
     }
 }

@@ -26,6 +26,32 @@ public struct LocalizedSense: Sendable, Codable, Equatable {
     public let meanAbsolute: Double
 }
 
+/// One sense's fitted concept eraser (erase), as `backpack edit` prints it and the manifest keeps it.
+public struct ErasureFit: Sendable, Codable, Equatable, CustomStringConvertible {
+    public let sense: Int
+    public let method: ErasureMethod
+    /// Dimensions erased (0: the pairs' labels are not linearly visible above svd_tol; x unchanged).
+    public let rank: Int
+    /// Vectors the eraser was fitted on.
+    public let samples: Int
+    public let singularValue: Double
+    /// alpha when the covariance-trace constraint mixed the LEACE projection with the orthogonal one.
+    public let traceMixing: Double?
+    /// Share of the fit vectors' variance removed.
+    public let varianceRemoved: Double
+
+    init(sense: Int, eraser: ConceptEraser) {
+        self.sense = sense; method = eraser.method; rank = eraser.rank; samples = eraser.samples
+        singularValue = eraser.singularValue; traceMixing = eraser.traceMixing; varianceRemoved = eraser.varianceRemoved
+    }
+
+    public var description: String {
+        "sense \(sense): \(method.rawValue) rank \(rank) on \(samples) vectors, " +
+            String(format: "%.2f%%", 100 * varianceRemoved) + " of their variance removed" +
+            (traceMixing.map { String(format: " (trace constraint: alpha %.4f)", $0) } ?? "")
+    }
+}
+
 /// Where an intervention acts. The raw values are the edit manifest's `scope` field.
 public enum EditScope: String, Sendable, Codable, Equatable {
     /// Sense overrides of the listed tokens (all k senses of each token stored).
@@ -50,6 +76,8 @@ public struct InterventionRecord: Sendable, Codable {
     public let senses: [Int]
     public let fitted: [FittedScale]
     public let localization: [LocalizedSense]
+    /// erase: the eraser fitted for each sense.
+    public let erasure: [ErasureFit]
     public let summary: String
 }
 
@@ -97,6 +125,8 @@ public struct EditPlan: Sendable {
         /// 0-based position in its file.
         public var index: Int { resolved.index }
         public var name: String? { resolved.intervention.name }
+        /// The operation's key in the edit file (`scale`, `erase`, ...).
+        public var operation: String { resolved.intervention.operation.name }
         public var scope: EditScope { resolved.scope }
         /// The tokens edited (empty for `scope: vocabulary`), in first-seen order.
         public var tokens: [Int] { resolved.tokens }

@@ -42,6 +42,22 @@ public enum Localization {
         }.sorted { abs($0.mean) != abs($1.mean) ? abs($0.mean) > abs($1.mean) : $0.sense < $1.sense }
         return LocalizationTable(a: a, b: b, tokens: tokens, senses: senses, perWord: perWord)
     }
+
+    /// Which senses separate two groups of words (erase's first and second pair words) along a
+    /// contrast: ranked by |mean over `first` - mean over `second`| of (E_a - E_b) . C(w)_l, the
+    /// class-mean difference that erasure removes, seen through logit(a) - logit(b). `mean` is that
+    /// difference; `meanAbsolute` the mean of |(E_a - E_b) . C(w)_l| over both groups.
+    public static func rankSeparation(model: LanguageModel, first: [Int], second: [Int], a: Int, b: Int) -> [LocalizedSense] {
+        let one = rank(model: model, tokens: first, a: a, b: b), two = rank(model: model, tokens: second, a: a, b: b)
+        let k = model.config.senses
+        let all = one.perWord + two.perWord
+        let n = Double(max(all.count, 1))
+        func mean(_ rows: [[Double]], _ l: Int) -> Double { rows.reduce(0) { $0 + $1[l] } / Double(max(rows.count, 1)) }
+        return (0..<k).map { l in
+            LocalizedSense(sense: l, mean: mean(one.perWord, l) - mean(two.perWord, l),
+                           meanAbsolute: all.reduce(0) { $0 + abs($1[l]) } / n)
+        }.sorted { abs($0.mean) != abs($1.mean) ? abs($0.mean) > abs($1.mean) : $0.sense < $1.sense }
+    }
 }
 
 extension Localization {

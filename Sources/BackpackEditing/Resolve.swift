@@ -21,6 +21,9 @@ enum ResolvedOperation: Sendable {
     case replaceAssociation(remove: Int, add: Int)
     case add(ResolvedDirection, amount: Float)
     case fitScale(PronounSuite, a: Int, b: Int)
+    /// The fit words' tokens with their labels (1: a pair's first word, 0: its second), in the
+    /// order of the pairs.
+    case erase(ErasureMethod, words: [(token: Int, label: Double)])
 }
 
 enum ResolvedSenses: Sendable {
@@ -146,6 +149,43 @@ struct Resolver {
         }
     }
 
+    /// The fit data of `erase`: every word of every pair whose " " + word is one token, labelled 1
+    /// (first) or 0 (second); the other words are left out and listed in `skipped`. A token id out
+    /// of range or a word that encodes to nothing is an error at its place, and so is a side with
+    /// no single-token word at all.
+    func erasureWords(_ source: PairSource, base: URL, place: SourcePlace, skipped: inout [String])
+        throws -> [(token: Int, label: Double)] {
+        let list: [(WordRef, WordRef)]
+        switch source {
+        case .inline(let l): list = l
+        case .file(let path, let filePlace):
+            let read = try PairListFile.read(WordListFile.resolve(path, relativeTo: base), place: filePlace)
+            if read.count < 2 {
+                throw EditError(filePlace, "erase pairs file \(path): one pair gives one example of each label; expected at least two pairs")
+            }
+            list = read.map { (.word($0.0, filePlace), .word($0.1, filePlace)) }
+        }
+        var words: [(token: Int, label: Double)] = []
+        for (a, b) in list {
+            for (ref, label) in [(a, 1.0), (b, 0.0)] {
+                switch ref {
+                case .token(let id, let p): words.append((try checkToken(id, p), label))
+                case .word(let w, let p):
+                    guard let tokenizer else {
+                        throw EditError(p, "erase pair word '\(w)': words need a tokenizer (pass --tokenizer, or write {token: ID})")
+                    }
+                    let ids = tokenizer.encode(" " + w)
+                    if ids.isEmpty { throw EditError(p, "erase pair word '\(w)': not in the vocabulary (\" \(w)\" encodes to no token)") }
+                    if ids.count == 1 { words.append((try checkToken(ids[0], p), label)) } else { skipped.append("\" \(w)\" (\(pieces(ids)))") }
+                }
+            }
+        }
+        for (label, side) in [(1.0, "first"), (0.0, "second")] where !words.contains(where: { $0.label == label }) {
+            throw EditError(place, "erase pairs: no \(side) word of any pair is a single token, so there is nothing to fit on; expected single-token words (\" word\") or {token: ID}")
+        }
+        return words
+    }
+
     func direction(_ d: Direction, base: URL, dropped: inout [String]?) throws -> ResolvedDirection {
         switch d {
         case .embeddingDifference(let a, let b): return .embeddingDifference(try single(a, "direction word"), try single(b, "direction word"))
@@ -215,6 +255,10 @@ struct Resolver {
             let s = try PronounSuite.load(url)
             suite = s
             operation = .fitScale(s, a: try single(a, "fit_scale pair word"), b: try single(b, "fit_scale pair word"))
+        case .erase(let method, let source, let place):
+            var left: [String] = []
+            operation = .erase(method, words: try erasureWords(source, base: base, place: place, skipped: &left))
+            droppedPairs = (droppedPairs ?? []) + left.map { "erase pair word " + $0 }
         }
         var ids: [Int] = [], labels: [Int: String] = [:], skipped: [String] = []
         switch iv.selection {

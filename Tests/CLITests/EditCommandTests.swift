@@ -69,6 +69,47 @@ import TestSupport
         #expect(r.err.contains("sense 9"), "\(r.err)")
     }
 
+    /// `edit --check` with an erase fits the erasers and prints each sense's rank and the share of
+    /// variance removed (the numbers of Tools/leace's golden for this file), writing nothing.
+    @Test func checkPrintsTheFittedErasers() throws {
+        let dir = try TestPaths.temporaryDirectory("cli-erase-check")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let out = dir.appendingPathComponent("never-written")
+        let edit = TestPaths.repoRoot.appendingPathComponent("Edits/leace-gender.yaml").path
+        let r = try backpack(["edit", "--edit", edit, "--check", "--out", out.path])
+        #expect(r.status == 0, "\(r.err)")
+        #expect(r.out.contains("leace-gender.yaml #0 (erase-gender-localized-sense): erase, vocabulary scope"), "\(r.out)")
+        #expect(r.out.contains("  sense 3: leace rank 1 on 35 vectors, 9.11% of their variance removed"), "\(r.out)")
+        #expect(r.out.contains("skipped erase pair word \" spokeswoman\""), "\(r.out)")
+        #expect(!FileManager.default.fileExists(atPath: out.path))
+    }
+
+    /// A vocabulary-wide erase is folded into final_mlp.c_proj: the folder has no sense overrides,
+    /// and `forward` on it gives the logits of the edit applied on the fly.
+    @Test func vocabularyEraseFoldsIntoTheCheckpoint() throws {
+        let dir = try TestPaths.temporaryDirectory("cli-erase-fold")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let edit = TestPaths.repoRoot.appendingPathComponent("Tests/Fixtures/leace/tiny-leace-vocabulary.yaml").path
+        let edited = dir.appendingPathComponent("edited")
+        let e = try backpack(["edit", "--model", tiny, "--edit", edit, "--out", edited.path])
+        #expect(e.status == 0, "\(e.err)")
+        #expect(e.out.contains("erase of sense(s) [1, 3] for every token, folded into final_mlp.c_proj"), "\(e.out)")
+        #expect(!FileManager.default.fileExists(atPath: edited.appendingPathComponent("sense_overrides.safetensors").path))
+        let ids = "383,17,73,259,421,239,5,11"
+        let saved = dir.appendingPathComponent("saved.safetensors"), live = dir.appendingPathComponent("live.safetensors")
+        let base = dir.appendingPathComponent("base.safetensors")
+        #expect(try backpack(["forward", "--model", edited.path, "--ids", ids, "--out", saved.path]).status == 0)
+        #expect(try backpack(["forward", "--model", tiny, "--edit", edit, "--ids", ids, "--out", live.path]).status == 0)
+        #expect(try backpack(["forward", "--model", tiny, "--ids", ids, "--out", base.path]).status == 0)
+        let a = try SafetensorsFile(url: saved).floats("logits"), b = try SafetensorsFile(url: live).floats("logits")
+        let plain = try SafetensorsFile(url: base).floats("logits")
+        #expect(a == b)
+        #expect(zip(a, plain).reduce(Float(0)) { max($0, abs($1.0 - $1.1)) } > 0.1)
+        let manifest = try JSONSerialization.jsonObject(with: Data(contentsOf: edited.appendingPathComponent("edit-manifest.json"))) as? [String: Any]
+        let record = (manifest?["interventions"] as? [[String: Any]])?.first
+        #expect((record?["erasure"] as? [[String: Any]])?.map { $0["sense"] as? Int } == [1, 3])
+    }
+
     @Test func localizeRanksSensesOfTheDemoModel() throws {
         let r = try backpack(["localize", "--words", "nurse,teacher,mechanic", "--pair", "he,she", "--json"])
         #expect(r.status == 0, "\(r.err)")

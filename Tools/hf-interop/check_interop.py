@@ -6,12 +6,15 @@
    outputs in Tests/Fixtures/tiny/expected.safetensors (every input, batch included): logits
    within 1e-4, senses and contextualization within 1e-5; and on the legacy pytorch_model.bin.
 2. For (a) the tiny fixture, given a base config.json with the extra keys a published config
-   carries, and (b) the embedded demo model Models/backpack-demo: `backpack edit` with a
-   word-level and a vocabulary-wide edit file; the edited folder loaded with
+   carries, (b) the embedded demo model Models/backpack-demo and (c) the demo model under concept
+   erasure (`erase`: LEACE of the profession nouns' senses, and of one sense of every token):
+   `backpack edit` with a word-level and a vocabulary-wide edit file; the edited folder loaded with
    AutoModelForCausalLM.from_pretrained(folder, trust_remote_code=True) and DEFAULT settings gives
    the logits of `backpack forward` on the folder, and of `backpack forward` on the base with
    the same --edit files (1e-4); the base config's keys survive; a missing or altered overrides
    file, a load without remote code and a model built without its overrides are refused.
+3. A vocabulary-wide erase alone (Edits/leace-gender.yaml) folds into final_mlp.c_proj only, with
+   no overrides file, and transformers gives the logits of `backpack forward --edit` (1e-4).
 Prints one PASS/FAIL line per check; exits 1 if any failed.
 """
 import argparse
@@ -335,6 +338,37 @@ def edited_folder_checks(label, bp, base, edited, edits, base_config, probes, ex
     check(f"{label}: edit-manifest.json snake_case, no absolute paths", manifest)
 
 
+def folded_only_checks(bp, base, edit, probes):
+    """A vocabulary-wide erase alone: an affine map of one sense of every token, folded exactly
+    into the sense network's last layer (final_mlp.c_proj's sense-l columns and bias). The folder
+    has no overrides file; transformers gives `backpack forward --edit` on the base."""
+    folder = os.path.join(bp.work, "demo-leace-vocabulary")
+    bp.edit(base, [edit], folder)
+    check("demo-leace-vocabulary: folded edit, no sense overrides file", lambda: (
+        not os.path.exists(os.path.join(folder, "sense_overrides.safetensors"))
+        and "sense_overrides" not in json.load(open(os.path.join(folder, "config.json")))["backpack_edit"], ""))
+    base_weights = load_file(os.path.join(base, "model.safetensors"))
+    weights = load_file(os.path.join(folder, "model.safetensors"))
+    changed = sorted(k for k in weights if not torch.equal(weights[k], base_weights[k]))
+    check("demo-leace-vocabulary: only final_mlp.c_proj changes", lambda: (
+        changed == ["backpack.sense_network.final_mlp.c_proj.bias", "backpack.sense_network.final_mlp.c_proj.weight"],
+        f"changed tensors: {changed}"))
+    model = load(folder)
+    for probe in probes:
+        def compare(probe=probe):
+            saved = bp.forward(folder, **probe)
+            ids = saved["input_ids"].long()
+            live = bp.forward(base, edits=[edit], ids=ids.tolist())
+            plain = bp.forward(base, ids=ids.tolist())
+            with torch.no_grad():
+                logits = model(ids[None]).logits[0]
+            d_live, effect = max_diff(logits, live["logits"]), max_diff(saved["logits"], plain["logits"])
+            return d_live <= LOGITS_TOL and effect > 1e-3, (
+                f"{len(ids)} tokens: max|d| logits vs forward(base --edit) {d_live:.3g} (tol {LOGITS_TOL}); "
+                f"the erasure moves logits by {effect:.3g} (must be > 1e-3)")
+        check(f"demo-leace-vocabulary: transformers logits == backpack forward --edit, {str(probe)[:40]}", compare)
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--backpack", required=True)
@@ -380,6 +414,15 @@ def main():
         probes = [{"text": "My nurse said that she would see the mechanic, and the teacher said that"},
                   {"text": "The librarian came into the room. When the secretary and the farmer"}]
         edited_folder_checks("demo", bp, demo, demo_edited, demo_edits, demo_config, probes, {"library_name": "transformers"})
+
+        # (c) concept erasure (erase, LEACE) on the demo model: word-level (sense overrides of the
+        # profession nouns) plus vocabulary-wide (folded into final_mlp.c_proj)
+        leace_edits = [os.path.join(repo, "Tests", "Fixtures", "leace", "demo-leace-professions.yaml"),
+                       os.path.join(repo, "Edits", "leace-gender.yaml")]
+        leace_edited = os.path.join(work, "demo-leace-edited")
+        bp.edit(demo, leace_edits, leace_edited)
+        edited_folder_checks("demo-leace", bp, demo, leace_edited, leace_edits, demo_config, probes, {"library_name": "transformers"})
+        folded_only_checks(bp, demo, os.path.join(repo, "Edits", "leace-gender.yaml"), probes)
     finally:
         if failures:
             print(f"work folder kept for inspection: {work}")
