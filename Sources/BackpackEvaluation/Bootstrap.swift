@@ -103,6 +103,9 @@ public enum Bootstrap {
     /// stored with their intervals, which must agree) applied to both; per headline aggregate
     /// `M_diff_ci_low`, `M_diff_ci_high`, `M_diff_p`. Empty when either has no intervals or the
     /// two have different units.
+    /// Relative size below which a paired difference counts as a tie (float32 resolution).
+    public static let tieTolerance = 1e-6
+
     public static func pairedDifferences(base: SuiteResult, variant: SuiteResult) -> [(name: String, value: Double)] {
         guard let stored = settings(of: variant), settings(of: base) == stored,
               let bp = ResamplingPlan.make(base), let vp = ResamplingPlan.make(variant),
@@ -111,7 +114,11 @@ public enum Bootstrap {
         let sb = draws.map(bp.statistic), sv = draws.map(vp.statistic)
         var out: [(name: String, value: Double)] = []
         for (m, name) in vp.metrics.enumerated() {
-            let d = zip(sv, sb).map { $0[m] - $1[m] }
+            // Differences below the resolution of float32 logits (1e-6 of the statistic's size) are
+            // ties, not evidence: the same variant computed in another grouping (a resumed run, a
+            // shard) moves a statistic by ~1e-8 relative, which must not turn p = 1 into p = 0.002.
+            let scale = sb.reduce(0.0) { max($0, abs($1[m])) }
+            let d = zip(sv, sb).map { abs($0[m] - $1[m]) <= Self.tieTolerance * scale ? 0 : $0[m] - $1[m] }
             let ci = interval(d)
             out += [(name + ResultsKeys.diffCILowSuffix, ci.low), (name + ResultsKeys.diffCIHighSuffix, ci.high),
                     (name + ResultsKeys.diffPSuffix, pValue(d))]

@@ -1,6 +1,7 @@
 import BackpackCheckpoint
 @testable import BackpackEditing
 import BackpackModel
+import BackpackIO
 import Foundation
 import Testing
 import TestSupport
