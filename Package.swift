@@ -57,7 +57,8 @@ let package = Package(
                                "BackpackYAML", "BackpackPrompts", "BackpackJSON", "CBLAS"],
                 resources: [.copy("HuggingFace")]),
         .target(name: "BackpackEvaluation",
-                dependencies: ["BackpackModel", "BackpackTokenizer", "BackpackPrompts", "BackpackResults", "BackpackYAML", "BackpackIO"]),
+                dependencies: ["BackpackModel", "BackpackCheckpoint", "BackpackTokenizer", "BackpackPrompts", "BackpackResults", "BackpackYAML",
+                               "BackpackIO"]),
         .target(name: "BackpackResults", dependencies: ["CHDF5", "BackpackIO"], exclude: ["LAYOUT.md"]),
         // Hugging Face Hub: the shared model cache and the project's one HTTP download client.
         .target(name: "BackpackHub", dependencies: ["BackpackModelFolder", "BackpackCheckpoint", "BackpackJSON", "BackpackIO"]),
@@ -69,12 +70,12 @@ let package = Package(
         // Locates the repository's fixtures and data (Tests/Fixtures, Data/) and the built `backpack` binary.
         // Test targets that run the binary depend on BackpackCLI, so that it is built with them.
         .target(name: "TestSupport", dependencies: ["BackpackCheckpoint"], path: "Tests/TestSupport"),
-        .testTarget(name: "CheckpointTests", dependencies: ["BackpackCheckpoint", "TestSupport"]),
+        .testTarget(name: "CheckpointTests", dependencies: ["BackpackIO", "BackpackCheckpoint", "TestSupport"]),
         .testTarget(name: "TokenizerTests", dependencies: ["BackpackTokenizer", "BackpackJSON", "TestSupport"],
                     resources: [.copy("Goldens")]),
-        .testTarget(name: "ModelTests", dependencies: ["BackpackModel", "BackpackModelFolder", "BackpackCheckpoint", "BackpackIO", "TestSupport"],
+        .testTarget(name: "ModelTests", dependencies: ["BackpackTokenizer", "BackpackModel", "BackpackModelFolder", "BackpackCheckpoint", "BackpackIO", "TestSupport"],
                     exclude: ["Fixtures"]),
-        .testTarget(name: "EditingTests", dependencies: ["BackpackEditing", "BackpackModel", "BackpackModelFolder", "BackpackPrompts",
+        .testTarget(name: "EditingTests", dependencies: ["BackpackCheckpoint", "BackpackJSON", "BackpackTokenizer", "BackpackEditing", "BackpackModel", "BackpackModelFolder", "BackpackPrompts",
                                                          "BackpackYAML", "BackpackIO", "TestSupport"],
                     exclude: ["Edits"]),
         .testTarget(name: "EvaluationTests", dependencies: ["BackpackEvaluation", "BackpackModel", "BackpackModelFolder", "BackpackResults",
@@ -82,7 +83,7 @@ let package = Package(
                                                             "BackpackIO", "TestSupport", "BackpackCLI"]),
         .testTarget(name: "ResultsTests", dependencies: ["BackpackResults", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["BackpackCheckpoint", "BackpackIO", "BackpackModelFolder", "TestSupport", "BackpackCLI"]),
-        .testTarget(name: "HubTests", dependencies: ["BackpackHub", "BackpackModel", "BackpackIO", "TestSupport", "BackpackCLI"],
+        .testTarget(name: "HubTests", dependencies: ["BackpackCheckpoint", "BackpackHub", "BackpackModel", "BackpackIO", "TestSupport", "BackpackCLI"],
                     exclude: ["hub_server.py"]),
 
         // Hostile inputs, size limits, kill-during-write (docs/HARDENING.md).
