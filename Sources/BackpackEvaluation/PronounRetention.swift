@@ -41,6 +41,8 @@ public struct PronounRetentionSuite: PreparedSuite {
     public let expectsFirst: [Bool]
     public let skippedPairs: [String]
     public var itemCount: Int { prompts.itemCount }
+    /// Whether `evaluate` stores the attribution (as pronoun-bias's `attributes`).
+    public var attributes = true
     public var dataSHA256: String { prompts.dataSHA256 }
     public var dataFiles: [DataFileDigest] { prompts.dataFiles }
 
@@ -65,7 +67,13 @@ public struct PronounRetentionSuite: PreparedSuite {
     }
 
     public func evaluate(_ variants: VariantSet, progress: @Sendable (String) -> Void) throws -> [SuiteResult] {
-        try prompts.logProbabilities(variants, progress: progress).map { result(logA: $0.a, logB: $0.b) }
+        try prompts.logProbabilities(variants, attribute: attributes, progress: progress).map { p in
+            var r = result(logA: p.a, logB: p.b)
+            // The same attribution datasets as pronoun-bias (LAYOUT.md): whether an edit that
+            // leaves the definitional nouns' pronouns alone does so through their own senses.
+            if let noun = p.noun, let context = p.context { prompts.addAttribution(&r, noun: noun, context: context) }
+            return r
+        }
     }
 
     func result(logA: [Double], logB: [Double]) -> SuiteResult {

@@ -75,40 +75,48 @@ extension LanguageModel {
 
     /// The attribution over a contextualization computed by this model or one whose
     /// contextualization it shares (the base model of a sense edit): the edit's senses, the
-    /// base model's alpha.
+    /// base model's alpha. Reads only what the sum needs: alpha's last row (k, n), and per
+    /// distinct id its k projections (E_a - E_b) . C(id)_l; no (n, d) sense sum and no product
+    /// with the whole vocabulary, so it costs a small fraction of the forward pass it explains.
     public func attributions(_ context: Contextualization, a: Int, b: Int) throws -> [SenseAttribution] {
         guard isBackpack else {
             throw ModelError(file: "attribution", reason: "a plain GPT-2 has no senses to attribute its logits to; expected a Backpack model")
         }
-        let V = config.vocabSize
+        guard sharesContextualization(with: context.source) else {
+            throw ModelError(file: "contextualization", reason: "computed by a model with other trunk weights; run this variant's own contextualize")
+        }
+        let V = config.vocabSize, k = config.senses, d = config.nEmbd
         for t in [a, b] where t < 0 || t >= V {
             throw ModelError(file: "attribution", reason: "token id \(t) is out of range (vocab_size \(V))")
         }
-        let outputs = try self.outputs(context, options: ForwardOptions(logits: .last, senses: true, contextualization: true))
-        let diff = zip(embeddingRow(a), embeddingRow(b)).map { Double($0) - Double($1) }   // E_a - E_b  (d)
-        return outputs.map { out in
-            Self.attribution(out, diff: diff, senses: config.senses, width: config.nEmbd, a: a, b: b, vocabulary: V)
-        }
-    }
-
-    /// alpha (k, n, n), C (k, n, d) -> contributions (k, n) at the last row.
-    static func attribution(_ out: ForwardOutput, diff: [Double], senses k: Int, width d: Int, a: Int, b: Int,
-                            vocabulary V: Int) -> SenseAttribution {
-        let n = out.ids.count, i = n - 1
-        let alpha = out.contextualization!, C = out.senses!              // asked for above
-        var contributions = [[Double]](repeating: [Double](repeating: 0, count: n), count: k)
-        for l in 0..<k {
-            for j in 0...i {
-                let weight = Double(alpha[(l * n + i) * n + j])
-                var projection = 0.0                                     // (E_a - E_b) . C(x_j)_l
-                let base = (l * n + j) * d
-                for e in 0..<d { projection += diff[e] * Double(C[base + e]) }
-                contributions[l][j] = weight * projection
+        let table = senseVectors(context.batch.flatMap { $0 })              // id -> C(id) (k, d)
+        let ea = embeddingRow(a), eb = embeddingRow(b)
+        let diff = zip(ea, eb).map { Double($0) - Double($1) }               // E_a - E_b  (d)
+        var projections: [Int: [Double]] = [:]                               // id -> (E_a - E_b) . C(id)_l  (k)
+        for (id, C) in table {
+            projections[id] = (0..<k).map { l in
+                var p = 0.0
+                for e in 0..<d { p += diff[e] * Double(C[l * d + e]) }
+                return p
             }
         }
-        let row = out.logits(at: i, vocabulary: V)!
-        let difference = Double(row[row.startIndex + a]) - Double(row[row.startIndex + b])
-        return SenseAttribution(ids: out.ids, position: i, a: a, b: b, contributions: contributions, logitDifference: difference)
+        return context.batch.enumerated().map { s, ids in
+            let n = ids.count, i = n - 1
+            let alpha = context.perSequence[s].pointer                       // (k, n, n)
+            let last = Buffer(k * n)                                          // alpha[:, i, :]  (k, 1, n)
+            for l in 0..<k { (last.pointer + l * n).update(from: alpha + (l * n + i) * n, count: n) }
+            var contributions = [[Double]](repeating: [Double](repeating: 0, count: n), count: k)
+            for l in 0..<k {
+                for j in 0...i { contributions[l][j] = Double(last.pointer[l * n + j]) * projections[ids[j]]![l] }
+            }
+            // logit(a) - logit(b) as the forward pass computes it: o_i by the engine's sense sum
+            // (float32), then o_i . E_a - o_i . E_b, in float32 as the logits product.
+            let (o, _) = senseSum(ids, alpha: last, rows: 1, table: table)  // (1, d)
+            var la: Float = 0, lb: Float = 0
+            for e in 0..<d { la += o.pointer[e] * ea[e]; lb += o.pointer[e] * eb[e] }
+            return SenseAttribution(ids: ids, position: i, a: a, b: b, contributions: contributions,
+                                    logitDifference: Double(la) - Double(lb))
+        }
     }
 }
 
@@ -116,11 +124,18 @@ extension VariantSet {
     /// Every variant's attribution of the last position of each sequence, [variant][sequence]:
     /// one contextualization per group of variants that share it (sense edits use the base's).
     public func attributions(_ batch: [[Int]], a: Int, b: Int) throws -> [[SenseAttribution]] {
-        var results = [[SenseAttribution]](repeating: [], count: models.count)
-        for l in models.indices where leader[l] == l {
-            let context = try models[l].contextualize(batch)
-            for m in models.indices where leader[m] == l { results[m] = try models[m].attributions(context, a: a, b: b) }
+        try scoreAndAttribute(batch, a: a, b: b) { _, _, _ in () }.attributions
+    }
+
+    /// `score` on the last position of every sequence, and every variant's attribution of
+    /// logit(a) - logit(b) there, from the same contextualizations (the trunk runs once for both).
+    public func scoreAndAttribute<T>(_ batch: [[Int]], a: Int, b: Int,
+                                     _ score: (_ sequence: Int, _ position: Int, _ row: UnsafeBufferPointer<Float>) -> T) throws
+        -> (scores: [[[T]]], attributions: [[SenseAttribution]]) {
+        var attributions = [[SenseAttribution]](repeating: [], count: models.count)
+        let scores = try self.score(batch, logits: .last, score) { l, context in
+            for m in models.indices where leader[m] == l { attributions[m] = try models[m].attributions(context, a: a, b: b) }
         }
-        return results
+        return (scores, attributions)
     }
 }

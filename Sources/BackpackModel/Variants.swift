@@ -52,6 +52,14 @@ public struct VariantSet: Sendable {
     /// variant's logits of the batch at a time.
     public func score<T>(_ batch: [[Int]], logits selection: LogitSelection,
                          _ score: (_ sequence: Int, _ position: Int, _ row: UnsafeBufferPointer<Float>) -> T) throws -> [[[T]]] {
+        try self.score(batch, logits: selection, score) { _, _ in }
+    }
+
+    /// `score`, handing each contextualization to `visit(leader, context)` before its variants
+    /// are scored (attribution reads the same alpha).
+    func score<T>(_ batch: [[Int]], logits selection: LogitSelection,
+                  _ score: (_ sequence: Int, _ position: Int, _ row: UnsafeBufferPointer<Float>) -> T,
+                  visiting visit: (_ leader: Int, _ context: Contextualization) throws -> Void) throws -> [[[T]]] {
         var results = [[[T]]](repeating: [], count: models.count)
         let V = models.first?.config.vocabSize ?? 0
         // Logits updates only when every row is scored (sequence log-likelihoods, perplexity:
@@ -61,6 +69,7 @@ public struct VariantSet: Sendable {
         let updates = selection == .all
         for l in models.indices where leader[l] == l {
             let context = try models[l].contextualize(batch)
+            try visit(l, context)
             // The reference's outputs for its edits of this trunk when it is not a variant itself.
             let orphans = models.indices.filter { updates && leader[$0] == l && parent[$0] == models.count }
             if let reference, !orphans.isEmpty {

@@ -63,6 +63,16 @@ public enum ResultsKeys {
     public static let ciUnit = "ci_unit"
     public static let ciResamples = "ci_resamples"
     public static let ciSeed = "ci_seed"
+    /// The sense-by-position attribution of the pronoun suites (pronoun_bias, pronoun_retention;
+    /// LAYOUT.md): k, the mean |noun part| and |context part| over prompts; per prompt the noun
+    /// position's k contributions (P·k) and the context's total (P); per noun their means (N·k, N).
+    public static let attributionSenses = "attribution_senses"
+    public static let attributionNounMeanAbs = "attribution_noun_mean_abs"
+    public static let attributionContextMeanAbs = "attribution_context_mean_abs"
+    public static let attributionNounSenses = "attribution_noun_senses"
+    public static let attributionContext = "attribution_context"
+    public static let nounAttributionSenses = "noun_attribution_senses"
+    public static let nounAttributionContext = "noun_attribution_context"
 }
 
 /// Provenance of a run, written as attributes of `/runs/<id>`.

@@ -1,5 +1,6 @@
 import BackpackIO
 import BackpackModel
+import BackpackResults
 import BackpackTokenizer
 import Foundation
 import Testing
@@ -71,6 +72,21 @@ import TestSupport
         #expect(r["accuracy"]?.doubleValue == acc)
         #expect(abs((r["mean_log_ratio"]?.doubleValue ?? .nan) - lr.reduce(0, +) / Double(lr.count)) < 1e-9)
         #expect(r.headline == ["accuracy", "mean_log_ratio"])
+        // The attribution, as pronoun-bias stores it: per prompt, the noun's senses plus the
+        // context are log p(he) - log p(she) (float32 logits: 1e-4).
+        let k = model.config.senses
+        guard case .doubles(let nounSenses)? = r.dataset(ResultsKeys.attributionNounSenses),
+              case .doubles(let context)? = r.dataset(ResultsKeys.attributionContext),
+              case .doubles(let perNoun)? = r.dataset(ResultsKeys.nounAttributionSenses) else { Issue.record("no attribution stored"); return }
+        #expect(r[ResultsKeys.attributionSenses] == .int(k))
+        #expect(nounSenses.count == nouns.count * k && context.count == nouns.count && perNoun.count == kept.count * k)
+        var worst = 0.0
+        for i in nouns.indices {
+            let total: Double = nounSenses[(i * k)..<((i + 1) * k)].reduce(0, +) + context[i]
+            let logRatio: Double = log(pHe[i]) - log(pShe[i])
+            worst = max(worst, abs(total - logRatio))
+        }
+        #expect(worst <= 1e-4, "max |noun + context - log p(he)/p(she)| \(worst)")
     }
 
     @Test func badWinogenderRowsNameTheLine() throws {

@@ -9,6 +9,8 @@ struct ReportData {
         var nounLogRatio: [Double] = []; var nounPctWomen: [Double] = []
         /// (pearson, spearman, n nouns) against the share of women, when the suite had statistics.
         var correlations: (pearson: Double, spearman: Double, n: Int)?
+        /// The sense-by-position attribution, when the suite stored it (AttributionChart.swift).
+        var attribution: AttributionData?
     }
     struct VariantData {
         var name: String; var editSHA: String; var suites: [SuiteData]
@@ -46,6 +48,7 @@ struct ReportData {
                     if case .int(let k)? = s["n_nouns_with_stats"] { n = k }
                     d.correlations = (r, rho, n)
                 }
+                d.attribution = AttributionData(s)
                 return d
             }, isSweepPoint: v.grid?.isSweep ?? false)
         }
@@ -98,6 +101,14 @@ public enum ReportHTML {
                 body += omittedNote + "<div style=\"display:flex;flex-wrap:wrap;gap:1em\">"
                 if !s.nounLogRatio.isEmpty { body += signedNounChart(charted, suite: s.name, order: order) }
                 body += nounChart(charted, suite: s.name, order: order) + "</div>\n"
+            }
+        }
+        // The attribution of every pronoun suite that stored it: heatmaps of base and each edit.
+        if let base = data.variants.first {
+            for s in base.suites {
+                guard let a = s.attribution else { continue }
+                let order = s.nouns.isEmpty ? a.nouns : nounOrder(s)
+                body += omittedNote + attributionSection(charted, suite: s.name, order: order)
             }
         }
         if charted.variants.count > 1 {
