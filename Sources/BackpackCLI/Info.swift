@@ -38,7 +38,7 @@ struct Info: ParsableCommand {
         for info in dir.archive.tensors.values { dtypes[info.dtype.rawValue, default: 0] += 1 }
         print("dtypes       " + dtypes.sorted { $0.key < $1.key }.map { "\($0.key) ×\($0.value)" }.joined(separator: ", "))
         let overrides = try dir.senseOverrides()
-        if !overrides.isEmpty { print("sense edits  \(overrides.count) token(s) with edited senses (\(ModelDirectory.overridesFile))") }
+        if !overrides.isEmpty { print("sense edits  \(overrides.count) token(s) with edited senses (\(ModelFolder.senseOverridesFile))") }
         if options.tokenizer != nil {
             print("tokenizer    \(try options.loadTokenizer(for: dir).count) tokens (--tokenizer)")
         } else if let tok = try dir.tokenizer() {

@@ -80,7 +80,7 @@ public enum EditedCheckpoint {
                 let tensors = model.senseOverrides.keys.sorted().map { id in
                     (name: "token.\(id)", shape: [config.senses, config.nEmbd], values: model.senseOverrides[id] ?? [])
                 }
-                let file = tmp.appendingPathComponent(ModelDirectory.overridesFile)
+                let file = tmp.appendingPathComponent(ModelFolder.senseOverridesFile)
                 try SafetensorsWriter.write(tensors, metadata: ["format": "pt", "tool": "backpack \(toolVersion)"], to: file)
                 overridesSHA = try FileDigest.sha256(file)
             }
@@ -223,7 +223,7 @@ public enum EditedCheckpoint {
             "edits": files.map { ["file": relativeName($0.url.path), "sha256": $0.sha256, "text": $0.text] },
             "interventions": interventions,
             "overridden_tokens": outcome.model.senseOverrides.keys.sorted(),
-            "sense_overrides": overridesSHA.map { ["file": ModelDirectory.overridesFile, "sha256": $0] as Any } ?? NSNull(),
+            "sense_overrides": overridesSHA.map { ["file": ModelFolder.senseOverridesFile, "sha256": $0] as Any } ?? NSNull(),
             "model_card": cardFile,
         ]
     }
@@ -250,13 +250,13 @@ public enum EditedCheckpoint {
         if isBackpack {
             body += ["```python", "from transformers import AutoModelForCausalLM",
                      "model = AutoModelForCausalLM.from_pretrained(\"PATH_OR_HUB_ID\", trust_remote_code=True)", "```", "",
-                     "`trust_remote_code=True` runs `modeling_backpack_gpt2.py` from this folder (written for backpack-edit), which computes the Backpack with eager attention (the inverse-layer attention scaling that SDPA would drop) and applies the word-level edit from `\(ModelDirectory.overridesFile)`. `model_type` is `\(modelType)`, so transformers refuses to load this folder without it rather than build a plain GPT-2. Instantiating another class by name (`GPT2LMHeadModel`, the published Backpack code) would drop the edit: don't.", ""]
+                     "`trust_remote_code=True` runs `modeling_backpack_gpt2.py` from this folder (written for backpack-edit), which computes the Backpack with eager attention (the inverse-layer attention scaling that SDPA would drop) and applies the word-level edit from `\(ModelFolder.senseOverridesFile)`. `model_type` is `\(modelType)`, so transformers refuses to load this folder without it rather than build a plain GPT-2. Instantiating another class by name (`GPT2LMHeadModel`, the published Backpack code) would drop the edit: don't.", ""]
         } else {
             body += ["A plain GPT-2: the edit is folded into `model.safetensors`, so `AutoModelForCausalLM.from_pretrained(\"PATH_OR_HUB_ID\")` loads it with the edit.", ""]
         }
         body += ["## What the edit changes", ""]
         if let sha = overridesSHA {
-            body.append("- Word-level edits: `\(ModelDirectory.overridesFile)` (SHA-256 `\(sha)`), the k sense vectors of \(outcome.model.senseOverrides.count) token id(s) replaced: \(outcome.model.senseOverrides.keys.sorted().map(String.init).joined(separator: ", ")).")
+            body.append("- Word-level edits: `\(ModelFolder.senseOverridesFile)` (SHA-256 `\(sha)`), the k sense vectors of \(outcome.model.senseOverrides.count) token id(s) replaced: \(outcome.model.senseOverrides.keys.sorted().map(String.init).joined(separator: ", ")).")
         }
         let folded = outcome.records.filter { $0.scope != .words }
         if !folded.isEmpty { body.append("- \(folded.count) vocabulary-wide / embedding intervention(s) folded into `model.safetensors`.") }
@@ -315,13 +315,13 @@ public enum EditedCheckpoint {
                 }
             }
         }
-        let overridesURL = dir.appendingPathComponent(ModelDirectory.overridesFile)
+        let overridesURL = dir.appendingPathComponent(ModelFolder.senseOverridesFile)
         let declared = config[editKey]?[BackpackEditRecord.senseOverridesKey], declaredSHA = config[editKey]?[BackpackEditRecord.senseOverridesSHA256Key]
         if expectedOverrides > 0 {
-            guard case .string(ModelDirectory.overridesFile)? = declared else { throw fail("\(editKey).sense_overrides must name \(ModelDirectory.overridesFile)") }
-            guard FileManager.default.fileExists(atPath: overridesURL.path) else { throw fail("\(ModelDirectory.overridesFile) is declared but missing") }
+            guard case .string(ModelFolder.senseOverridesFile)? = declared else { throw fail("\(editKey).sense_overrides must name \(ModelFolder.senseOverridesFile)") }
+            guard FileManager.default.fileExists(atPath: overridesURL.path) else { throw fail("\(ModelFolder.senseOverridesFile) is declared but missing") }
             guard case .string(let sha)? = declaredSHA, sha == (try FileDigest.sha256(overridesURL)) else {
-                throw fail("\(editKey).sense_overrides_sha256 must be the SHA-256 of \(ModelDirectory.overridesFile)")
+                throw fail("\(editKey).sense_overrides_sha256 must be the SHA-256 of \(ModelFolder.senseOverridesFile)")
             }
         } else if declared != nil || FileManager.default.fileExists(atPath: overridesURL.path) {
             throw fail("no word-level edit, yet sense overrides are declared or present")

@@ -144,7 +144,7 @@ struct Resolver {
         switch source {
         case .inline(let list): return try resolvePairs(list, dropped: &dropped)
         case .file(let path, let place):
-            let words = try PairListFile.read(WordListFile.resolve(path, relativeTo: base), place: place)
+            let words = try EditError.wrapping { try PairListFile.read(WordListFile.resolve(path, relativeTo: base), place: place) }
             return try resolvePairs(words.map { (.word($0.0, place), .word($0.1, place)) }, dropped: &dropped)
         }
     }
@@ -159,7 +159,7 @@ struct Resolver {
         switch source {
         case .inline(let l): list = l
         case .file(let path, let filePlace):
-            let read = try PairListFile.read(WordListFile.resolve(path, relativeTo: base), place: filePlace)
+            let read = try EditError.wrapping { try PairListFile.read(WordListFile.resolve(path, relativeTo: base), place: filePlace) }
             if read.count < 2 {
                 throw EditError(filePlace, "erase pairs file \(path): one pair gives one example of each label; expected at least two pairs")
             }

@@ -97,8 +97,10 @@ public final class LanguageModel: @unchecked Sendable {
 
     // MARK: Senses
 
-    /// Rows of every sense-network product (see `senseVectors`).
+    /// Sense-network products have a multiple of `senseRows` rows (see `senseVectors`), at most
+    /// `senseRowsPerProduct` (bounds the (rows, k*d) output: 48 MB at the published size).
     static let senseRows = 32
+    static let senseRowsPerProduct = 1024
 
     /// C(id) for each id, (k*d) each, edits applied; computes only ids not yet cached.
     public func senseVectors(_ ids: [Int]) -> [Int: [Float]] {
@@ -107,17 +109,26 @@ public final class LanguageModel: @unchecked Sendable {
         var found = senseCache.lookup(distinct.filter { senseOverrides[$0] == nil })
         let missing = distinct.filter { found[$0] == nil && senseOverrides[$0] == nil }.sorted()
         if !missing.isEmpty {
-            let kd = config.senses * config.nEmbd, chunk = Self.senseRows
+            let kd = config.senses * config.nEmbd
             var new: [Int: [Float]] = [:]
-            // Products of one shape: `senseRows` ids at a time, the last chunk padded by repeating
-            // its last id. Which ids are missing depends on what ran before (the cache, the other
-            // variants' overrides), and BLAS may pick its kernels by the number of rows (one row:
-            // a matrix-vector product); one shape keeps that choice fixed. (A run that fills the
-            // cache in another order still differs by rounding: docs/SHARDING.md, the bound.)
-            for start in stride(from: 0, to: missing.count, by: chunk) {
-                let ids = Array(missing[start..<min(start + chunk, missing.count)])
-                let s = senseNetwork(ids + Array(repeating: ids[ids.count - 1], count: chunk - ids.count))
-                for (j, id) in ids.enumerated() {
+            // Which ids are missing depends on what ran before (the cache, the other variants'
+            // overrides), so an id's vector must not depend on the ids computed with it. BLAS
+            // picks its kernel by the product's shape (one row: a matrix-vector product; a few
+            // rows: a small-matrix kernel; a partial tile of rows: an edge kernel), and within
+            // one kernel a row's sums do not depend on the other rows (threads split rows and
+            // columns, never the inner dimension). So every product has a multiple of
+            // `senseRows` rows (32: past the small-matrix sizes, whole tiles of every kernel),
+            // the list padded by repeating its last id, and the products are as large as the
+            // memory bound allows: a few large products run at BLAS's full speed, where 32-row
+            // ones ran the sense network at 0.6x PyTorch's (`make bench`). ShardTests checks the
+            // bits. (A run that fills the cache in another order still differs by rounding
+            // elsewhere: docs/SHARDING.md, the bound.)
+            let padded = (missing.count + Self.senseRows - 1) / Self.senseRows * Self.senseRows
+            let all = missing + Array(repeating: missing[missing.count - 1], count: padded - missing.count)
+            for start in stride(from: 0, to: padded, by: Self.senseRowsPerProduct) {
+                let rows = Array(all[start..<min(start + Self.senseRowsPerProduct, padded)])
+                let s = senseNetwork(rows)
+                for (j, id) in rows.enumerated() where start + j < missing.count {
                     new[id] = Array(UnsafeBufferPointer(start: s.pointer + j * kd, count: kd))
                 }
             }

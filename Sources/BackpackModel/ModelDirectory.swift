@@ -16,8 +16,6 @@ public struct ModelDirectory: Sendable {
     public let format: String
     public let archive: TensorArchive
 
-    public static let overridesFile = ModelFolder.senseOverridesFile
-
     public init(_ url: URL) throws {
         folder = try ModelFolder(url)
         let fm = FileManager.default
@@ -45,11 +43,11 @@ public struct ModelDirectory: Sendable {
     /// When config.json declares them (`backpack_edit.sense_overrides` with its SHA-256, as
     /// `backpack edit` writes), a missing or different file is an error, never a silent base model.
     public func senseOverrides() throws -> [Int: [Float]] {
-        let file = folder.file(Self.overridesFile)
+        let file = folder.file(ModelFolder.senseOverridesFile)
         let configURL = folder.configURL
         if let edit = folder.edit, let declared = edit.senseOverrides {
-            guard declared == Self.overridesFile, let sha = edit.senseOverridesSHA256 else {
-                throw ModelError(file: configURL.path, reason: "key '\(ModelFolder.editKey)': expected \(BackpackEditRecord.senseOverridesKey) \"\(Self.overridesFile)\" with \(BackpackEditRecord.senseOverridesSHA256Key)")
+            guard declared == ModelFolder.senseOverridesFile, let sha = edit.senseOverridesSHA256 else {
+                throw ModelError(file: configURL.path, reason: "key '\(ModelFolder.editKey)': expected \(BackpackEditRecord.senseOverridesKey) \"\(ModelFolder.senseOverridesFile)\" with \(BackpackEditRecord.senseOverridesSHA256Key)")
             }
             guard FileManager.default.fileExists(atPath: file.path) else {
                 throw ModelError(file: file.path, reason: "missing: config.json declares this file of word-level sense edits; refusing to load the model without its edit")

@@ -214,7 +214,7 @@ func parse(_ text: String, name: String = "inline.yaml") throws -> EditFile {
         #expect(worst == 0)
         let manifest = try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("edit-manifest.json"))) as? [String: Any]
         #expect((manifest?["edits"] as? [Any])?.count == 3)
-        #expect(FileManager.default.fileExists(atPath: out.appendingPathComponent(ModelDirectory.overridesFile).path))
+        #expect(FileManager.default.fileExists(atPath: out.appendingPathComponent(ModelFolder.senseOverridesFile).path))
         // never into the input
         #expect(throws: (any Error).self) {
             try EditedCheckpoint.write(outcome, files: files, base: dir, to: TestPaths.tinyModel, toolVersion: "test")
