@@ -110,6 +110,10 @@ extension LanguageModel {
         return true
     }
 
+    /// Rows of logits updated by one product in `scoreUpdate` (64 x V floats: 13 MB at the
+    /// published size).
+    static let updateRows = 64
+
     /// This variant's scores from `base`'s outputs on the same contextualization (see the top of
     /// the file): base rows plus sum_r w[i, r] P[r]; rows the edit does not reach keep base's score.
     func scoreUpdate<T>(of base: LanguageModel, context: Contextualization, outputs: [ForwardOutput], scores: [[T]],
@@ -136,32 +140,44 @@ extension LanguageModel {
             BLAS.gemm(transB: true, m: R, n: V, k: d, a: a.baseAddress!, lda: d, b: embedding.pointer, ldb: d,
                       c: P.pointer, ldc: V)
         }
-        let row = Buffer(V)
-        var weights = [Float](repeating: 0, count: R)
+        // Per sequence, W (rows, R): w[i, r] for the rows the edit reaches; their logits are
+        // base's plus W P, one product per block of rows (P is read once per block: row by row,
+        // an (R, V) matrix of a projection edit, 30 MB at the published size, was read once per
+        // row and the update ran at memory speed).
+        let block = Self.updateRows
+        let rows = Buffer(block * V)
         var results: [[T]] = []
         for (s, ids) in context.batch.enumerated() {
             let n = ids.count, alpha = context.perSequence[s].pointer          // (k, n, n)
             let occurrences = ids.enumerated().filter { pairs[$0.element] != nil }
-            var mine: [T] = []
+            let positions = outputs[s].logitPositions
+            var touched: [Int] = []                                          // indices into positions
+            var W: [Float] = []                                              // (touched, R)
+            var w = [Float](repeating: 0, count: R)
+            for (ri, i) in positions.enumerated() {
+                var reached = false
+                for (j, id) in occurrences where j <= i {
+                    for (l, r) in pairs[id] ?? [] {
+                        let a = alpha[(l * n + i) * n + j]
+                        if a != 0 { w[r] += a; reached = true }
+                    }
+                }
+                if reached { touched.append(ri); W += w }
+                for r in 0..<R { w[r] = 0 }
+            }
+            var mine = scores[s]                                             // rows the edit does not reach: base's
             outputs[s].logits.withUnsafeBufferPointer { all in
-                for (ri, i) in outputs[s].logitPositions.enumerated() {
-                    var touched: [Int] = []
-                    for (j, id) in occurrences where j <= i {
-                        for (l, r) in pairs[id] ?? [] {
-                            let w = alpha[(l * n + i) * n + j]
-                            if w == 0 { continue }
-                            if weights[r] == 0 { touched.append(r) }
-                            weights[r] += w
+                W.withUnsafeBufferPointer { w in
+                    for start in stride(from: 0, to: touched.count, by: block) {
+                        let m = min(block, touched.count - start)
+                        for b in 0..<m { (rows.pointer + b * V).update(from: all.baseAddress! + touched[start + b] * V, count: V) }
+                        BLAS.gemm(m: m, n: V, k: R, a: w.baseAddress! + start * R, lda: R, b: P.pointer, ldb: V,
+                                  beta: 1, c: rows.pointer, ldc: V)               // rows += W P
+                        for b in 0..<m {
+                            let ri = touched[start + b]
+                            mine[ri] = score(s, positions[ri], UnsafeBufferPointer(start: rows.pointer + b * V, count: V))
                         }
                     }
-                    if touched.isEmpty { mine.append(scores[s][ri]); continue }
-                    row.pointer.update(from: all.baseAddress! + ri * V, count: V)
-                    for r in touched {
-                        let w = weights[r], p = P.pointer + r * V
-                        for c in 0..<V { row.pointer[c] += w * p[c] }
-                        weights[r] = 0
-                    }
-                    mine.append(score(s, i, UnsafeBufferPointer(start: row.pointer, count: V)))
                 }
             }
             results.append(mine)
