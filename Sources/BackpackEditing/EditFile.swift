@@ -17,18 +17,15 @@ public typealias GridCoordinate = BackpackYAML.GridCoordinate
 
 /// An error in an edit file or in what it names (word lists, pair files, fit suites), or an edit
 /// that does not fit the model: where (`file:line:column` when the place is known) and what was
-/// expected. The YAML layer's errors reach callers as EditErrors too (`EditError.wrapping`).
-public struct EditError: Error, CustomStringConvertible, Sendable {
+/// expected. The YAML layer's errors reach callers as EditErrors too (`EditError.wrapping`);
+/// both print as PlacedError says.
+public struct EditError: PlacedError {
     public let place: SourcePlace?
     public let file: String
     public let message: String
     public init(_ place: SourcePlace, _ message: String) { self.place = place; file = place.file; self.message = message }
     public init(file: String, _ message: String) { place = nil; self.file = file; self.message = message }
     public init(_ error: YAMLError) { place = error.place; file = error.file; message = error.message }
-    public var reason: String { message }
-    public var line: Int? { place?.line }
-    public var column: Int? { place?.column }
-    public var description: String { "\(place.map { $0.description } ?? file): \(message)" }
 
     /// Runs `body`, turning the YAML layer's errors into edit errors.
     public static func wrapping<T>(_ body: () throws -> T) throws -> T {

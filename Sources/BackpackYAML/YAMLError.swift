@@ -11,7 +11,7 @@ public struct SourcePlace: Sendable, Equatable, CustomStringConvertible {
 
 /// The one error type of the project's YAML files (edit files, suite files) and the lists they
 /// name: where (`file:line:column` when the place is known, else the file) and what was expected.
-public struct YAMLError: Error, CustomStringConvertible, Sendable {
+public struct YAMLError: PlacedError {
     public let place: SourcePlace?
     public let file: String
     public let message: String
@@ -23,6 +23,18 @@ public struct YAMLError: Error, CustomStringConvertible, Sendable {
         else if let line { self.init(file: "\(file):\(line)", reason) }
         else { self.init(file: file, reason) }
     }
+}
+
+/// An error at a place in a file (`file:line:column: message`, or `file: message` when the place
+/// is unknown): the YAML layer's own, and the errors of the layers that read YAML (EditError),
+/// which carry the same fields and print the same way.
+public protocol PlacedError: Error, CustomStringConvertible, Sendable {
+    var place: SourcePlace? { get }
+    var file: String { get }
+    var message: String { get }
+}
+
+extension PlacedError {
     public var reason: String { message }
     public var line: Int? { place?.line }
     public var column: Int? { place?.column }
