@@ -204,11 +204,10 @@ struct Bench: ParsableCommand {
     private func benchAttribution(root: URL, model: LanguageModel, tokenizer: GPT2Tokenizer, locations: DataLocations,
                                   into out: inout BenchLines) throws {
         let evaluations = root.appendingPathComponent("Evaluations")
-        var bias = try Suite.resolve("pronoun-bias", evaluationsDirectory: evaluations)
-            .prepare(tokenizer: tokenizer, config: model.config, locations: locations) as? PronounBiasSuite
-        var retention = try Suite.resolve("pronoun-retention", evaluationsDirectory: evaluations)
-            .prepare(tokenizer: tokenizer, config: model.config, locations: locations) as? PronounRetentionSuite
-        guard bias != nil, retention != nil else {
+        guard var bias = try Suite.resolve("pronoun-bias", evaluationsDirectory: evaluations)
+                .prepare(tokenizer: tokenizer, config: model.config, locations: locations) as? PronounBiasSuite,
+              var retention = try Suite.resolve("pronoun-retention", evaluationsDirectory: evaluations)
+                .prepare(tokenizer: tokenizer, config: model.config, locations: locations) as? PronounRetentionSuite else {
             throw ValidationError("--demo-workload: Evaluations/pronoun-bias.yaml or pronoun-retention.yaml is not a pronoun suite")
         }
         var variants = [Variant(name: "base", model: model)]
@@ -219,8 +218,8 @@ struct Bench: ParsableCommand {
         let set = VariantSet(variants.map(\.model), reference: model)
         var best: [Bool: Double] = [:]
         for attributes in [false, true] {
-            bias!.attributes = attributes; retention!.attributes = attributes
-            let (b, r) = (bias!, retention!)
+            bias.attributes = attributes; retention.attributes = attributes
+            let (b, r) = (bias, retention)
             let samples = try timed(warmup: warmup, runs: runs) {
                 model.senseCache.removeAll()
                 _ = try b.evaluate(set) { _ in }

@@ -124,7 +124,11 @@ extension VariantSet {
     /// Every variant's attribution of the last position of each sequence, [variant][sequence]:
     /// one contextualization per group of variants that share it (sense edits use the base's).
     public func attributions(_ batch: [[Int]], a: Int, b: Int) throws -> [[SenseAttribution]] {
-        try scoreAndAttribute(batch, a: a, b: b) { _, _, _ in () }.attributions
+        var attributions = [[SenseAttribution]](repeating: [], count: models.count)
+        for l in models.indices where leader[l] == l {
+            try attribute(leader: l, context: models[l].contextualize(batch), a: a, b: b, into: &attributions)
+        }
+        return attributions
     }
 
     /// `score` on the last position of every sequence, and every variant's attribution of
@@ -134,8 +138,14 @@ extension VariantSet {
         -> (scores: [[[T]]], attributions: [[SenseAttribution]]) {
         var attributions = [[SenseAttribution]](repeating: [], count: models.count)
         let scores = try self.score(batch, logits: .last, score) { l, context in
-            for m in models.indices where leader[m] == l { attributions[m] = try models[m].attributions(context, a: a, b: b) }
+            try attribute(leader: l, context: context, a: a, b: b, into: &attributions)
         }
         return (scores, attributions)
+    }
+
+    /// The attributions of the variants that share leader `l`'s contextualization.
+    private func attribute(leader l: Int, context: Contextualization, a: Int, b: Int,
+                           into attributions: inout [[SenseAttribution]]) throws {
+        for m in models.indices where leader[m] == l { attributions[m] = try models[m].attributions(context, a: a, b: b) }
     }
 }

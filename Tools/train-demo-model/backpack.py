@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from dataclasses import dataclass, asdict
 
 import torch
@@ -281,6 +282,15 @@ class BackpackLM(nn.Module):
         missing, unexpected = self.load_state_dict(sd, strict=False)
         if missing or unexpected:
             raise ValueError(f"checkpoint mismatch: missing={missing} unexpected={unexpected}")
+
+
+def load_folder(folder: str) -> BackpackLM:
+    """The Backpack of a model folder (config.json and model.safetensors, the Hub's names), in
+    eval mode: what the Tools that score a checkpoint load."""
+    from safetensors.torch import load_file
+    model = BackpackLM(BackpackConfig.from_hf(os.path.join(folder, "config.json"))).eval()
+    model.load_hf_state_dict(load_file(os.path.join(folder, "model.safetensors")))
+    return model
 
 
 def num_params(model: nn.Module) -> int:

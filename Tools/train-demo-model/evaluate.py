@@ -26,11 +26,10 @@ import sys
 
 import numpy as np
 import torch
-from safetensors.torch import load_file
 from tokenizers import Tokenizer
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from backpack import BackpackConfig, BackpackLM  # noqa: E402
+from backpack import load_folder  # noqa: E402
 from prepare_data import GENDER_WORDS, PROFESSIONS  # noqa: E402
 from train import evaluate, load_split  # noqa: E402
 
@@ -107,11 +106,9 @@ def main():
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
-    cfg = BackpackConfig.from_hf(os.path.join(args.model, "config.json"))
-    model = BackpackLM(cfg).eval()
-    model.load_hf_state_dict(load_file(os.path.join(args.model, "model.safetensors")))
+    model = load_folder(args.model)
     tok = Tokenizer.from_file(os.path.join(args.model, "tokenizer.json"))
-    V = cfg.vocab_size
+    V = model.cfg.vocab_size
     assert tok.get_vocab_size() == V
 
     train = load_split(args.data, "train")

@@ -20,13 +20,12 @@ import os
 import sys
 
 import torch
-from safetensors.torch import load_file
 from tokenizers import Tokenizer
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.normpath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, os.path.join(REPO, "Tools", "train-demo-model"))
-from backpack import BackpackConfig, BackpackLM  # noqa: E402
+from backpack import load_folder  # noqa: E402
 
 
 def sha256(path):
@@ -74,9 +73,7 @@ def main():
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
-    cfg = BackpackConfig.from_hf(os.path.join(args.model, "config.json"))
-    model = BackpackLM(cfg).eval()
-    model.load_hf_state_dict(load_file(os.path.join(args.model, "model.safetensors")))
+    model = load_folder(args.model)
     tok = Tokenizer.from_file(os.path.join(args.model, "tokenizer.json"))
     eot = tok.token_to_id("<|endoftext|>")
 
