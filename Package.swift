@@ -58,7 +58,7 @@ let package = Package(
                 resources: [.copy("HuggingFace")]),
         .target(name: "BackpackEvaluation",
                 dependencies: ["BackpackModel", "BackpackCheckpoint", "BackpackTokenizer", "BackpackPrompts", "BackpackResults", "BackpackYAML",
-                               "BackpackIO"]),
+                               "BackpackIO", "BackpackJSON"]),
         .target(name: "BackpackResults", dependencies: ["CHDF5", "BackpackIO"], exclude: ["LAYOUT.md"]),
         // Hugging Face Hub: the shared model cache and the project's one HTTP download client.
         .target(name: "BackpackHub", dependencies: ["BackpackModelFolder", "BackpackCheckpoint", "BackpackJSON", "BackpackIO"]),
