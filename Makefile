@@ -111,7 +111,7 @@ bench: release blas
 	@$(BIN_RELEASE) bench --model $(BENCH_MODEL) --prompts --warmup 1 --runs $(BENCH_RUNS) | grep -v '^open\|^BLAS\|^model'
 	@echo "== the demo's evaluation (embedded model): base + 3 edits vs base alone (target <= 1.6x)"
 	-@Tools/corpus/fetch_corpus.sh "$(CORPUS)"
-	@if [ -f "$(CORPUS)" ]; then BACKPACK_CACHE="$(CACHE_DIR)" $(BIN_RELEASE) bench --demo-workload --warmup 0 --runs 3; else echo "note: $(CORPUS) not available: demo timing skipped"; fi
+	@if [ -f "$(CORPUS)" ]; then BACKPACK_CACHE="$(CACHE_DIR)" $(BIN_RELEASE) bench --demo-workload $(addprefix --edit ,$(DEMO_EDITS)) --warmup 0 --runs 3; else echo "note: $(CORPUS) not available: demo timing skipped"; fi
 
 # The paper's Table 5 (pronoun bias) and Table 2 (LAMBADA, WikiText) on the published weights,
 # beside the published numbers, into $(REPRODUCE_OUT)/. Downloads what the caches lack (offline:

@@ -20,6 +20,8 @@ let package = Package(
         .library(name: "BackpackHub", targets: ["BackpackHub"]),
         .library(name: "BackpackModelFolder", targets: ["BackpackModelFolder"]),
         .library(name: "BackpackPrompts", targets: ["BackpackPrompts"]),
+        .library(name: "BackpackWorkflows", targets: ["BackpackWorkflows"]),
+        .library(name: "BackpackBench", targets: ["BackpackBench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -62,10 +64,21 @@ let package = Package(
         .target(name: "BackpackResults", dependencies: ["CHDF5", "BackpackIO"], exclude: ["LAYOUT.md"]),
         // Hugging Face Hub: the shared model cache and the project's one HTTP download client.
         .target(name: "BackpackHub", dependencies: ["BackpackModelFolder", "BackpackCheckpoint", "BackpackJSON", "BackpackIO"]),
+        // What the commands do, as library calls: edit files as variants, one evaluation run, a
+        // suite's data fetched from the source its file names, the paper's reproduction, what ships.
+        .target(name: "BackpackWorkflows",
+                dependencies: ["BackpackModel", "BackpackModelFolder", "BackpackTokenizer", "BackpackEditing", "BackpackEvaluation",
+                               "BackpackResults", "BackpackIO", "BackpackYAML", "BackpackHub"]),
+        // `backpack bench`: the timing protocol, the measurements and the JSON lines Tools/bench/compare.py reads.
+        .target(name: "BackpackBench",
+                dependencies: ["BackpackWorkflows", "BackpackModel", "BackpackModelFolder", "BackpackTokenizer", "BackpackEditing",
+                               "BackpackEvaluation", "BackpackResults", "BackpackIO", "BackpackJSON"]),
+        // The command line: flags in, one library call, output printed.
         .executableTarget(name: "BackpackCLI",
                           dependencies: ["BackpackModelFolder", "BackpackCheckpoint", "BackpackTokenizer", "BackpackModel", "BackpackIO",
                                          "BackpackYAML", "BackpackPrompts", "BackpackEditing", "BackpackEvaluation", "BackpackResults",
-                                         "BackpackHub", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+                                         "BackpackHub", "BackpackWorkflows", "BackpackBench",
+                                         .product(name: "ArgumentParser", package: "swift-argument-parser")]),
 
         // Locates the repository's fixtures and data (Tests/Fixtures, Data/) and the built `backpack` binary.
         // Test targets that run the binary depend on BackpackCLI, so that it is built with them.

@@ -3,6 +3,7 @@ import BackpackEditing
 import BackpackEvaluation
 import BackpackModel
 import BackpackTokenizer
+import BackpackWorkflows
 import Foundation
 
 struct Attribute: ParsableCommand {
@@ -47,7 +48,7 @@ struct Attribute: ParsableCommand {
         var columns = [(name: "base", attribution: try base.attributions(context, a: a, b: b)[0])]
         var existing: [String] = ["base"]
         for path in edit {
-            for v in try EvalEdits.variants(path: path, base: base, tokenizer: tokenizer, existing: existing) {
+            for v in try EditVariants.variants(path: path, base: base, tokenizer: tokenizer, existing: existing) {
                 let attribution = v.model.sharesContextualization(with: base)
                     ? try v.model.attributions(context, a: a, b: b)[0]
                     : try v.model.attribution(ids, a: a, b: b)

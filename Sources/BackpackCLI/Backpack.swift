@@ -1,10 +1,11 @@
 import ArgumentParser
+import BackpackWorkflows
 import Foundation
 import BackpackModel
 
 @main
 struct Backpack: ParsableCommand {
-    static let version = "0.1.0"
+    static let version = Toolkit.version
     static let configuration = CommandConfiguration(
         commandName: "backpack",
         abstract: "Inspect, edit and evaluate Backpack language models.",

@@ -1,9 +1,8 @@
 import ArgumentParser
-import BackpackCheckpoint
 import BackpackEvaluation
 import BackpackModel
 import BackpackResults
-import BackpackIO
+import BackpackWorkflows
 import Foundation
 
 struct Eval: ParsableCommand {
@@ -42,29 +41,7 @@ struct Eval: ParsableCommand {
 
     func run() throws {
         let t0 = Date()
-        // The output is checked before anything is loaded or computed.
-        let outURL = URL(fileURLWithPath: out)
-        if !benchNoStore { try ResultsFile.checkOutput(outURL) }
         let dir = try options.directory()
-        try AtomicOutput.checkNotInput(outURL, inputs: [dir.url])
-        let base = try dir.load()
-        let tokenizer = try options.loadTokenizer(for: dir)
-        let evaluations = EvalSupport.evaluationsDirectory()
-        let locations = DataLocations(dataDirectory: dataDir.map { URL(fileURLWithPath: $0) },
-                                      repositoryData: evaluations?.deletingLastPathComponent().appendingPathComponent("Data"))
-        var prepared: [PreparedSuite] = []
-        for name in suite {
-            let s = try Suite.resolve(name, evaluationsDirectory: evaluations)
-            if prepared.contains(where: { $0.suite.name == s.name }) { throw ValidationError("suite '\(s.name)' given twice") }
-            let p = try s.prepare(tokenizer: tokenizer, config: base.config, locations: locations)
-            EvalSupport.progress("prepared \(s.name) v\(s.version): \(p.itemCount) items")
-            prepared.append(p)
-        }
-        var variants = [Variant(name: "base", model: base)]
-        for path in edit {
-            // A file with sweeps gives one variant per grid point.
-            variants += try EvalEdits.variants(path: path, base: base, tokenizer: tokenizer, existing: variants.map(\.name))
-        }
         var runOptions = EvaluationRun.Options()
         runOptions.runID = runID
         runOptions.resume = resume
@@ -73,15 +50,13 @@ struct Eval: ParsableCommand {
         runOptions.lockTimeout = lockTimeout
         runOptions.store = !benchNoStore
         runOptions.bootstrap = BootstrapSettings(resamples: bootstrap, seed: bootstrapSeed)
-        let modelSHA256 = try EvalSupport.modelSHA256(dir)
-        let evaluation = try EvaluationRun(
-            suites: prepared, variants: variants, modelSHA256: modelSHA256,
-            provenance: RunProvenance(toolVersion: Backpack.version, gitCommit: EvalSupport.gitCommit(), modelPath: dir.url.path, modelSHA256: modelSHA256),
-            commandLine: CommandLine.arguments.map(EvalSupport.shellQuote).joined(separator: " "), out: outURL, options: runOptions)
-        let outcome = try evaluation.run(startedAt: t0, stored: { n in if n == killAfterStored { kill(getpid(), SIGKILL) } }) { EvalSupport.progress($0) }
+        let request = EvaluationRequest(model: dir, tokenizer: try options.loadTokenizer(for: dir), suites: suite, edits: edit,
+                                        dataDirectory: dataDir.map { URL(fileURLWithPath: $0) }, out: URL(fileURLWithPath: out),
+                                        options: runOptions)
+        let outcome = try request.run(startedAt: t0, stored: { n in if n == killAfterStored { kill(getpid(), SIGKILL) } }) { EvalSupport.progress($0) }
         let id = outcome.id ?? "(not stored)"
         EvalSupport.progress(outcome.id == nil ? String(format: "evaluated in %.2f s; nothing stored (--bench-no-store)", outcome.elapsedSeconds)
-                                               : String(format: "wrote run %@ to %@ (%.2f s)", id, outURL.path, outcome.elapsedSeconds))
+                                               : String(format: "wrote run %@ to %@ (%.2f s)", id, request.out.path, outcome.elapsedSeconds))
         if json {
             print(try RunJSON.json(runID: id, outcome.variants))
         } else {
@@ -111,46 +86,4 @@ enum EvalSupport {
             FileHandle.standardError.write(Data((s + "\n").utf8))
         }
     }
-
-    /// Evaluations/ in the working directory or above it, or above the executable.
-    static func evaluationsDirectory() -> URL? {
-        let fm = FileManager.default
-        let exe = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
-        for start in [URL(fileURLWithPath: fm.currentDirectoryPath), exe] {
-            var d = start
-            for _ in 0..<6 {
-                let c = d.appendingPathComponent("Evaluations")
-                var isDir: ObjCBool = false
-                if fm.fileExists(atPath: c.path, isDirectory: &isDir), isDir.boolValue { return c }
-                d = d.deletingLastPathComponent()
-            }
-        }
-        return nil
-    }
-
-    static func gitCommit() -> String {
-        let exe = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["git", "-C", exe.path, "rev-parse", "HEAD"]
-        let pipe = Pipe()
-        p.standardOutput = pipe; p.standardError = FileHandle.nullDevice
-        do { try p.run() } catch { return "unknown" }
-        p.waitUntilExit()
-        let text = String(data: pipe.fileHandleForReading.readDataToEndOfFile(), encoding: .utf8)?
-            .trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
-        return p.terminationStatus == 0 && text.count == 40 ? text : "unknown"
-    }
-
-    /// SHA-256 of the weights: of the single weight file, or of the list of per-file digests.
-    static func modelSHA256(_ dir: ModelDirectory) throws -> String {
-        try FileDigest.combined(dir.weightFiles)
-    }
-
-    static func shellQuote(_ s: String) -> String {
-        if !s.isEmpty && s.allSatisfy({ $0.isLetter || $0.isNumber || "-_./=:,@+".contains($0) }) { return s }
-        return "'" + s.replacingOccurrences(of: "'", with: "'\\''") + "'"
-    }
 }
-
-

@@ -3,6 +3,7 @@ import BackpackEditing
 import BackpackModel
 import BackpackPrompts
 import BackpackYAML
+import BackpackWorkflows
 import Foundation
 
 struct Localize: ParsableCommand {
@@ -73,7 +74,7 @@ struct Localize: ParsableCommand {
             guard FileManager.default.fileExists(atPath: suite) else { throw ValidationError("--suite: no such file \(suite)") }
             return URL(fileURLWithPath: suite)
         }
-        guard let dir = EvalSupport.evaluationsDirectory() else {
+        guard let dir = Toolkit.evaluationsDirectory() else {
             throw ValidationError("--suite \(suite): no Evaluations/ directory found from here; pass a path to the suite YAML")
         }
         let url = dir.appendingPathComponent(suite + ".yaml")

@@ -2,6 +2,7 @@ import ArgumentParser
 import BackpackEvaluation
 import BackpackIO
 import BackpackResults
+import BackpackWorkflows
 import Foundation
 
 struct Merge: ParsableCommand {
@@ -35,7 +36,7 @@ struct Merge: ParsableCommand {
         for url in inputs where !FileManager.default.fileExists(atPath: url.path) {
             throw ShardError(description: "\(url.path): no such file")
         }
-        let commandLine = CommandLine.arguments.map(EvalSupport.shellQuote).joined(separator: " ")
+        let commandLine = Toolkit.commandLine()
         let outcome = try ShardMerge.merge(inputs, to: outURL, runID: runID, commandLine: commandLine,
                                            allowIncomplete: allowIncomplete, lockTimeout: lockTimeout)
         // The paired tests against base need base and the variant, which may come from different

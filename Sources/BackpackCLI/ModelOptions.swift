@@ -3,6 +3,7 @@ import BackpackHub
 import BackpackModel
 import BackpackModelFolder
 import BackpackTokenizer
+import BackpackWorkflows
 import Foundation
 
 /// Options every model-reading command shares.
@@ -34,18 +35,16 @@ struct ModelOptions: ParsableArguments {
         throw ModelError(file: "--model", reason: "not given, and the embedded default model was not found (looked in \(searched.prefix(3).joined(separator: ", ")), ...)")
     }
 
-    func directory() throws -> ModelDirectory {
-        let url = try model.map { try ModelLocator.resolve($0) } ?? Self.defaultModelDirectory()
-        return try ModelDirectory(url)
+    /// The model folder: --model (a folder, or a repository in the Hugging Face cache), else the demo model.
+    func url() throws -> URL {
+        try model.map { try ModelLocator.resolve($0) } ?? Self.defaultModelDirectory()
     }
+
+    func directory() throws -> ModelDirectory { try ModelDirectory(try url()) }
 
     func loadTokenizer(for directory: ModelDirectory?) throws -> GPT2Tokenizer {
         if let tokenizer { return try GPT2Tokenizer.load(path: URL(fileURLWithPath: tokenizer)) }
-        let directory = try directory ?? self.directory()
-        guard let found = try directory.tokenizer() else {
-            throw ModelError(file: directory.url.path, reason: "no tokenizer in the model directory (tokenizer.json or vocab.json + merges.txt) and the vocabulary (\(directory.config.vocabSize)) is not GPT-2's; pass --tokenizer PATH")
-        }
-        return found
+        return try Toolkit.tokenizer(for: try directory ?? self.directory())
     }
 }
 

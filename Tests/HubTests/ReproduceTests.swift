@@ -64,9 +64,24 @@ import TestSupport
                              data.appendingPathComponent("wikitext-2-raw-v1.zip").path, root.appendingPathComponent("wiki.test.raw").path]
             try zip.run(); zip.waitUntilExit()
             guard zip.terminationStatus == 0 else { throw TestFailure("python3 zipfile failed") }
-            // The shipped suites pin the real files' digests; these read the same cache paths unpinned.
-            try Data("suite: lambada\nversion: 1\nkind: lambada\ndata_file: lambada/lambada_test.jsonl\n".utf8).write(to: lambadaSuite)
-            try Data("suite: wikitext\nversion: 1\nkind: wikitext\ndata_file: wikitext/wiki.test.raw\n".utf8).write(to: wikitextSuite)
+            // The shipped suites pin the real files' digests; these read the same cache paths and
+            // URLs (the data fetch's one source) unpinned.
+            try Data("""
+                suite: lambada
+                version: 1
+                kind: lambada
+                data_file: lambada/lambada_test.jsonl
+                url: https://openaipublic.blob.core.windows.net/gpt-2/data/lambada_test.jsonl
+
+                """.utf8).write(to: lambadaSuite)
+            try Data("""
+                suite: wikitext
+                version: 1
+                kind: wikitext
+                data_file: wikitext/wiki.test.raw
+                url: https://wikitext.smerity.com/wikitext-2-raw-v1.zip
+
+                """.utf8).write(to: wikitextSuite)
         }
 
         func server() throws -> HubServer {

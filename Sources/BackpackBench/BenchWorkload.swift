@@ -1,6 +1,7 @@
-import BackpackCheckpoint
 import BackpackIO
+import BackpackJSON
 import BackpackModel
+import BackpackModelFolder
 import Foundation
 
 /// The workload file both sides of `make bench` read (format backpack-bench-workload/1, written
@@ -10,77 +11,88 @@ import Foundation
 ///   scale            C'_l(w) = scale * C_l(w)
 ///   project_out      C'_l(w) = C_l(w) - strength (C_l(w) . u) u,  u = unit(mean_i(E[a_i] - E[b_i]))
 ///   scale_per_token  C'_l(w) = scales[i] * C_l(w)  for w = token_ids[i]
-struct BenchWorkload {
-    static let format = "backpack-bench-workload/1"
-    var source: String
-    var sha256: String
-    var passages: [[Int]]
-    var maxLength: Int, stride: Int
-    var variants: [(String, LanguageModel)]
+public struct BenchWorkload {
+    public static let format = "backpack-bench-workload/1"
+    public var source: String
+    public var sha256: String
+    public var passages: [[Int]]
+    public var maxLength: Int, stride: Int
+    public var variants: [(String, LanguageModel)]
 
-    static func load(_ url: URL, model: LanguageModel) throws -> BenchWorkload {
+    public static func load(_ url: URL, model: LanguageModel) throws -> BenchWorkload {
         let path = url.path
         func fail(_ field: String, _ what: String) -> ModelError { ModelError(file: path, reason: "'\(field)' \(what)") }
         let data: Data
         do { data = try Data(contentsOf: url) } catch { throw ModelError(file: path, reason: "cannot read: \(error.localizedDescription)") }
-        guard let w = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
-            throw ModelError(file: path, reason: "not a JSON object (make one with Tools/bench/workload.py)")
+        let w: JSONValue
+        do { w = try data.withUnsafeBytes { try JSONReader.parse($0, options: .strict) } } catch let e as JSONSyntaxError {
+            throw ModelError(file: path, reason: "not JSON (byte \(e.offset): \(e.message)); make one with Tools/bench/workload.py")
         }
-        guard w["format"] as? String == format else { throw fail("format", "must be '\(format)'") }
-        func int(_ v: Any?, _ field: String, minimum: Int) throws -> Int {
-            // NSNumber bridges to Int only when the value is an exact integer
-            guard let n = v as? Int, n >= minimum else { throw fail(field, "must be an integer >= \(minimum)") }
+        guard case .object = w else { throw ModelError(file: path, reason: "not a JSON object (make one with Tools/bench/workload.py)") }
+        guard case .string(format)? = w["format"] else { throw fail("format", "must be '\(format)'") }
+        func int(_ v: JSONValue?, _ field: String, minimum: Int) throws -> Int {
+            guard case .integer(let n)? = v, n >= minimum else { throw fail(field, "must be an integer >= \(minimum)") }
             return n
         }
-        func ids(_ v: Any?, _ field: String) throws -> [Int] {
-            guard let list = v as? [Any] else { throw fail(field, "must be a list of token ids") }
-            return try list.enumerated().map { i, x in
+        func list(_ v: JSONValue?, _ field: String, _ what: String) throws -> [JSONValue] {
+            guard case .array(let items)? = v else { throw fail(field, "must be \(what)") }
+            return items
+        }
+        func ids(_ v: JSONValue?, _ field: String) throws -> [Int] {
+            try list(v, field, "a list of token ids").enumerated().map { i, x in
                 let id = try int(x, "\(field)[\(i)]", minimum: 0)
                 if id >= model.config.vocabSize { throw fail("\(field)[\(i)]", "is \(id), beyond the model's vocabulary (\(model.config.vocabSize))") }
                 return id
             }
         }
-        func number(_ v: Any?, _ field: String) throws -> Double {
-            guard let n = v as? NSNumber else { throw fail(field, "must be a number") }
-            return n.doubleValue
+        func number(_ v: JSONValue?, _ field: String) throws -> Double {
+            switch v {
+            case .integer(let n)?: return Double(n)
+            case .double(let d)?: return d
+            default: throw fail(field, "must be a number")
+            }
         }
         let maxLength = try int(w["max_length"], "max_length", minimum: 2)
         let stride = try int(w["stride"], "stride", minimum: 1)
-        guard let ps = w["passages"] as? [Any], !ps.isEmpty else { throw fail("passages", "must be a non-empty list of id lists") }
+        let ps = try list(w["passages"], "passages", "a non-empty list of id lists")
+        guard !ps.isEmpty else { throw fail("passages", "must be a non-empty list of id lists") }
         let passages = try ps.indices.map { i -> [Int] in
             let p = try ids(ps[i], "passages[\(i)]")
             if p.count < 2 { throw fail("passages[\(i)]", "needs at least 2 ids") }
             return p
         }
-        guard let e = w["edits"] as? [String: Any] else { throw fail("edits", "must be an object") }
+        guard let e = w["edits"], case .object = e else { throw fail("edits", "must be an object") }
         let sense = try int(e["sense"], "edits.sense", minimum: 0)
         guard sense < model.config.senses else { throw fail("edits.sense", "is \(sense); the model has \(model.config.senses) senses") }
         let tokens = try ids(e["token_ids"], "edits.token_ids")
         guard !tokens.isEmpty else { throw fail("edits.token_ids", "must not be empty") }
-        guard let vs = e["variants"] as? [[String: Any]], !vs.isEmpty else { throw fail("edits.variants", "must be a non-empty list of objects") }
+        let vs = try list(e["variants"], "edits.variants", "a non-empty list of objects")
+        guard !vs.isEmpty else { throw fail("edits.variants", "must be a non-empty list of objects") }
 
         let d = model.config.nEmbd
         let current = model.senseVectors(tokens)
         var variants: [(String, LanguageModel)] = []
         for (i, v) in vs.enumerated() {
             let f = "edits.variants[\(i)]"
-            guard let name = v["name"] as? String, !name.isEmpty, name != "base", name != "all" else {
+            guard case .object = v else { throw fail(f, "must be an object") }
+            guard case .string(let name)? = v["name"], !name.isEmpty, name != "base", name != "all" else {
                 throw fail(f + ".name", "must be a non-empty string other than 'base' and 'all'")
             }
             // the factor of sense `sense` of token i, or a projection
             var scaleOf: (Int) -> Float = { _ in 1 }
             var direction: [Double]? = nil, strength = 0.0
-            switch v["op"] as? String {
+            guard case .string(let op)? = v["op"] else { throw fail(f + ".op", "must be scale, project_out or scale_per_token") }
+            switch op {
             case "scale":
                 let s = Float(try number(v["scale"], f + ".scale")); scaleOf = { _ in s }
             case "scale_per_token":
-                guard let list = v["scales"] as? [Any], list.count == tokens.count else {
-                    throw fail(f + ".scales", "must be one number per edits.token_ids entry")
-                }
+                let list = try list(v["scales"], f + ".scales", "one number per edits.token_ids entry")
+                guard list.count == tokens.count else { throw fail(f + ".scales", "must be one number per edits.token_ids entry") }
                 let scales = try list.enumerated().map { Float(try number($1, f + ".scales[\($0)]")) }
                 scaleOf = { scales[$0] }
             case "project_out":
-                guard let pairs = v["pairs"] as? [Any], !pairs.isEmpty else { throw fail(f + ".pairs", "must be a non-empty list of [id, id]") }
+                let pairs = try list(v["pairs"], f + ".pairs", "a non-empty list of [id, id]")
+                guard !pairs.isEmpty else { throw fail(f + ".pairs", "must be a non-empty list of [id, id]") }
                 var mean = [Double](repeating: 0, count: d)
                 for (j, p) in pairs.enumerated() {
                     let ab = try ids(p, f + ".pairs[\(j)]")
@@ -110,7 +122,9 @@ struct BenchWorkload {
             }
             variants.append((name, model.withSenseOverrides(overrides)))
         }
-        return BenchWorkload(source: w["source"] as? String ?? "unknown", sha256: try FileDigest.sha256(url), passages: passages,
+        var source = "unknown"
+        if case .string(let s)? = w["source"] { source = s }
+        return BenchWorkload(source: source, sha256: try FileDigest.sha256(url), passages: passages,
                              maxLength: maxLength, stride: stride, variants: variants)
     }
 }

@@ -1,0 +1,58 @@
+import BackpackEvaluation
+import BackpackIO
+import BackpackModel
+import BackpackResults
+import BackpackTokenizer
+import Foundation
+
+/// One `backpack eval`: the suites prepared for the model, the base model and each edit file as
+/// variants (EditVariants), evaluated and stored as one run of `out` (EvaluationRun). `reproduce
+/// paper` makes its three runs with it too.
+public struct EvaluationRequest {
+    public var model: ModelDirectory
+    public var tokenizer: GPT2Tokenizer
+    /// Suite names (Evaluations/NAME.yaml) or suite files.
+    public var suites: [String]
+    /// Edit files; each is its own variant, a sweep file one per grid point.
+    public var edits: [String]
+    /// Looked up before the checkout's Data/ and the fetch cache (DataLocations).
+    public var dataDirectory: URL?
+    public var out: URL
+    public var options: EvaluationRun.Options
+    /// Stored with the run as the command that made it.
+    public var commandLine: String
+
+    public init(model: ModelDirectory, tokenizer: GPT2Tokenizer, suites: [String], edits: [String] = [], dataDirectory: URL? = nil,
+                out: URL, options: EvaluationRun.Options = .init(), commandLine: String = Toolkit.commandLine()) {
+        self.model = model; self.tokenizer = tokenizer; self.suites = suites; self.edits = edits
+        self.dataDirectory = dataDirectory; self.out = out; self.options = options; self.commandLine = commandLine
+    }
+
+    /// Checks the output, prepares every suite and variant (so that a bad suite or edit file fails
+    /// before any model work), then runs. `stored(n)` is called after the n-th stored result.
+    public func run(startedAt: Date = Date(), stored: (Int) -> Void = { _ in },
+                    progress: @Sendable (String) -> Void = { _ in }) throws -> EvaluationRun.Outcome {
+        if options.store { try ResultsFile.checkOutput(out) }
+        try AtomicOutput.checkNotInput(out, inputs: [model.url])
+        let base = try model.load()
+        let evaluations = Toolkit.evaluationsDirectory()
+        let locations = DataLocations(dataDirectory: dataDirectory, repositoryData: evaluations?.deletingLastPathComponent().appendingPathComponent("Data"))
+        var prepared: [PreparedSuite] = []
+        for name in suites {
+            let s = try Suite.resolve(name, evaluationsDirectory: evaluations)
+            if prepared.contains(where: { $0.suite.name == s.name }) {
+                throw EvaluationRunError(description: "suite '\(s.name)' given twice (\(s.file.path))")
+            }
+            let p = try s.prepare(tokenizer: tokenizer, config: base.config, locations: locations)
+            progress("prepared \(s.name) v\(s.version): \(p.itemCount) items")
+            prepared.append(p)
+        }
+        let variants = try EditVariants.withBase(base, edits: edits, tokenizer: tokenizer)
+        let modelSHA256 = try FileDigest.combined(model.weightFiles)
+        let provenance = RunProvenance(toolVersion: Toolkit.version, gitCommit: Toolkit.gitCommit(), modelPath: model.url.path,
+                                       modelSHA256: modelSHA256)
+        let evaluation = try EvaluationRun(suites: prepared, variants: variants, modelSHA256: modelSHA256, provenance: provenance,
+                                           commandLine: commandLine, out: out, options: options)
+        return try evaluation.run(startedAt: startedAt, stored: stored, progress: progress)
+    }
+}
