@@ -39,13 +39,13 @@ let package = Package(
         .target(name: "BackpackJSON"),
         // The one YAML layer: every YAML text (edit files, suites, sweeps, model-card front
         // matter) is composed here under size, depth and alias-expansion limits; word lists, pair lists.
-        .target(name: "BackpackYAML", dependencies: [.product(name: "Yams", package: "Yams")]),
+        .target(name: "BackpackYAML", dependencies: ["BackpackJSON", .product(name: "Yams", package: "Yams")]),
         // Files written whole or not at all (temporary sibling + rename), output checks, SHA-256.
         .target(name: "BackpackIO", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
         // The contract of a Hugging Face model folder: file names, config.json (ordered and typed),
         // the backpack_edit record, the model card.
         .target(name: "BackpackModelFolder", dependencies: ["BackpackJSON", "BackpackYAML", "BackpackIO"]),
-        .target(name: "BackpackCheckpoint", dependencies: ["BackpackJSON"]),
+        .target(name: "BackpackCheckpoint", dependencies: ["BackpackJSON", "BackpackModelFolder"]),
         // GPT-2's BPE files are built in (GPT2/README.md): models with GPT-2's vocabulary need no tokenizer files.
         .target(name: "BackpackTokenizer", dependencies: ["BackpackJSON", "BackpackIO", "BackpackModelFolder"],
                 exclude: ["GPT2/README.md"], resources: [.copy("GPT2/encoder.json"), .copy("GPT2/vocab.bpe")]),

@@ -2,6 +2,7 @@ import ArgumentParser
 import BackpackEditing
 import BackpackEvaluation
 import BackpackModel
+import BackpackModelFolder
 import BackpackTokenizer
 import BackpackWorkflows
 import Foundation

@@ -1,5 +1,6 @@
 import ArgumentParser
 import BackpackModel
+import BackpackModelFolder
 import Foundation
 
 struct Info: ParsableCommand {

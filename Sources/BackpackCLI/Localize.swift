@@ -1,6 +1,7 @@
 import ArgumentParser
 import BackpackEditing
 import BackpackModel
+import BackpackModelFolder
 import BackpackPrompts
 import BackpackYAML
 import BackpackWorkflows

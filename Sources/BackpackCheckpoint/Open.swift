@@ -1,8 +1,10 @@
+import BackpackModelFolder
 import Foundation
 
 public enum CheckpointLoader {
-    /// Opens a checkpoint file or a model folder. For a folder, the first present of
-    /// `model.safetensors`, `model.safetensors.index.json`, `pytorch_model.bin` is used.
+    /// Opens a checkpoint file or a model folder. For a folder, the weights a model folder
+    /// prefers (`ModelFolder.Weights`: `model.safetensors`, `model.safetensors.index.json`,
+    /// `pytorch_model.bin`) are used.
     /// Files are recognised by name: `*.index.json` (sharded safetensors), `*.safetensors`, else a torch zip.
     public static func open(_ url: URL) throws -> any TensorArchive {
         var isDir: ObjCBool = false
@@ -10,11 +12,10 @@ public enum CheckpointLoader {
             throw CheckpointError(file: url.path, reason: "no such file or folder")
         }
         if isDir.boolValue {
-            for name in ["model.safetensors", "model.safetensors.index.json", "pytorch_model.bin"] {
-                let candidate = url.appendingPathComponent(name)
-                if FileManager.default.fileExists(atPath: candidate.path) { return try open(candidate) }
+            guard let weights = ModelFolder.weights(in: url) else {
+                throw CheckpointError(file: url.path, reason: "folder holds none of \(ModelFolder.Weights.allCases.map(\.file).joined(separator: ", "))")
             }
-            throw CheckpointError(file: url.path, reason: "folder holds none of model.safetensors, model.safetensors.index.json, pytorch_model.bin")
+            return try open(url.appendingPathComponent(weights.file))
         }
         let name = url.lastPathComponent
         if name.hasSuffix(".index.json") { return try ShardedSafetensors(index: url) }

@@ -194,24 +194,25 @@ public struct HubCache: Sendable {
         return snapshot
     }
 
-    /// What a model folder lacks for `ModelDirectory`: config.json and one complete set of
-    /// weights (model.safetensors; or the index and all its shards; or pytorch_model.bin).
+    /// What a model folder lacks for `ModelDirectory`: config.json and the weights ModelDirectory
+    /// would open (ModelFolder.Weights: model.safetensors; or the index and all its shards; or
+    /// pytorch_model.bin) complete.
     /// A link whose blob is gone counts as missing.
     public static func missingModelFiles(in folder: URL) -> [String] {
         func present(_ name: String) -> Bool { FileManager.default.fileExists(atPath: folder.appendingPathComponent(name).path) }
         var missing: [String] = []
         if !present(ModelFolder.configFile) { missing.append(ModelFolder.configFile) }
-        if present(ModelFolder.safetensorsFile) || present(ModelFolder.torchFile) { return missing }
-        if present(ModelFolder.safetensorsIndexFile) {
+        switch ModelFolder.preferredWeights(present) {
+        case .safetensors, .torch: break
+        case .shardedSafetensors:
             do {
                 let shards = try shardNames(index: folder.appendingPathComponent(ModelFolder.safetensorsIndexFile))
                 missing += shards.filter { !present($0) }
             } catch {
-                missing.append("a readable model.safetensors.index.json (\(error))")
+                missing.append("a readable \(ModelFolder.safetensorsIndexFile) (\(error))")
             }
-            return missing
+        case nil: missing.append("weights (model.safetensors, or model.safetensors.index.json with its shards, or pytorch_model.bin)")
         }
-        missing.append("weights (model.safetensors, or model.safetensors.index.json with its shards, or pytorch_model.bin)")
         return missing
     }
 

@@ -58,18 +58,18 @@ public struct HubDownloader {
         try store(ref.repoID, ModelFolder.configFile, config, &outcome)
         let configFile = outcome.snapshot.appendingPathComponent(ModelFolder.configFile)
 
-        // Weights: the first of the three forms the repository has.
-        if try take(ref.repoID, commit, ModelFolder.safetensorsFile, &outcome) {
-        } else if try take(ref.repoID, commit, ModelFolder.safetensorsIndexFile, &outcome) {
+        // Weights: the first form, in the order every reader prefers them, that the repository has.
+        let weights = try ModelFolder.preferredWeights { try take(ref.repoID, commit, $0, &outcome) }
+        switch weights {
+        case .shardedSafetensors:
             let index = outcome.snapshot.appendingPathComponent(ModelFolder.safetensorsIndexFile)
             for shard in try HubCache.shardNames(index: index) {
                 guard try take(ref.repoID, commit, shard, &outcome) else {
-                    throw DownloadError(.notFound, "\(ref.repoID)@\(commit): model.safetensors.index.json names the shard \(shard), which the repository does not have")
+                    throw DownloadError(.notFound, "\(ref.repoID)@\(commit): \(ModelFolder.safetensorsIndexFile) names the shard \(shard), which the repository does not have")
                 }
             }
-        } else if try take(ref.repoID, commit, ModelFolder.torchFile, &outcome) {
-        } else {
-            throw DownloadError(.notFound, "\(ref.repoID)@\(ref.revision) has no weights: tried model.safetensors, model.safetensors.index.json and pytorch_model.bin")
+        case .safetensors, .torch: break
+        case nil: throw DownloadError(.notFound, "\(ref.repoID)@\(ref.revision) has no weights: tried \(ModelFolder.Weights.choices)")
         }
 
         for file in Self.tokenizerFiles where !(try take(ref.repoID, commit, file, &outcome)) {

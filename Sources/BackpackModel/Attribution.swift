@@ -1,3 +1,4 @@
+import BackpackModelFolder
 import Foundation
 
 // The exact decomposition of a Backpack's prediction into (sense, position) pairs. The logits

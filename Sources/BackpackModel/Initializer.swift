@@ -1,3 +1,4 @@
+import BackpackModelFolder
 import Foundation
 
 /// Random weights with GPT-2's initialisation, for benchmarks and tests at any size: normal

@@ -1,3 +1,4 @@
+import BackpackModelFolder
 import Foundation
 
 // A Backpack-GPT2 language model (or plain GPT-2, which shares the trunk), computing exactly

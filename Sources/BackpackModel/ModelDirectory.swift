@@ -18,18 +18,12 @@ public struct ModelDirectory: Sendable {
 
     public init(_ url: URL) throws {
         folder = try ModelFolder(url)
-        let fm = FileManager.default
-        let single = folder.file(ModelFolder.safetensorsFile)
-        let index = folder.file(ModelFolder.safetensorsIndexFile)
-        let bin = folder.file(ModelFolder.torchFile)
-        if fm.fileExists(atPath: single.path) {
-            archive = try SafetensorsFile(url: single); format = "safetensors"
-        } else if fm.fileExists(atPath: index.path) {
-            archive = try ShardedSafetensors(index: index); format = "safetensors (sharded)"
-        } else if fm.fileExists(atPath: bin.path) {
-            archive = try TorchCheckpoint(url: bin); format = "pytorch_model.bin (zip + pickle)"
-        } else {
-            throw ModelError(file: url.path, reason: "no weights found: expected \(ModelFolder.safetensorsFile), \(ModelFolder.safetensorsIndexFile) or \(ModelFolder.torchFile)")
+        switch ModelFolder.weights(in: url) {
+        case .safetensors: archive = try SafetensorsFile(url: folder.file(ModelFolder.safetensorsFile)); format = "safetensors"
+        case .shardedSafetensors:
+            archive = try ShardedSafetensors(index: folder.file(ModelFolder.safetensorsIndexFile)); format = "safetensors (sharded)"
+        case .torch: archive = try TorchCheckpoint(url: folder.file(ModelFolder.torchFile)); format = "pytorch_model.bin (zip + pickle)"
+        case nil: throw ModelError(file: url.path, reason: "no weights found: expected \(ModelFolder.Weights.choices)")
         }
         weightFiles = archive.files
     }

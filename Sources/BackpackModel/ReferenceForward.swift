@@ -1,3 +1,4 @@
+import BackpackModelFolder
 import Foundation
 
 // The Backpack-GPT2 forward pass written as the equations of the paper (docs/BACKPACK.md), one

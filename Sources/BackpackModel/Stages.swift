@@ -1,3 +1,4 @@
+import BackpackModelFolder
 import Foundation
 
 extension LanguageModel {

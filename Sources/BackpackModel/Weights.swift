@@ -1,4 +1,5 @@
 import BackpackCheckpoint
+import BackpackModelFolder
 import Foundation
 
 /// A float32 parameter with a stable address: either a view into a memory-mapped checkpoint

@@ -14,10 +14,44 @@ public struct ModelFolder: Sendable {
     // MARK: file names
 
     public static let configFile = "config.json"
-    /// Weights, in the order a loader prefers them.
+    /// Weights, in the order a loader prefers them (`Weights`).
     public static let safetensorsFile = "model.safetensors"
     public static let safetensorsIndexFile = "model.safetensors.index.json"
     public static let torchFile = "pytorch_model.bin"
+
+    /// The ways a folder holds its weights, in the order every reader prefers them (the model
+    /// loader, CheckpointLoader, the Hub download and the cache's completeness check), as
+    /// transformers does: one safetensors file, else an index with its shards, else PyTorch's pickle.
+    public enum Weights: CaseIterable, Sendable {
+        case safetensors, shardedSafetensors, torch
+
+        /// The file whose presence says the folder holds this form.
+        public var file: String {
+            switch self {
+            case .safetensors: ModelFolder.safetensorsFile
+            case .shardedSafetensors: ModelFolder.safetensorsIndexFile
+            case .torch: ModelFolder.torchFile
+            }
+        }
+
+        /// "model.safetensors, model.safetensors.index.json or pytorch_model.bin", for errors.
+        public static var choices: String {
+            let files = allCases.map(\.file)
+            return files.dropLast().joined(separator: ", ") + " or " + files[files.count - 1]
+        }
+    }
+
+    /// The first form, in order of preference, for which `has(file)` is true (`has` is asked no
+    /// further once it answers true: the Hub download fetches as it asks).
+    public static func preferredWeights(_ has: (String) throws -> Bool) rethrows -> Weights? {
+        for weights in Weights.allCases where try has(weights.file) { return weights }
+        return nil
+    }
+
+    /// The form of the weights in the folder at `url` (nil: none).
+    public static func weights(in url: URL) -> Weights? {
+        preferredWeights { FileManager.default.fileExists(atPath: url.appendingPathComponent($0).path) }
+    }
     /// Word-level sense edits of an edited Backpack: tensors `token.<id>` of shape (k, d).
     public static let senseOverridesFile = "sense_overrides.safetensors"
     /// Provenance of an edited folder (base weights' SHA-256, every intervention's record).

@@ -1,3 +1,4 @@
+import BackpackJSON
 import Foundation
 
 /// The word-list and pair-list files that edit files and suites name. One parser each.
@@ -38,15 +39,27 @@ public enum PairListFile {
         guard let data = try? Data(contentsOf: url) else { throw YAMLError(place, "cannot read the pairs file \(url.path)") }
         var words: [(String, String)] = []
         if url.pathExtension.lowercased() == "json" {
-            guard let json = try? JSONSerialization.jsonObject(with: data) else {
-                throw YAMLError(place, "pairs file \(url.path): not valid JSON")
+            let json: JSONValue
+            do { json = try data.withUnsafeBytes { try JSONReader.parse($0, options: .lenient) } } catch let e as JSONSyntaxError {
+                throw YAMLError(place, "pairs file \(url.path): not valid JSON (byte \(e.offset): \(e.message))")
             }
-            func find(_ v: Any) -> [[String]]? {
-                if let list = v as? [[String]] { return list }
-                if let dict = v as? [String: Any] {
-                    if let d = dict["definitional_pairs"] as? [[String]] { return d }
-                    for key in dict.keys.sorted() { if let f = find(dict[key] as Any) { return f } }
+            // A list of lists of words, or nil.
+            func pairs(_ v: JSONValue) -> [[String]]? {
+                guard case .array(let items) = v else { return nil }
+                var lists: [[String]] = []
+                for item in items {
+                    guard case .array(let words) = item else { return nil }
+                    var list: [String] = []
+                    for w in words { guard case .string(let word) = w else { return nil }; list.append(word) }
+                    lists.append(list)
                 }
+                return lists
+            }
+            func find(_ v: JSONValue) -> [[String]]? {
+                if let list = pairs(v) { return list }
+                guard case .object(let members) = v else { return nil }
+                if let d = v["definitional_pairs"].flatMap(pairs) { return d }
+                for key in Set(members.map(\.0)).sorted() { if let f = v[key].flatMap(find) { return f } }
                 return nil
             }
             guard let list = find(json) else {

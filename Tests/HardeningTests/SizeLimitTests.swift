@@ -3,6 +3,7 @@ import Testing
 import TestSupport
 import BackpackCheckpoint
 import BackpackModel
+import BackpackModelFolder
 import BackpackTokenizer
 
 /// A small file that claims something huge; it must be refused quickly, before allocating.

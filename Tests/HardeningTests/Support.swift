@@ -1,4 +1,3 @@
-import BackpackCheckpoint
 import BackpackIO
 import Foundation
 import Testing

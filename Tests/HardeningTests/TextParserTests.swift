@@ -3,6 +3,7 @@ import Testing
 import TestSupport
 import BackpackEditing
 import BackpackModel
+import BackpackModelFolder
 import BackpackPrompts
 import BackpackTokenizer
 

@@ -1,4 +1,3 @@
-import BackpackCheckpoint
 import BackpackHub
 import BackpackIO
 import Foundation

@@ -1,5 +1,6 @@
 import BackpackCheckpoint
 import BackpackModel
+import BackpackModelFolder
 import Foundation
 import Testing
 import TestSupport
