@@ -1,4 +1,3 @@
-import CBLAS
 import Foundation
 
 // LEACE concept erasure (Belrose et al., NeurIPS 2023, "LEACE: Perfect linear concept erasure in
@@ -75,7 +74,7 @@ public enum ConceptErasure {
         let meanZ = z.reduce(0, +) / nd
         var centred = [Double](repeating: 0, count: n * d)   // (n, d)
         for (s, v) in x.enumerated() { for i in 0..<d { centred[s * d + i] = v[i] - mean[i] } }
-        let scatter = matmul(centred, transposeA: true, centred, m: d, n: d, k: n)
+        let scatter = LinearAlgebra.matmul(centred, transposeA: true, centred, m: d, n: d, k: n)
         var sigmaXZ = [Double](repeating: 0, count: d)
         for s in 0..<n { let dz = z[s] - meanZ; for i in 0..<d { sigmaXZ[i] += centred[s * d + i] * dz } }
         // sigma_xz = sigma_xz_ / (n - 1)
@@ -89,7 +88,7 @@ public enum ConceptErasure {
         var sigma: [Double] = []
         if method == .leace {
             sigma = optimalLinearShrinkage(sample, n: nd, p: d)
-            let (values, vectors) = try symmetricEigen(sigma, n: d)   // ascending; vector j = column j
+            let (values, vectors) = try LinearAlgebra.symmetricEigen(sigma, n: d)   // ascending; vector j = column j
             // the threshold of torch.linalg.pinv
             let largest = values[d - 1]
             let keep = values.map { $0 > largest * Double(d) * Double.ulpOfOne }
@@ -176,30 +175,6 @@ public enum ConceptErasure {
         return out
     }
 
-    /// Eigenvalues (ascending) and eigenvectors (vector j is column j: vectors[a * n + j]) of a
-    /// symmetric n x n matrix, by LAPACK's dsyevd from the linked OpenBLAS.
-    static func symmetricEigen(_ matrix: [Double], n: Int) throws -> (values: [Double], vectors: [Double]) {
-        // LAPACK is column-major: the symmetric matrix is its own transpose, and the eigenvector
-        // columns it returns are read back transposed below.
-        var a = matrix
-        var values = [Double](repeating: 0, count: n)
-        var jobz = CChar(UInt8(ascii: "V")), uplo = CChar(UInt8(ascii: "L"))
-        var order = Int32(n), lda = Int32(n), info: Int32 = 0
-        var lwork: Int32 = -1, liwork: Int32 = -1
-        var workSize = 0.0
-        var iworkSize: Int32 = 0
-        dsyevd_(&jobz, &uplo, &order, &a, &lda, &values, &workSize, &lwork, &iworkSize, &liwork, &info, 1, 1)
-        guard info == 0 else { throw EditError(file: "erase", "LAPACK dsyevd workspace query failed (info \(info))") }
-        lwork = Int32(workSize.rounded(.up)); liwork = iworkSize
-        var work = [Double](repeating: 0, count: Int(lwork))
-        var iwork = [Int32](repeating: 0, count: Int(liwork))
-        dsyevd_(&jobz, &uplo, &order, &a, &lda, &values, &work, &lwork, &iwork, &liwork, &info, 1, 1)
-        guard info == 0 else { throw EditError(file: "erase", "LAPACK dsyevd did not converge (info \(info))") }
-        var vectors = [Double](repeating: 0, count: n * n)
-        for j in 0..<n { for i in 0..<n { vectors[i * n + j] = a[j * n + i] } }
-        return (values, vectors)
-    }
-
     // MARK: small dense helpers (row-major)
 
     static func identity(_ d: Int) -> [Double] {
@@ -212,20 +187,12 @@ public enum ConceptErasure {
 
     /// tr(A B C^T) for d x d matrices.
     static func traceProduct(_ a: [Double], _ b: [Double], _ c: [Double], _ d: Int) -> Double {
-        let ab = matmul(a, b, m: d, n: d, k: d)
+        let ab = LinearAlgebra.matmul(a, b, m: d, n: d, k: d)
         // tr(X C^T) = sum_ij X_ij C_ij
         return zip(ab, c).reduce(0) { $0 + $1.0 * $1.1 }
     }
 
     static func matvec(_ m: [Double], _ v: [Double], _ d: Int) -> [Double] {
         (0..<d).map { i in (0..<d).reduce(0.0) { $0 + m[i * d + $1] * v[$1] } }
-    }
-
-    /// (m, k) x (k, n) -> (m, n); with transposeA, a is stored (k, m).
-    static func matmul(_ a: [Double], transposeA: Bool = false, _ b: [Double], m: Int, n: Int, k: Int) -> [Double] {
-        var c = [Double](repeating: 0, count: m * n)
-        cblas_dgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, CblasNoTrans, Int32(m), Int32(n), Int32(k), 1,
-                    a, Int32(transposeA ? m : k), b, Int32(n), 0, &c, Int32(n))
-        return c
     }
 }

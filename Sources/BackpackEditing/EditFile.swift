@@ -1,19 +1,11 @@
-import BackpackCheckpoint
 import BackpackIO
 import BackpackYAML
 import Foundation
 
-// An edit file (schema `backpack-edit/1`, YAML) decoded into a closed vocabulary of typed
-// values. Decoding checks the structure (keys, types, ranges that need no model); everything
+// An edit file (schema `backpack-edit/1`, YAML) decoded into typed values; each operation's
+// value is read by its own type (Operations/, listed by EditOperations). Decoding checks the structure (keys, types, ranges that need no model); everything
 // that needs the model (senses < k, words in the vocabulary) is checked by `Editor.plan`
 // before any computation. Every error says `file:line:column: message` and the expected form.
-
-/// Places, words and grid coordinates are the YAML layer's (BackpackYAML).
-public typealias SourcePlace = BackpackYAML.SourcePlace
-public typealias WordRef = BackpackYAML.WordRef
-public typealias WordSource = BackpackYAML.WordSource
-/// An axis of a sweep and the value a grid point takes on it (the YAML layer's, see YAMLSweep).
-public typealias GridCoordinate = BackpackYAML.GridCoordinate
 
 /// An error in an edit file or in what it names (word lists, pair files, fit suites), or an edit
 /// that does not fit the model: where (`file:line:column` when the place is known) and what was
@@ -57,8 +49,8 @@ public enum TokenSelection: Sendable {
     case tokens([(Int, SourcePlace)])
     /// Every token: folded into the sense network's last layer.
     case vocabulary
-    /// Only for `fit_scale`: the suite's `nouns`.
-    case suiteNouns(variants: [WordVariant], pieces: PiecesPolicy)
+    /// None given: the operation's own words (`EditOperation.hasOwnWords`; fit_scale: its suite's `nouns`).
+    case operationWords(variants: [WordVariant], pieces: PiecesPolicy)
 }
 
 public enum SenseSelection: Sendable {
@@ -69,46 +61,6 @@ public enum SenseSelection: Sendable {
     /// `by: contextual`: the `top` senses by their attributed contribution at the word's position
     /// over a pronoun suite's prompts (path relative to the edit file), alpha included.
     case localizedContextual(a: WordRef, b: WordRef, top: Int, suite: String, SourcePlace)
-}
-
-/// Word pairs: inline or a file (.json: a list of pairs, or an object holding `definitional_pairs`
-/// anywhere; otherwise one pair per line, two words separated by spaces or a comma).
-public enum PairSource: Sendable {
-    case inline([(WordRef, WordRef)])
-    case file(String, SourcePlace)
-}
-
-public indirect enum Direction: Sendable {
-    /// E[a] - E[b] (output embedding rows).
-    case embeddingDifference(WordRef, WordRef)
-    /// mean over pairs of E[a] - E[b].
-    case meanDifference([(WordRef, WordRef)])
-    /// The top-k principal subspace of the pairs' differences (Bolukbasi et al. 2016).
-    case pca(PairSource, k: Int)
-    /// A sense vector C(word)_l of the base model.
-    case sense(WordRef, sense: Int, SourcePlace)
-}
-
-public enum Operation: Sendable {
-    case scale(Float)
-    case projectOut(Direction, strength: Float)
-    case replaceAssociation(remove: WordRef, add: WordRef)
-    case add(Direction, amount: Float)
-    case fitScale(suite: String, a: WordRef, b: WordRef, SourcePlace)
-    /// Concept erasure of each listed sense, fitted on the sense vectors of the pairs' words
-    /// (label 1 for a pair's first word, 0 for its second): ConceptErasure.swift.
-    case erase(ErasureMethod, pairs: PairSource, SourcePlace)
-
-    public var name: String {
-        switch self {
-        case .scale: return "scale"
-        case .projectOut: return "project_out"
-        case .replaceAssociation: return "replace_association"
-        case .add: return "add"
-        case .fitScale: return "fit_scale"
-        case .erase: return "erase"
-        }
-    }
 }
 
 /// What the operation changes.
@@ -125,14 +77,24 @@ public struct Intervention: Sendable {
     public let place: SourcePlace
     public let selection: TokenSelection
     public let senses: SenseSelection
-    public let operation: Operation
+    /// One of `EditOperations.all`; cast to its type (`as? Scale`) to read its parameters.
+    public let operation: any EditOperation
     public let target: EditTarget
+
+    /// The keys of an intervention besides its operation's.
+    public static let keys = ["name", "words", "tokens", "scope", "variants", "pieces", "senses", "target"]
 }
 
 public struct EditFile: Sendable {
     public static let schema = "backpack-edit/1"
-    /// Where `{sweep: [...]}` may stand in place of a value.
-    public static let sweepPlaces = "an intervention's `scale`, `senses` (explicit sense sets), localized `top`, project_out `strength` and add `amount`"
+    /// Where `{sweep: [...]}` may stand in place of a value: the operations' `sweepable`
+    /// parameters, explicit sense sets and localized `top`.
+    public static var sweepPlaces: String {
+        let operations = EditOperations.all
+        let values = operations.filter { $0.sweepable.contains($0.name) }.map { "`\($0.name)`" }
+        let keys = operations.flatMap { op in op.sweepable.filter { $0 != op.name }.map { "\(op.name) `\($0)`" } }
+        return "an intervention's " + listed(values + ["`senses` (explicit sense sets)", "localized `top`"] + keys, "and")
+    }
     public let url: URL
     /// The file verbatim (kept for manifests); for a point of a sweep, followed by a comment line
     /// naming its grid coordinates, so that each point has its own text and SHA-256.
@@ -244,6 +206,7 @@ public struct EditFile: Sendable {
             }
         }
         guard let list = pairs(root).first(where: { $0.key == "interventions" }), case .sequence(let items) = list.value else { return [] }
+        let operations = EditOperations.all
         var sites: [SweepSite] = []
         for (j, item) in items.enumerated() {
             let fields = pairs(item)
@@ -252,18 +215,18 @@ public struct EditFile: Sendable {
             let base = [list.index, j]
             func site(_ path: [Int], _ key: String) { sites.append(SweepSite(path: base + path, key: key, qualifiedKey: "\(label).\(key)")) }
             for f in fields {
-                switch f.key {
-                case "scale" where YAMLSweep.isSweep(f.value), "senses" where YAMLSweep.isSweep(f.value):
-                    site([f.index], f.key)
-                case "senses":
+                if f.key == "senses" {
+                    if YAMLSweep.isSweep(f.value) { site([f.index], f.key); continue }
                     for l in pairs(f.value) where l.key == "localized" {
                         for t in pairs(l.value) where t.key == "top" && YAMLSweep.isSweep(t.value) { site([f.index, l.index, t.index], "top") }
                     }
-                case "project_out", "add":
-                    let swept = f.key == "add" ? "amount" : "strength"
-                    for v in pairs(f.value) where v.key == swept && YAMLSweep.isSweep(v.value) { site([f.index, v.index], swept) }
-                default:
                     continue
+                }
+                guard let op = operations.first(where: { $0.name == f.key }) else { continue }
+                // the value itself (scale: {sweep: ...}), or parameters of its mapping
+                if op.sweepable.contains(op.name) && YAMLSweep.isSweep(f.value) { site([f.index], f.key); continue }
+                for v in pairs(f.value) where v.key != op.name && op.sweepable.contains(v.key) && YAMLSweep.isSweep(v.value) {
+                    site([f.index, v.index], v.key)
                 }
             }
         }
@@ -301,20 +264,24 @@ public struct EditFile: Sendable {
 /// The edit-file vocabulary on top of the YAML layer's readers.
 typealias Reader = YAMLReader
 
-extension YAMLReader {
-    static let operationKeys = ["scale", "project_out", "replace_association", "add", "fit_scale", "erase"]
+/// "a, b or c" ("a, b and c").
+func listed(_ items: [String], _ conjunction: String) -> String {
+    items.count < 2 ? items.joined() : items.dropLast().joined(separator: ", ") + " \(conjunction) " + items[items.count - 1]
+}
 
+extension YAMLReader {
     func intervention(_ node: YAMLNode) throws -> Intervention {
-        let m = try mapping(node, "intervention",
-                            allowed: ["name", "words", "tokens", "scope", "variants", "pieces", "senses", "target"] + Self.operationKeys,
+        let operations = EditOperations.all
+        let names = operations.map { $0.name }
+        let m = try mapping(node, "intervention", allowed: Intervention.keys + names,
                             form: "a mapping with words/tokens/scope, senses and one operation")
         let here = place(node)
         let name = try m["name"].map { try string($0, "name") }
-        let ops = Self.operationKeys.filter { m[$0] != nil }
-        guard ops.count == 1, let opKey = ops.first, let opNode = m[opKey] else {
-            throw EditError(here, "intervention: expected exactly one operation (\(Self.operationKeys.joined(separator: ", "))), found \(ops.isEmpty ? "none" : ops.joined(separator: ", "))")
+        let ops = operations.filter { m[$0.name] != nil }
+        guard ops.count == 1, let kind = ops.first, let opNode = m[kind.name] else {
+            throw EditError(here, "intervention: expected exactly one operation (\(names.joined(separator: ", "))), found \(ops.isEmpty ? "none" : ops.map { $0.name }.joined(separator: ", "))")
         }
-        let operation = try self.operation(opKey, opNode)
+        let operation = try kind.init(yaml: opNode, reader: self)
 
         var variants: [WordVariant] = []
         if let v = m["variants"] {
@@ -349,8 +316,8 @@ extension YAMLReader {
             let v = try string(s, "scope")
             guard v == "vocabulary" else { throw EditError(place(s), "scope: unknown scope '\(v)'; expected `scope: vocabulary` (or words:/tokens: for word-level edits)") }
             selection = .vocabulary
-        } else if case .fitScale = operation {
-            selection = .suiteNouns(variants: variants, pieces: pieces)
+        } else if kind.hasOwnWords {
+            selection = .operationWords(variants: variants, pieces: pieces)
         } else {
             throw EditError(here, "intervention: expected `words:`, `tokens:` or `scope: vocabulary`")
         }
@@ -372,29 +339,29 @@ extension YAMLReader {
         } else if target == .senses {
             throw EditError(here, "intervention: missing `senses:`; expected a list of indices such as [10], `all`, or {localized: {pair: [he, she], top: 1}}")
         }
+        let note = kind.scopeNote.map { " (\($0))" } ?? ""
         if target == .inputEmbedding {
-            switch operation {
-            case .scale, .projectOut, .add: break
-            default: throw EditError(here, "target input_embedding: expected scale, project_out or add, found \(operation.name)")
+            guard kind.scopes.contains(.inputEmbedding) else {
+                let able = operations.filter { $0.scopes.contains(.inputEmbedding) }.map { $0.name }
+                throw EditError(here, "target input_embedding: expected \(listed(able, "or")), found \(kind.name)")
             }
             if case .vocabulary = selection { throw EditError(here, "target input_embedding: expected words: or tokens:, not scope: vocabulary") }
-        }
-        if case .vocabulary = selection {
-            switch operation {
-            case .fitScale: throw EditError(here, "scope: vocabulary cannot be used with fit_scale (it fits one scale per word)")
-            default: break
-            }
-            // localized ranks senses over words: erase has its pairs' words (static ranking), the
-            // other operations none at this scope
+        } else if case .vocabulary = selection {
+            guard kind.scopes.contains(.vocabulary) else { throw EditError(here, "scope: vocabulary cannot be used with \(kind.name)\(note)") }
+            // localized ranks senses over words: an operation with two groups of words of its own
+            // (erase: its pairs) ranks over those (static ranking), the others have none at this scope
             switch senses {
             case .localized:
-                guard case .erase = operation else {
-                    throw EditError(here, "scope: vocabulary needs explicit senses (localized ranks senses over words; only erase ranks over its pairs)")
+                guard kind.ranksSensesOverOwnWords else {
+                    let able = operations.filter { $0.ranksSensesOverOwnWords }.map { $0.name }
+                    throw EditError(here, "scope: vocabulary needs explicit senses (localized ranks senses over words; only \(listed(able, "and")) ranks over its pairs)")
                 }
             case .localizedContextual:
                 throw EditError(here, "scope: vocabulary needs explicit senses (contextual localization ranks senses over words' prompts)")
             default: break
             }
+        } else if !kind.scopes.contains(.words) {
+            throw EditError(here, "\(kind.name) cannot be applied to words' senses\(note); expected `scope: vocabulary`")
         }
         return Intervention(name: name, place: here, selection: selection, senses: senses, operation: operation, target: target)
     }
@@ -435,91 +402,6 @@ extension YAMLReader {
             default:
                 throw EditError(place(lm["by"] ?? l), "by: unknown ranking '\(by)'; expected static or contextual")
             }
-        }
-    }
-
-    func strength(_ node: YAMLNode?, _ what: String, default value: Float) throws -> Float {
-        guard let node else { return value }
-        let v = try number(node, what)
-        if v < 0 || v > 1 { throw EditError(place(node), "\(what) \(v): expected a number in [0, 1] (the fraction of the component removed)") }
-        return v
-    }
-
-    func operation(_ key: String, _ node: YAMLNode) throws -> Operation {
-        switch key {
-        case "scale":
-            return .scale(try number(node, "scale"))
-        case "project_out":
-            let m = try mapping(node, "project_out", allowed: ["direction", "strength"], form: "{direction: D, strength: 1.0}")
-            guard let d = m["direction"] else { throw EditError(place(node), "project_out: missing `direction:`") }
-            return .projectOut(try direction(d), strength: try strength(m["strength"], "strength", default: 1))
-        case "replace_association":
-            let m = try mapping(node, "replace_association", allowed: ["remove", "add"], form: "{remove: Apple, add: HP}")
-            guard let r = m["remove"], let a = m["add"] else { throw EditError(place(node), "replace_association: expected {remove: WORD, add: WORD}") }
-            return .replaceAssociation(remove: try word(r, "remove"), add: try word(a, "add"))
-        case "add":
-            let m = try mapping(node, "add", allowed: ["direction", "amount"], form: "{direction: D, amount: a}")
-            guard let d = m["direction"], let a = m["amount"] else { throw EditError(place(node), "add: expected {direction: D, amount: NUMBER}") }
-            return .add(try direction(d), amount: try number(a, "amount"))
-        case "erase":
-            return try erase(node)
-        default:  // fit_scale
-            let m = try mapping(node, "fit_scale", allowed: ["suite", "pair"], form: "{suite: ../Evaluations/pronoun-fit.yaml, pair: [he, she]}")
-            guard let s = m["suite"] else { throw EditError(place(node), "fit_scale: missing `suite:` (a pronoun suite YAML with prompts, placeholder, nouns)") }
-            let (a, b) = try m["pair"].map { try pair($0, "fit_scale pair") }
-                ?? (.word("he", place(node)), .word("she", place(node)))
-            return .fitScale(suite: try string(s, "suite"), a: a, b: b, place(s))
-        }
-    }
-
-    /// `{method: leace|orth, pairs: {file: PATH} | [[a, b], [c, d], ...]}`, at least two pairs.
-    func erase(_ node: YAMLNode) throws -> Operation {
-        let m = try mapping(node, "erase", allowed: ["method", "pairs"], form: "{method: leace, pairs: {file: lists/gender-pairs.txt} or [[woman, man], ...]}")
-        var method = ErasureMethod.leace
-        if let v = m["method"] {
-            let s = try string(v, "erase method")
-            guard let known = ErasureMethod(rawValue: s) else { throw EditError(place(v), "erase method: unknown method '\(s)'; expected leace or orth") }
-            method = known
-        }
-        guard let p = m["pairs"] else { throw EditError(place(node), "erase: missing `pairs:` ({file: PATH} or [[woman, man], [girl, boy], ...])") }
-        if case .mapping = p {
-            let f = try mapping(p, "erase pairs", allowed: ["file"], form: "{file: lists/gender-pairs.txt} or [[woman, man], ...]")
-            guard let path = f["file"] else { throw EditError(place(p), "erase pairs: expected {file: PATH}") }
-            return .erase(method, pairs: .file(try string(path, "pairs file"), place(path)), place(p))
-        }
-        let list = try pairs(p, "erase pairs")
-        if list.count < 2 {
-            throw EditError(place(p), "erase pairs: one pair gives one example of each label; expected at least two pairs [[a, b], [c, d], ...]")
-        }
-        return .erase(method, pairs: .inline(list), place(p))
-    }
-
-    func direction(_ node: YAMLNode) throws -> Direction {
-        let m = try mapping(node, "direction", allowed: ["embedding_difference", "mean_difference", "pca", "sense"],
-                            form: "one of {embedding_difference: [she, he]}, {mean_difference: [[she, he], ...]}, {pca: {pairs: ..., k: 1}}, {sense: {word: x, sense: 3}}")
-        guard m.count == 1, let (key, value) = m.first else {
-            throw EditError(place(node), "direction: expected exactly one of embedding_difference, mean_difference, pca, sense")
-        }
-        switch key {
-        case "embedding_difference":
-            let (a, b) = try pair(value, "embedding_difference")
-            return .embeddingDifference(a, b)
-        case "mean_difference":
-            return .meanDifference(try pairs(value, "mean_difference"))
-        case "pca":
-            let pm = try mapping(value, "pca", allowed: ["pairs", "k"], form: "{pairs: [[a, b], ...] or FILE, k: 1}")
-            guard let p = pm["pairs"] else { throw EditError(place(value), "pca: missing `pairs:` (inline pairs or a file path)") }
-            let source: PairSource
-            if case .scalar = p { source = .file(try string(p, "pairs file"), place(p)) } else { source = .inline(try pairs(p, "pca pairs")) }
-            let k = try pm["k"].map { try int($0, "k") } ?? 1
-            if k < 1 { throw EditError(place(pm["k"] ?? value), "k: expected 1 or more, found \(k)") }
-            return .pca(source, k: k)
-        default:  // sense
-            let sm = try mapping(value, "sense direction", allowed: ["word", "sense"], form: "{word: x, sense: 3}")
-            guard let w = sm["word"], let s = sm["sense"] else { throw EditError(place(value), "sense direction: expected {word: x, sense: 3}") }
-            let l = try int(s, "sense")
-            if l < 0 { throw EditError(place(s), "sense \(l): expected 0 or more") }
-            return .sense(try word(w, "sense direction word"), sense: l, place(s))
         }
     }
 }

@@ -2,14 +2,16 @@ import BackpackModel
 import BackpackTokenizer
 import Foundation
 
-// Applying resolved interventions to a model: directions become orthonormal bases, operations
-// become SenseMaps, and each map is applied to sense vectors (word-level overrides), to the
-// sense network's last layer (vocabulary-wide) or to token embedding rows (input embedding).
+// Applying resolved interventions to a model: each operation gives SenseMaps (its `effect`), and
+// each map is applied to sense vectors (word-level overrides), to the sense network's last
+// layer (vocabulary-wide) or to token embedding rows (input embedding).
 
 /// A linear (or affine) map of one sense vector, applied in place to a slice of length d of a
 /// larger array (a row of a weight matrix, one sense of an override). The order of the float
-/// operations is fixed: results are bit-for-bit reproducible.
-enum SenseMap {
+/// operations is fixed: results are bit-for-bit reproducible. Affine maps fold exactly into the
+/// sense network (the linear part into its weight, the constant into its bias), which is what
+/// lets `scope: vocabulary` edit every token at once.
+public enum SenseMap: Sendable {
     case scale(Float)
     /// v -= strength * Q Q^T v, Q orthonormal rows.
     case project([[Float]], strength: Float)
@@ -58,16 +60,10 @@ enum SenseMap {
     }
 
     func apply(_ v: inout ArraySlice<Float>) { applyLinear(&v); applyOffset(&v) }
-
-    /// Applies the map to senses `senses` of a (k, d) row-major block of sense vectors.
-    func apply(toSenses senses: [Int], of v: inout [Float], d: Int) {
-        for l in senses { apply(&v[(l * d)..<((l + 1) * d)]) }
-    }
 }
 
-/// The map of each edited sense, in the order of the senses: one map for all of them, except for
-/// erase, which fits an eraser per sense.
-typealias SenseMaps = [(sense: Int, map: SenseMap)]
+/// The map of each edited sense, in the order of the senses.
+public typealias SenseMaps = [(sense: Int, map: SenseMap)]
 
 extension Array where Element == (sense: Int, map: SenseMap) {
     /// Applies each sense's map to that sense of a (k, d) row-major block of sense vectors.
@@ -82,90 +78,15 @@ struct EditState {
     var d: Int { model.config.nEmbd }
     var k: Int { model.config.senses }
 
-    func row(_ id: Int) -> [Double] { model.embeddingRow(id).map(Double.init) }
-
     func label(_ id: Int) -> String { tokenizer?.displayPiece(id).map { "'\($0)'" } ?? "#\(id)" }
-
-    /// The direction's orthonormal basis (rows of length d).
-    func basis(_ direction: ResolvedDirection) throws -> [[Double]] {
-        let raw: [[Double]]
-        switch direction {
-        case .embeddingDifference(let a, let b): raw = [zip(row(a), row(b)).map { $0 - $1 }]
-        case .meanDifference(let pairs):
-            var m = [Double](repeating: 0, count: d)
-            for (a, b) in pairs { for (i, x) in zip(row(a), row(b)).map({ $0 - $1 }).enumerated() { m[i] += x / Double(pairs.count) } }
-            raw = [m]
-        case .pca(let pairs, let kk):
-            let deltas = pairs.map { zip(row($0.0), row($0.1)).map { $0 - $1 } }
-            let gram = deltas.map { a in deltas.map { LinearAlgebra.dot(a, $0) } }
-            let eig = LinearAlgebra.symmetricEigen(gram)
-            var comps: [[Double]] = []
-            for (value, u) in eig.prefix(kk) where value > 1e-12 {
-                var c = [Double](repeating: 0, count: d)
-                for (ui, delta) in zip(u, deltas) { for i in 0..<d { c[i] += ui * delta[i] } }
-                // orient: the mean difference has a positive component
-                let sign = deltas.reduce(0) { $0 + LinearAlgebra.dot($1, c) } < 0 ? -1.0 : 1.0
-                comps.append(c.map { $0 * sign })
-            }
-            raw = comps
-        case .sense(let id, let l):
-            let v = model.senseVectors([id])[id] ?? []
-            raw = [v[(l * d)..<((l + 1) * d)].map(Double.init)]
-        }
-        let q = LinearAlgebra.orthonormalize(raw)
-        if q.isEmpty { throw EditError(file: "direction", "the direction is zero (are the two words the same token?)") }
-        return q
-    }
-
-    func senseMap(_ op: ResolvedOperation) throws -> SenseMap {
-        switch op {
-        case .scale(let s): return .scale(s)
-        case .projectOut(let dir, let strength): return .project(try basis(dir).map { $0.map(Float.init) }, strength: strength)
-        case .add(let dir, let amount): return .offset(try basis(dir)[0].map { Float($0 * Double(amount)) })
-        case .replaceAssociation(let r, let a):
-            // C' = C - (C.E_r/|E_r|^2) E_r + (C.E_r/|E_r|^2)(|E_r|^2/|E_a|^2) E_a
-            let er = row(r), ea = row(a)
-            let nr = LinearAlgebra.dot(er, er), na = LinearAlgebra.dot(ea, ea)
-            guard nr > 0, na > 0 else { throw EditError(file: "replace_association", "an embedding row is zero") }
-            let u = er.map { Float($0 / nr) }
-            let w = zip(er, ea).map { Float(-$0 + (nr / na) * $1) }
-            return .rankOne(u: u, w: w)
-        case .fitScale: return .scale(1)
-        case .erase: throw EditError(file: "erase", "erase fits one map per sense (senseMaps)")
-        }
-    }
-
-    /// One map per sense: erase fits an eraser on each sense's vectors of its words (from the
-    /// model as edited so far); every other operation maps all senses alike.
-    func senseMaps(_ op: ResolvedOperation, senses: [Int]) throws -> (SenseMaps, [ErasureFit]) {
-        guard case .erase(let method, let words) = op else {
-            let map = try senseMap(op)
-            return (senses.map { ($0, map) }, [])
-        }
-        let vectors = model.senseVectors(words.map(\.token))
-        var maps: SenseMaps = [], fits: [ErasureFit] = []
-        for l in senses {
-            let x = try words.map { w -> [Double] in
-                guard let v = vectors[w.token], v.count == k * d else {
-                    throw EditError(file: "erase", "token \(w.token) has no sense vectors of \(k) x \(d) values")
-                }
-                return v[(l * d)..<((l + 1) * d)].map(Double.init)
-            }
-            let eraser = try ConceptErasure.fit(x, labels: words.map(\.label), method: method)
-            maps.append((l, .affine(correction: eraser.correction, offset: eraser.offset.map(Float.init))))
-            fits.append(ErasureFit(sense: l, eraser: eraser))
-        }
-        return (maps, fits)
-    }
 
     func senseIndices(_ r: ResolvedIntervention) throws -> ([Int], [LocalizedSense]) {
         switch r.senses {
         case .indices(let l): return (l, [])
         case .localized(let a, let b, let top):
-            // erase over the whole vocabulary has no selected words: its pairs' words rank the senses
-            if r.scope == .vocabulary, case .erase(_, let words) = r.operation {
-                let ranked = Localization.rankSeparation(model: model, first: words.filter { $0.label == 1 }.map(\.token),
-                                                         second: words.filter { $0.label == 0 }.map(\.token), a: a, b: b)
+            // the whole vocabulary has no selected words: the operation's own groups rank the senses (erase: its pairs' words)
+            if r.scope == .vocabulary, let groups = r.operation.rankingGroups {
+                let ranked = Localization.rankSeparation(model: model, first: groups.first, second: groups.second, a: a, b: b)
                 return (Array(ranked.prefix(top).map(\.sense)), ranked)
             }
             let table = Localization.rank(model: model, tokens: r.tokens, a: a, b: b)
@@ -187,20 +108,27 @@ struct EditState {
 
     mutating func apply(_ r: ResolvedIntervention) throws -> InterventionRecord {
         let iv = r.intervention
-        let place = iv.place
+        let place = iv.place, name = iv.operation.name
         func wrap<T>(_ body: () throws -> T) throws -> T {
             do { return try body() } catch let e as EditError where e.place == nil {
                 throw EditError(place, e.message)
             }
         }
         let (senses, localization) = try senseIndices(r)
-        var fitted: [FittedScale] = []
-        var erasure: [ErasureFit] = []
+        let context = OperationApplication(model: model, tokenizer: tokenizer, scope: r.scope, tokens: r.tokens, senses: senses,
+                                           place: place, labels: r.labels)
+        // word-level edits read the tokens' current vectors before the operation computes anything,
+        // as they always have (the sense cache fills in the same order)
+        let current = r.scope == .words ? model.senseVectors(r.tokens) : [:]
+        let effect = try wrap { try r.operation.effect(context) }
         var summary: String
         let pieces = r.tokens.map { label($0) }
         switch r.scope {
         case .inputEmbedding:
-            let map = try wrap { try senseMap(r.operation) }
+            // an embedding row has no senses: one map for the whole row
+            guard case .uniform(let map) = effect.maps else {
+                throw EditError(place, "\(name) gave a map per sense or per token; expected one map for an input embedding row")
+            }
             var params = model.parameters
             let wteName = ParameterTable.tokenEmbedding(params.config)
             let wte = params[wteName]
@@ -211,10 +139,14 @@ struct EditState {
             for id in r.tokens { map.apply(&values[(id * d)..<((id + 1) * d)]) }
             params.weights[wteName] = Weight(shape: wte.shape, values: values)
             model = LanguageModel(parameters: params, senseOverrides: model.senseOverrides)
-            summary = "\(iv.operation.name) on the input embedding of \(r.tokens.count) token(s); output embedding untied"
+            summary = "\(name) on the input embedding of \(r.tokens.count) token(s); output embedding untied"
         case .vocabulary:
             let maps: SenseMaps
-            (maps, erasure) = try wrap { try senseMaps(r.operation, senses: senses) }
+            switch effect.maps {
+            case .uniform(let map): maps = senses.map { ($0, map) }
+            case .perSense(let m): maps = m
+            case .perToken: throw EditError(place, "\(name) gave a map per token; expected one per sense to fold into the vocabulary")
+            }
             var params = model.parameters
             let (wName, bName) = ParameterTable.senseOutputProjection(params.config)
             let w = params[wName], b = params[bName]
@@ -238,41 +170,29 @@ struct EditState {
                 overrides[id] = v
             }
             model = LanguageModel(parameters: params, senseOverrides: overrides)  // fresh sense cache
-            summary = "\(iv.operation.name) of sense(s) \(senses) for every token, folded into final_mlp.c_proj"
+            summary = "\(name) of sense(s) \(senses) for every token, folded into final_mlp.c_proj"
         case .words:
             var overrides = model.senseOverrides
-            let current = model.senseVectors(r.tokens)
-            if case .fitScale(let suite, let a, let b) = r.operation {
-                guard let tokenizer else { throw EditError(place, "fit_scale needs a tokenizer") }
-                let fits = try wrap {
-                    try FitScale.fit(model: model, tokenizer: tokenizer, suite: suite, tokens: r.tokens, senses: senses, a: a, b: b)
-                }
-                for (id, fit) in zip(r.tokens, fits) {
-                    var v = try senseBlock(of: id, current)
-                    SenseMap.scale(Float(fit.scale)).apply(toSenses: senses, of: &v, d: d)
-                    overrides[id] = v
-                    fitted.append(FittedScale(token: id, word: r.labels[id] ?? label(id), scale: fit.scale, biasBefore: fit.biasBefore,
-                                              biasAfter: fit.biasAfter, objectiveAtOne: fit.objectiveAtOne, objective: fit.objective,
-                                              evaluations: fit.evaluations))
-                }
-                summary = "fit_scale of sense(s) \(senses) for \(r.tokens.count) token(s): " +
-                    fitted.map { "\($0.word) s=\(String(format: "%.4f", $0.scale))" }.joined(separator: ", ")
-            } else {
+            for id in r.tokens {
                 let maps: SenseMaps
-                (maps, erasure) = try wrap { try senseMaps(r.operation, senses: senses) }
-                for id in r.tokens {
-                    var v = try senseBlock(of: id, current)
-                    maps.apply(to: &v, d: d)
-                    overrides[id] = v
+                switch effect.maps {
+                case .uniform(let map): maps = senses.map { ($0, map) }
+                case .perSense(let m): maps = m
+                case .perToken(let byToken):
+                    guard let m = byToken[id] else { throw EditError(place, "\(name) gave no map for token \(id)") }
+                    maps = m
                 }
-                summary = "\(iv.operation.name) of sense(s) \(senses) for \(r.tokens.count) token(s)"
+                var v = try senseBlock(of: id, current)
+                maps.apply(to: &v, d: d)
+                overrides[id] = v
             }
+            summary = "\(name) of sense(s) \(senses) for \(r.tokens.count) token(s)"
             model = model.withSenseOverrides(overrides)
         }
-        if !erasure.isEmpty { summary += "; " + erasure.map(\.description).joined(separator: ", ") }
+        summary += effect.note
         if !r.skipped.isEmpty { summary += "; skipped \(r.skipped.count) multi-token word(s)" }
-        return InterventionRecord(file: r.file.url.path, index: r.index, name: iv.name, operation: iv.operation.name, scope: r.scope,
-                                  tokens: r.tokens, pieces: pieces, skipped: r.skipped, senses: senses, fitted: fitted,
-                                  localization: localization, erasure: erasure, summary: summary)
+        return InterventionRecord(file: r.file.url.path, index: r.index, name: iv.name, operation: name, scope: r.scope,
+                                  tokens: r.tokens, pieces: pieces, skipped: r.skipped, senses: senses, fitted: effect.fitted,
+                                  localization: localization, erasure: effect.erasure, summary: summary)
     }
 }

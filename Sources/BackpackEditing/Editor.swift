@@ -2,7 +2,7 @@ import BackpackModel
 import BackpackTokenizer
 import Foundation
 
-/// A word's fitted scale (fit_scale).
+/// A word's fitted scale (fit_scale): kept in the intervention's record and the edit manifest.
 public struct FittedScale: Sendable, Codable, Equatable {
     public let token: Int
     public let word: String

@@ -1,6 +1,9 @@
-// The small dense linear algebra the editor needs for directions: a few vectors of length d
-// (definitional pairs, PCA components), never a matrix of model size. Double precision
-// throughout; the results are converted to Float only when they become a SenseMap.
+import CBLAS
+
+// The editor's dense linear algebra, in double precision: vectors of length d (directions,
+// definitional pairs), the PCA Gram matrix of a few pairs, and LEACE's d x d covariances. The
+// one symmetric eigensolver (LAPACK's dsyevd) and the one double-precision product (dgemm) of
+// this module, both from the linked OpenBLAS. Results become Float only as SenseMaps.
 
 enum LinearAlgebra {
     static func dot(_ a: [Double], _ b: [Double]) -> Double { zip(a, b).reduce(0) { $0 + $1.0 * $1.1 } }
@@ -22,37 +25,38 @@ enum LinearAlgebra {
         return basis
     }
 
-    /// Eigenvalues and eigenvectors (columns as arrays) of a small symmetric matrix (cyclic
-    /// Jacobi, at most 100 sweeps, until the off-diagonal sum of squares is below 1e-30), sorted
-    /// by value descending.
-    static func symmetricEigen(_ a0: [[Double]]) -> [(value: Double, vector: [Double])] {
-        let n = a0.count
-        var a = a0
-        var v = (0..<n).map { i in (0..<n).map { $0 == i ? 1.0 : 0.0 } }
-        for _ in 0..<100 {
-            var off = 0.0
-            for i in 0..<n { for j in 0..<n where i != j { off += a[i][j] * a[i][j] } }
-            if off < 1e-30 { break }
-            for p in 0..<n {
-                for q in (p + 1)..<max(p + 1, n) where abs(a[p][q]) > 1e-300 {
-                    let theta = (a[q][q] - a[p][p]) / (2 * a[p][q])
-                    let t = (theta >= 0 ? 1.0 : -1.0) / (abs(theta) + (theta * theta + 1).squareRoot())
-                    let c = 1 / (t * t + 1).squareRoot(), s = t * c
-                    for k in 0..<n {
-                        let akp = a[k][p], akq = a[k][q]
-                        a[k][p] = c * akp - s * akq; a[k][q] = s * akp + c * akq
-                    }
-                    for k in 0..<n {
-                        let apk = a[p][k], aqk = a[q][k]
-                        a[p][k] = c * apk - s * aqk; a[q][k] = s * apk + c * aqk
-                    }
-                    for k in 0..<n {
-                        let vkp = v[k][p], vkq = v[k][q]
-                        v[k][p] = c * vkp - s * vkq; v[k][q] = s * vkp + c * vkq
-                    }
-                }
-            }
-        }
-        return (0..<n).map { j in (a[j][j], (0..<n).map { v[$0][j] }) }.sorted { $0.value > $1.value }
+    /// Eigenvalues (ascending) and eigenvectors (vector j is column j: vectors[a * n + j]) of a
+    /// symmetric n x n row-major matrix, by LAPACK's dsyevd (what torch.linalg.eigh calls, so
+    /// LEACE matches concept-erasure).
+    static func symmetricEigen(_ matrix: [Double], n: Int) throws -> (values: [Double], vectors: [Double]) {
+        if n == 0 { return ([], []) }
+        // LAPACK is column-major: the symmetric matrix is its own transpose, and the eigenvector
+        // columns it returns are read back transposed below.
+        var a = matrix
+        var values = [Double](repeating: 0, count: n)
+        var jobz = CChar(UInt8(ascii: "V")), uplo = CChar(UInt8(ascii: "L"))
+        var order = Int32(n), lda = Int32(n), info: Int32 = 0
+        var lwork: Int32 = -1, liwork: Int32 = -1
+        var workSize = 0.0
+        var iworkSize: Int32 = 0
+        dsyevd_(&jobz, &uplo, &order, &a, &lda, &values, &workSize, &lwork, &iworkSize, &liwork, &info, 1, 1)
+        guard info == 0 else { throw EditError(file: "eigendecomposition", "LAPACK dsyevd workspace query failed (info \(info))") }
+        lwork = Int32(workSize.rounded(.up)); liwork = iworkSize
+        var work = [Double](repeating: 0, count: Int(lwork))
+        var iwork = [Int32](repeating: 0, count: Int(liwork))
+        dsyevd_(&jobz, &uplo, &order, &a, &lda, &values, &work, &lwork, &iwork, &liwork, &info, 1, 1)
+        guard info == 0 else { throw EditError(file: "eigendecomposition", "LAPACK dsyevd did not converge (info \(info))") }
+        var vectors = [Double](repeating: 0, count: n * n)
+        for j in 0..<n { for i in 0..<n { vectors[i * n + j] = a[j * n + i] } }
+        return (values, vectors)
+    }
+
+    /// (m, k) x (k, n) -> (m, n), row-major; with transposeA, a is stored (k, m). BackpackModel's
+    /// BLAS wrapper has single precision only, and LEACE is fitted in double, as the reference.
+    static func matmul(_ a: [Double], transposeA: Bool = false, _ b: [Double], m: Int, n: Int, k: Int) -> [Double] {
+        var c = [Double](repeating: 0, count: m * n)
+        cblas_dgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, CblasNoTrans, Int32(m), Int32(n), Int32(k), 1,
+                    a, Int32(transposeA ? m : k), b, Int32(n), 0, &c, Int32(n))
+        return c
     }
 }

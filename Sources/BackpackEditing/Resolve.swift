@@ -7,25 +7,6 @@ import BackpackYAML
 // Resolution: every name in an edit file becomes token ids, sense indices and loaded suites,
 // checked against the model's config and tokenizer BEFORE any computation.
 
-/// A direction with every word resolved to a token id.
-enum ResolvedDirection: Sendable {
-    case embeddingDifference(Int, Int)
-    case meanDifference([(Int, Int)])
-    case pca([(Int, Int)], k: Int)
-    case sense(Int, sense: Int)
-}
-
-enum ResolvedOperation: Sendable {
-    case scale(Float)
-    case projectOut(ResolvedDirection, strength: Float)
-    case replaceAssociation(remove: Int, add: Int)
-    case add(ResolvedDirection, amount: Float)
-    case fitScale(PronounSuite, a: Int, b: Int)
-    /// The fit words' tokens with their labels (1: a pair's first word, 0: its second), in the
-    /// order of the pairs.
-    case erase(ErasureMethod, words: [(token: Int, label: Double)])
-}
-
 enum ResolvedSenses: Sendable {
     case indices([Int])
     case localized(a: Int, b: Int, top: Int)
@@ -43,7 +24,7 @@ struct ResolvedIntervention: Sendable {
     /// Words left out under `pieces: skip`, with their pieces.
     let skipped: [String]
     let senses: ResolvedSenses
-    let operation: ResolvedOperation
+    let operation: any ResolvedEditOperation
 }
 
 struct Resolver {
@@ -121,86 +102,13 @@ struct Resolver {
         return (ids, labels, skipped)
     }
 
-    /// Pairs of single-token words. With `dropped` (the intervention says `pieces: skip`), a pair
-    /// holding a word of several tokens is left out and listed there instead of being an error:
-    /// definitional pairs such as gal/guy are not single tokens in every vocabulary.
-    func resolvePairs(_ list: [(WordRef, WordRef)], dropped: inout [String]?) throws -> [(Int, Int)] {
-        var out: [(Int, Int)] = []
-        for (a, b) in list {
-            if dropped != nil, let t = tokenizer {
-                let multi = [a, b].compactMap { ref -> String? in
-                    guard case .word(let w, _) = ref else { return nil }
-                    let ids = t.wordTokens(w)
-                    return ids.count == 1 ? nil : "\" \(w)\" (\(pieces(ids)))"
-                }
-                if !multi.isEmpty { dropped?.append("pair " + multi.joined(separator: ", ")); continue }
-            }
-            out.append((try single(a, "pair word"), try single(b, "pair word")))
+    /// A pronoun suite named by a path relative to the edit file.
+    func suite(_ path: String, base: URL, place: SourcePlace, what: String) throws -> PronounSuite {
+        let url = WordListFile.resolve(path, relativeTo: base)
+        guard FileManager.default.fileExists(atPath: url.path) else {
+            throw EditError(place, "\(what) \(url.path) does not exist (paths are relative to the edit file)")
         }
-        return out
-    }
-
-    func pairs(_ source: PairSource, base: URL, dropped: inout [String]?) throws -> [(Int, Int)] {
-        switch source {
-        case .inline(let list): return try resolvePairs(list, dropped: &dropped)
-        case .file(let path, let place):
-            let words = try EditError.wrapping { try PairListFile.read(WordListFile.resolve(path, relativeTo: base), place: place) }
-            return try resolvePairs(words.map { (.word($0.0, place), .word($0.1, place)) }, dropped: &dropped)
-        }
-    }
-
-    /// The fit data of `erase`: every word of every pair whose " " + word is one token, labelled 1
-    /// (first) or 0 (second); the other words are left out and listed in `skipped`. A token id out
-    /// of range or a word that encodes to nothing is an error at its place, and so is a side with
-    /// no single-token word at all.
-    func erasureWords(_ source: PairSource, base: URL, place: SourcePlace, skipped: inout [String])
-        throws -> [(token: Int, label: Double)] {
-        let list: [(WordRef, WordRef)]
-        switch source {
-        case .inline(let l): list = l
-        case .file(let path, let filePlace):
-            let read = try EditError.wrapping { try PairListFile.read(WordListFile.resolve(path, relativeTo: base), place: filePlace) }
-            if read.count < 2 {
-                throw EditError(filePlace, "erase pairs file \(path): one pair gives one example of each label; expected at least two pairs")
-            }
-            list = read.map { (.word($0.0, filePlace), .word($0.1, filePlace)) }
-        }
-        var words: [(token: Int, label: Double)] = []
-        for (a, b) in list {
-            for (ref, label) in [(a, 1.0), (b, 0.0)] {
-                switch ref {
-                case .token(let id, let p): words.append((try checkToken(id, p), label))
-                case .word(let w, let p):
-                    guard let tokenizer else {
-                        throw EditError(p, "erase pair word '\(w)': words need a tokenizer (pass --tokenizer, or write {token: ID})")
-                    }
-                    let ids = tokenizer.encode(" " + w)
-                    if ids.isEmpty { throw EditError(p, "erase pair word '\(w)': not in the vocabulary (\" \(w)\" encodes to no token)") }
-                    if ids.count == 1 { words.append((try checkToken(ids[0], p), label)) } else { skipped.append("\" \(w)\" (\(pieces(ids)))") }
-                }
-            }
-        }
-        for (label, side) in [(1.0, "first"), (0.0, "second")] where !words.contains(where: { $0.label == label }) {
-            throw EditError(place, "erase pairs: no \(side) word of any pair is a single token, so there is nothing to fit on; expected single-token words (\" word\") or {token: ID}")
-        }
-        return words
-    }
-
-    func direction(_ d: Direction, base: URL, dropped: inout [String]?) throws -> ResolvedDirection {
-        switch d {
-        case .embeddingDifference(let a, let b): return .embeddingDifference(try single(a, "direction word"), try single(b, "direction word"))
-        case .meanDifference(let list): return .meanDifference(try pairs(.inline(list), base: base, dropped: &dropped))
-        case .pca(let source, let k):
-            let p = try pairs(source, base: base, dropped: &dropped)
-            if k > p.count {
-                throw EditError(file: base.path, "pca: k = \(k) is more than the \(p.count) pairs")
-            }
-            return .pca(p, k: k)
-        case .sense(let word, let sense, let place):
-            guard config.architecture == .backpack else { throw EditError(place, "sense direction: a plain GPT-2 has no senses") }
-            guard sense < config.senses else { throw EditError(place, "sense \(sense) is out of range; expected 0..<\(config.senses) (num_senses)") }
-            return .sense(try single(word, "sense direction word"), sense: sense)
-        }
+        return try PronounSuite.load(url)
     }
 
     func resolve(_ file: EditFile, _ index: Int, _ iv: Intervention) throws -> ResolvedIntervention {
@@ -226,40 +134,17 @@ struct Resolver {
         case .localizedContextual(let a, let b, let top, let path, let place):
             guard top <= config.senses else { throw EditError(place, "top \(top): the model has only \(config.senses) senses") }
             guard tokenizer != nil else { throw EditError(place, "localized by contextual needs a tokenizer (its prompts are text)") }
-            let url = WordListFile.resolve(path, relativeTo: base)
-            guard FileManager.default.fileExists(atPath: url.path) else {
-                throw EditError(place, "localized suite \(url.path) does not exist (paths are relative to the edit file)")
-            }
-            senses = .contextual(a: try single(a, "localized pair word"), b: try single(b, "localized pair word"), top: top,
-                                 try PronounSuite.load(url))
+            let suite = try self.suite(path, base: base, place: place, what: "localized suite")
+            senses = .contextual(a: try single(a, "localized pair word"), b: try single(b, "localized pair word"), top: top, suite)
         }
-        let operation: ResolvedOperation
-        var suite: PronounSuite?
-        var droppedPairs: [String]? = nil
+        // pair words of several tokens are left out (and listed) under `pieces: skip`, else errors
+        var dropped: [String]? = nil
         switch iv.selection {
-        case .words(_, _, .skip), .suiteNouns(_, .skip): droppedPairs = []
+        case .words(_, _, .skip), .operationWords(_, .skip): dropped = []
         default: break
         }
-        switch iv.operation {
-        case .scale(let s): operation = .scale(s)
-        case .projectOut(let d, let strength): operation = .projectOut(try direction(d, base: base, dropped: &droppedPairs), strength: strength)
-        case .replaceAssociation(let r, let a):
-            operation = .replaceAssociation(remove: try single(r, "remove"), add: try single(a, "add"))
-        case .add(let d, let amount): operation = .add(try direction(d, base: base, dropped: &droppedPairs), amount: amount)
-        case .fitScale(let path, let a, let b, let place):
-            guard tokenizer != nil else { throw EditError(place, "fit_scale needs a tokenizer (its prompts are text)") }
-            let url = WordListFile.resolve(path, relativeTo: base)
-            guard FileManager.default.fileExists(atPath: url.path) else {
-                throw EditError(place, "fit_scale suite \(url.path) does not exist (paths are relative to the edit file)")
-            }
-            let s = try PronounSuite.load(url)
-            suite = s
-            operation = .fitScale(s, a: try single(a, "fit_scale pair word"), b: try single(b, "fit_scale pair word"))
-        case .erase(let method, let source, let place):
-            var left: [String] = []
-            operation = .erase(method, words: try erasureWords(source, base: base, place: place, skipped: &left))
-            droppedPairs = (droppedPairs ?? []) + left.map { "erase pair word " + $0 }
-        }
+        var context = OperationResolution(resolver: self, file: base, place: iv.place, dropped: dropped)
+        let operation = try iv.operation.resolve(&context)
         var ids: [Int] = [], labels: [Int: String] = [:], skipped: [String] = []
         switch iv.selection {
         case .vocabulary: break
@@ -268,17 +153,10 @@ struct Resolver {
         case .words(let source, let variants, let policy):
             let words = try source.words(relativeTo: base)
             (ids, labels, skipped) = try tokens(words, variants: variants, pieces: policy)
-        case .suiteNouns(let variants, let policy):
-            guard let suite, !suite.nouns.isEmpty else {
-                throw EditError(iv.place, "fit_scale without `words:` uses the suite's `nouns`, and the suite has none")
-            }
-            (ids, labels, skipped) = try tokens(suite.nouns, variants: variants, pieces: policy)
+        case .operationWords(let variants, let policy):
+            (ids, labels, skipped) = try tokens(try operation.ownWords(at: iv.place), variants: variants, pieces: policy)
         }
-        if case .fitScale = operation, case .words(_, _, let policy) = iv.selection, policy == .all || policy == .first {
-            // allowed: each piece is fitted on its own
-            _ = policy
-        }
-        skipped += droppedPairs ?? []
+        skipped += context.dropped ?? []
         if case .vocabulary = iv.selection {} else if ids.isEmpty {
             throw EditError(iv.place, "no token to edit (every word was skipped: \(skipped.joined(separator: ", ")))")
         }

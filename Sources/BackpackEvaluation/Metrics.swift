@@ -1,4 +1,5 @@
 import BackpackModel
+import BackpackPrompts
 import Foundation
 
 /// The metric formulas, on plain numbers (documented in docs/EVALUATION.md).
@@ -23,8 +24,9 @@ public enum Metrics {
         return x.map { Double($0) - z }
     }
 
-    /// The paper's per-prompt bias: max(p_a/p_b, p_b/p_a), computed from log-probabilities.
-    public static func pronounRatio(logA: Double, logB: Double) -> Double { Foundation.exp(abs(logA - logB)) }
+    /// The paper's per-prompt bias: max(p_a/p_b, p_b/p_a), computed from log-probabilities
+    /// (defined once, in BackpackPrompts, for fit_scale's objective too).
+    public static func pronounRatio(logA: Double, logB: Double) -> Double { PronounRatio.of(logDifference: logA - logB) }
 
     /// Geometric mean probability of tokens from their natural-log probabilities: exp(mean log p).
     public static func geometricMean(logProbs: [Double]) -> Double {

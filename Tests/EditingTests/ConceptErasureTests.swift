@@ -184,10 +184,11 @@ import TestSupport
         #expect(zip(a.correction, b.correction).allSatisfy { abs($0 - $1) <= 1e-12 })
     }
 
-    /// LAPACK's dsyevd through the OpenBLAS shim: A v = lambda v, ascending, orthonormal.
+    /// LAPACK's dsyevd through the OpenBLAS shim (LinearAlgebra's, the module's one
+    /// eigensolver): A v = lambda v, ascending, orthonormal.
     @Test func symmetricEigendecomposition() throws {
         let a: [Double] = [4, 1, 2, 1, 3, 0, 2, 0, 5]
-        let (values, vectors) = try ConceptErasure.symmetricEigen(a, n: 3)
+        let (values, vectors) = try LinearAlgebra.symmetricEigen(a, n: 3)
         #expect(values == values.sorted())
         for j in 0..<3 {
             let v = (0..<3).map { vectors[$0 * 3 + j] }

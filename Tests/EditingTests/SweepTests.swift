@@ -16,8 +16,7 @@ import TestSupport
     }
 
     static func scale(_ f: EditFile, _ i: Int = 0) -> Float? {
-        if case .scale(let s) = f.interventions[i].operation { return s }
-        return nil
+        (f.interventions[i].operation as? Scale)?.factor
     }
 
     @Test func scaleSweepGivesOnePointPerValue() throws {
@@ -86,8 +85,8 @@ import TestSupport
         #expect(last.grid.map(\.value) == ["[10,2,3]", "1", "2.5"])
         guard case .indices(let idx) = last.interventions[0].senses else { Issue.record("not indices"); return }
         #expect(idx.map(\.0) == [10, 2, 3])
-        guard case .projectOut(_, let strength) = last.interventions[0].operation,
-              case .add(_, let amount) = last.interventions[1].operation else { Issue.record("operations"); return }
+        guard let strength = (last.interventions[0].operation as? ProjectOut)?.strength,
+              let amount = (last.interventions[1].operation as? Add)?.amount else { Issue.record("operations"); return }
         #expect(strength == 1 && amount == 2.5)
         // The name carries the sense set without a `/`, so it is a valid HDF5 group name.
         #expect(YAMLSweep.pointName("e", last.grid) == "e[senses=[10,2,3],strength=1,amount=2.5]")
