@@ -158,18 +158,19 @@ public enum Bootstrap {
 // MARK: - Each suite's unit and statistic, from the per-item datasets it stores.
 
 extension SuiteResult {
-    func doubles(_ name: String) -> [Double]? { if case .doubles(let d)? = dataset(name) { return d }; return nil }
-    func integers(_ name: String) -> [Int]? { if case .ints(let d)? = dataset(name) { return d.map(Int.init) }; return nil }
-    func texts(_ name: String) -> [String]? { if case .strings(let d)? = dataset(name) { return d }; return nil }
+    /// A per-item dataset by type (nil when absent or of another type), for the kinds' plans.
+    public func doubles(_ name: String) -> [Double]? { if case .doubles(let d)? = dataset(name) { return d }; return nil }
+    public func integers(_ name: String) -> [Int]? { if case .ints(let d)? = dataset(name) { return d.map(Int.init) }; return nil }
+    public func texts(_ name: String) -> [String]? { if case .strings(let d)? = dataset(name) { return d }; return nil }
 }
 
 /// Sums of per-item values grouped by unit, so that a resample's mean over items is
 /// Σ_u sum_u / Σ_u count_u (every item of a unit comes along with it).
-struct UnitSums: Sendable {
+public struct UnitSums: Sendable {
     var sums: [[Double]]      // [series][unit]
     var counts: [Double]      // [unit]
     /// Units in order of first appearance of `keys`.
-    init(keys: [String], series: [[Double]]) {
+    public init(keys: [String], series: [[Double]]) {
         var index: [String: Int] = [:]
         for k in keys where index[k] == nil { index[k] = index.count }
         sums = series.map { _ in [Double](repeating: 0, count: index.count) }
@@ -180,8 +181,8 @@ struct UnitSums: Sendable {
             for s in series.indices { sums[s][u] += series[s][i] }
         }
     }
-    var unitCount: Int { counts.count }
-    func means(_ units: [Int]) -> [Double] {
+    public var unitCount: Int { counts.count }
+    public func means(_ units: [Int]) -> [Double] {
         var n = 0.0, t = [Double](repeating: 0, count: sums.count)
         for u in units { n += counts[u]; for s in sums.indices { t[s] += sums[s][u] } }
         return t.map { $0 / n }
@@ -189,101 +190,9 @@ struct UnitSums: Sendable {
 }
 
 extension ResamplingPlan {
-    /// The plan of a stored result, chosen by its headline aggregates (which name the kind's
-    /// metrics) and built from its per-item datasets alone; nil for a kind without one.
+    /// The plan of a stored result: its kind's (SuiteKinds.of), built from its per-item datasets
+    /// alone; nil for a kind without one.
     public static func make(_ r: SuiteResult) -> ResamplingPlan? {
-        switch r.headline {
-        case ["bias"]: return pronounBias(r)
-        case ["accuracy", "mean_log_ratio"]: return pronounRetention(r)
-        case WinogenderSuite.headlineOrder: return winogender(r)
-        case ["metric_score", "pct_stereotype", "likelihood_diff"]: return crowsPairs(r)
-        case ["ss", "lms", "icat"]: return stereoSet(r)
-        case ["token_perplexity", "bits_per_byte"]: return perplexity(r)
-        case ["acc", "perplexity"]: return lambada(r)
-        case ["word_perplexity", "bits_per_byte"]: return wikitext(r)
-        default: return nil
-        }
-    }
-
-    /// Unit: noun (all its prompts together); bias = mean ratio over the resample's prompts.
-    static func pronounBias(_ r: SuiteResult) -> ResamplingPlan? {
-        guard let ratio = r.doubles("ratio"), let nouns = r.texts("prompt_nouns"), ratio.count == nouns.count else { return nil }
-        let sums = UnitSums(keys: nouns, series: [ratio])
-        return ResamplingPlan(unit: "noun", unitCount: sums.unitCount, metrics: ["bias"]) { sums.means($0) }
-    }
-
-    /// Unit: noun; accuracy and mean log-ratio over the resample's prompts.
-    static func pronounRetention(_ r: SuiteResult) -> ResamplingPlan? {
-        guard let lr = r.doubles("log_ratio"), let correct = r.integers("correct"), let nouns = r.texts("prompt_nouns"),
-              lr.count == nouns.count, correct.count == nouns.count else { return nil }
-        let sums = UnitSums(keys: nouns, series: [correct.map(Double.init), lr])
-        return ResamplingPlan(unit: "noun", unitCount: sums.unitCount, metrics: ["accuracy", "mean_log_ratio"]) { sums.means($0) }
-    }
-
-    /// Unit: occupation (its 12 sentences, 4 triples, together).
-    static func winogender(_ r: SuiteResult) -> ResamplingPlan? {
-        guard let ids = r.texts("sentence_ids"), let ll = r.doubles("log_likelihood"), ids.count == ll.count,
-              let occupations = r.texts("occupations"), let bls = r.doubles("occupation_bls_pct_female"),
-              let bergsma = r.doubles("occupation_bergsma_pct_female"),
-              let agg = WinogenderSuite.Aggregates(sentenceIDs: ids, logLikelihood: ll, occupations: occupations, bls: bls, bergsma: bergsma)
-        else { return nil }
-        let k = WinogenderSuite.headlineOrder.count     // the first k of Aggregates.names
-        return ResamplingPlan(unit: "occupation", unitCount: occupations.count, metrics: WinogenderSuite.headlineOrder) { units in
-            Array(agg.values(units).prefix(k))
-        }
-    }
-
-    /// Unit: sentence pair.
-    static func crowsPairs(_ r: SuiteResult) -> ResamplingPlan? {
-        guard let llMore = r.doubles("ll_more"), let llLess = r.doubles("ll_less"), let gmMore = r.doubles("gm_more"),
-              let gmLess = r.doubles("gm_less"), let direction = r.texts("direction"), llMore.count == direction.count else { return nil }
-        let round: Int? = { if case .int(let d)? = r["round_scores"] { return d }; return nil }()
-        return ResamplingPlan(unit: "pair", unitCount: llMore.count, metrics: ["metric_score", "pct_stereotype", "likelihood_diff"]) { units in
-            var harness = 0, diff = 0.0
-            for i in units { if llMore[i] > llLess[i] { harness += 1 }; diff += abs(llMore[i] - llLess[i]) }
-            let bb = CrowsPairsSuite.biasBenchScores(units.map { (more: gmMore[$0], less: gmLess[$0], direction: direction[$0]) }, roundScores: round)
-            let n = Double(units.count)
-            return [bb.metricScore, Double(harness) / n, diff / n]
-        }
-    }
-
-    /// Unit: example (its three sentences together).
-    static func stereoSet(_ r: SuiteResult) -> ResamplingPlan? {
-        guard let target = r.texts("target"), let st = r.doubles("score_stereotype"), let anti = r.doubles("score_anti_stereotype"),
-              let un = r.doubles("score_unrelated"), st.count == target.count else { return nil }
-        return ResamplingPlan(unit: "example", unitCount: target.count, metrics: ["ss", "lms", "icat"]) { units in
-            let s = StereoSetSuite.aggregate(units.map { (term: target[$0], stereo: st[$0], anti: anti[$0], unrelated: un[$0]) })
-            return [s.ss, s.lms, s.icat]
-        }
-    }
-
-    /// Unit: document; the perplexities are ratios of sums over the resample's documents.
-    static func perplexity(_ r: SuiteResult) -> ResamplingPlan? {
-        guard let nll = r.doubles("nll"), let tokens = r.integers("tokens"), let bytes = r.integers("bytes"), nll.count == tokens.count else { return nil }
-        return ResamplingPlan(unit: "document", unitCount: nll.count, metrics: ["token_perplexity", "bits_per_byte"]) { units in
-            var n = 0.0, t = 0, b = 0
-            for u in units { n += nll[u]; t += tokens[u]; b += bytes[u] }
-            return [Foundation.exp(n / Double(t)), n / (Double(b) * Foundation.log(2.0))]
-        }
-    }
-
-    /// Unit: document.
-    static func lambada(_ r: SuiteResult) -> ResamplingPlan? {
-        guard let ll = r.doubles("loglikelihood"), let greedy = r.integers("is_greedy"), ll.count == greedy.count else { return nil }
-        return ResamplingPlan(unit: "document", unitCount: ll.count, metrics: ["acc", "perplexity"]) { units in
-            var s = 0.0, g = 0
-            for u in units { s += ll[u]; g += greedy[u] }
-            return [Double(g) / Double(units.count), Foundation.exp(-s / Double(units.count))]
-        }
-    }
-
-    /// Unit: page; ratios of sums over the resample's pages.
-    static func wikitext(_ r: SuiteResult) -> ResamplingPlan? {
-        guard let ll = r.doubles("loglikelihood"), let w = r.integers("words"), let b = r.integers("bytes"), ll.count == w.count else { return nil }
-        return ResamplingPlan(unit: "document", unitCount: ll.count, metrics: ["word_perplexity", "bits_per_byte"]) { units in
-            var s = 0.0, nw = 0, nb = 0
-            for u in units { s += ll[u]; nw += w[u]; nb += b[u] }
-            return [Foundation.exp(-s / Double(nw)), -s / (Double(nb) * Foundation.log(2.0))]
-        }
+        SuiteKinds.of(r)?.resamplingPlan(r)
     }
 }

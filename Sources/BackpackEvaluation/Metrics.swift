@@ -97,12 +97,17 @@ public enum Metrics {
 }
 
 /// Scores tokens of sequences under every variant: log p(ids[j] | ids[..<j]) for j >= from (from >= 1).
-enum SequenceScorer {
-    struct Item: Sendable { var ids: [Int]; var from: Int }
+/// Public for suite kinds defined in other packages (docs/EXTENDING.md).
+public enum SequenceScorer {
+    public struct Item: Sendable {
+        public var ids: [Int]
+        public var from: Int
+        public init(ids: [Int], from: Int) { self.ids = ids; self.from = from }
+    }
 
     /// Results [variant][item], items in order; batches of up to `batchTokens` tokens, each run
     /// through all variants before the next (VariantSet: the trunk once per batch).
-    static func logProbs(_ variants: VariantSet, _ items: [Item], batchTokens: Int,
+    public static func logProbs(_ variants: VariantSet, _ items: [Item], batchTokens: Int,
                          progress: (Int) -> Void = { _ in }) throws -> [[[Double]]] {
         var out = [[[Double]]](repeating: [[Double]](repeating: [], count: items.count), count: variants.models.count)
         var start = 0

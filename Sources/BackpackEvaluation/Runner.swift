@@ -50,8 +50,14 @@ public enum EvaluationRunner {
             if todo.isEmpty { continue }
             let start = Date()
             var results = try s.evaluate(VariantSet(todo.map { variants[$0].model }, reference: reference)) { progress($0) }
-            // The suite's kind says which headline metrics are the bias and the cost (the reports read them).
-            for r in results.indices { results[r].roles = s.suite.kind.schema.roles }
+            // The suite's kind says what its headline metrics are and which is the bias or the cost
+            // (the reports read them), and which bootstrap plan fits the stored datasets.
+            let schema = s.suite.kind.schema
+            for r in results.indices {
+                results[r].roles = schema.roles
+                results[r].kind = s.suite.kind.name
+                results[r].metrics = schema.metrics
+            }
             let seconds = Date().timeIntervalSince(start)
             if let bootstrap, bootstrap.resamples > 0 {
                 let t = Date()

@@ -5,9 +5,10 @@ import BackpackResults
 import BackpackTokenizer
 import Foundation
 
-/// Where external data sets live: `--data-dir` when given; else the repository's own `Data/`
-/// (beside the suite's `Evaluations/` folder, or `repositoryData`), then the fetch cache
-/// (`backpack data fetch`, `make corpus`).
+/// Where a suite's data files are looked up, in order: beside the suite file, under `--data-dir`
+/// (a place added, never one taken away), the repository's `Data/` (beside the suite's
+/// `Evaluations/` folder, or `repositoryData`), then the fetch cache (`backpack data fetch`,
+/// `make corpus`).
 public struct DataLocations: Sendable {
     public var dataDirectory: URL?
     public var cacheDirectory: URL
@@ -21,6 +22,20 @@ public struct DataLocations: Sendable {
         if let env = ProcessInfo.processInfo.environment["BACKPACK_CACHE"], !env.isEmpty { return URL(fileURLWithPath: env) }
         return FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/backpack-edit")
     }
+
+    /// The places `dataFile` (a path relative to a data folder) may be, in the order they are tried.
+    public func candidates(_ dataFile: String, suiteFile: URL) -> [URL] {
+        let suiteFolder = suiteFile.deletingLastPathComponent()
+        var out = [suiteFolder.appendingPathComponent(dataFile)]
+        if let dir = dataDirectory {
+            out += [dir.appendingPathComponent(dataFile), dir.appendingPathComponent((dataFile as NSString).lastPathComponent)]
+        }
+        out.append(suiteFolder.deletingLastPathComponent().appendingPathComponent("Data").appendingPathComponent(dataFile))
+        if let data = repositoryData { out.append(data.appendingPathComponent(dataFile)) }
+        out.append(cacheDirectory.appendingPathComponent(dataFile))
+        var seen: Set<String> = []
+        return out.map(\.standardizedFileURL).filter { seen.insert($0.path).inserted }
+    }
 }
 
 /// An external data set a suite reads: a path under the data directory, its canonical URL and SHA-256.
@@ -28,20 +43,15 @@ public struct ExternalData: Sendable {
     public var dataFile: String        // relative to the data directory, e.g. crows_pairs/crows_pairs_anonymized.csv
     public var url: String?
     public var sha256: String?
+    public init(dataFile: String, url: String? = nil, sha256: String? = nil) {
+        self.dataFile = dataFile; self.url = url; self.sha256 = sha256
+    }
 
-    /// The file to read: under --data-dir; else the repository's Data/, then the fetch cache.
+    /// The file to read: the first of `locations.candidates` that exists.
     public func resolve(suiteFile: URL, locations: DataLocations) throws -> URL {
-        var candidates: [URL] = []
-        if let dir = locations.dataDirectory {
-            candidates = [dir.appendingPathComponent(dataFile), dir.appendingPathComponent((dataFile as NSString).lastPathComponent)]
-        } else {
-            let repo = suiteFile.deletingLastPathComponent().deletingLastPathComponent()
-            candidates.append(repo.appendingPathComponent("Data").appendingPathComponent(dataFile))
-            if let data = locations.repositoryData { candidates.append(data.appendingPathComponent(dataFile)) }
-            candidates.append(locations.cacheDirectory.appendingPathComponent(dataFile))
-        }
+        let candidates = locations.candidates(dataFile, suiteFile: suiteFile)
         if let found = candidates.first(where: { FileManager.default.fileExists(atPath: $0.path) }) { return found }
-        throw SuiteError(file: suiteFile.path, reason: "data file '\(dataFile)' not found (looked at \(candidates.map(\.path).joined(separator: ", "))); pass --data-dir, or run `backpack data fetch` (benchmarks) or `make corpus` (the demo corpus)")
+        throw SuiteError(file: suiteFile.path, reason: "data file '\(dataFile)' not found (looked at \(candidates.map(\.path).joined(separator: ", "))); put it beside the suite file, pass --data-dir, or run `backpack data fetch` (benchmarks) or `make corpus` (the demo corpus)")
     }
 
     /// The file and its SHA-256, which must equal the suite's pinned `sha256` when one is given.
@@ -70,83 +80,38 @@ public struct DataFileDigest: Sendable, Equatable {
     }
 }
 
-/// The kinds a suite may declare.
-public enum SuiteKind: String, CaseIterable, Sendable {
-    case pronounBias = "pronoun_bias"
-    case pronounRetention = "pronoun_retention"
-    case winogender = "winogender"
-    case crowsPairs = "crows_pairs"
-    case stereoSet = "stereoset"
-    case perplexity = "perplexity"
-    case lambada = "lambada"
-    case wikitext = "wikitext"
-
-    static let commonKeys: Set<String> = ["suite", "version", "kind", "description", "source"]
-    static let externalKeys: Set<String> = ["data_file", "url", "sha256"]
-
-    var keys: Set<String> {
-        switch self {
-        case .pronounBias: return Self.commonKeys.union(["placeholder", "pair", "nouns", "prompts", "occupation_stats"])
-        case .pronounRetention: return Self.commonKeys.union(["placeholder", "pair", "noun_pairs", "prompts"])
-        case .winogender: return Self.commonKeys.union(Self.externalKeys).union(["occupation_stats", "batch_tokens"])
-        case .crowsPairs: return Self.commonKeys.union(Self.externalKeys).union(["round_scores", "batch_tokens", "max_pairs"])
-        case .stereoSet: return Self.commonKeys.union(Self.externalKeys).union(["batch_tokens", "max_examples"])
-        case .perplexity: return Self.commonKeys.union(Self.externalKeys).union(["text", "path", "split", "select", "max_documents", "max_length", "stride", "prepend_eos", "batch_tokens"])
-        case .lambada, .wikitext: return Self.commonKeys.union(Self.externalKeys).union(HarnessConfig.keys)
-        }
-    }
-}
-
-/// What a suite kind stores for each variant: its headline aggregates (also scalar datasets under
-/// `aggregates/`), the roles of some of them in the reports, and the per-item datasets every
-/// result has (LAYOUT.md, "Suite-specific contents", lists the rest).
+/// What a suite kind stores for each variant: its headline metrics (also scalar datasets under
+/// `aggregates/`) with their metadata, the roles of some of them in the reports, and the per-item
+/// datasets every result has (LAYOUT.md, "Suite-specific contents", lists the rest).
 public struct ResultSchema: Sendable, Equatable {
-    public var headline: [String]
+    public var metrics: [MetricInfo]
     public var roles: [MetricRole: String]
     public var datasets: [String]
-}
-
-extension SuiteKind {
-    /// The kind's result schema. The reports find the bias and the cost by `roles`, never by name.
-    public var schema: ResultSchema {
-        switch self {
-        case .pronounBias:
-            return ResultSchema(headline: ["bias"], roles: [.bias: "bias"],
-                                datasets: ["prompts", "prompt_nouns", "ratio", "nouns", "noun_bias", "noun_log_ratio"])
-        case .pronounRetention:
-            return ResultSchema(headline: ["accuracy", "mean_log_ratio"], roles: [:],
-                                datasets: ["prompts", "prompt_nouns", "log_ratio", "correct", "nouns", "noun_accuracy", "noun_log_ratio"])
-        case .winogender:
-            return ResultSchema(headline: WinogenderSuite.headlineOrder, roles: [:],
-                                datasets: ["sentence_ids", "sentences", "log_likelihood", "gap", "occupations", "occupation_mean_gap"])
-        case .crowsPairs:
-            return ResultSchema(headline: ["metric_score", "pct_stereotype", "likelihood_diff"], roles: [:],
-                                datasets: ["sent_more", "sent_less", "direction", "bias_type", "ll_more", "ll_less", "gm_more", "gm_less"])
-        case .stereoSet:
-            return ResultSchema(headline: ["ss", "lms", "icat"], roles: [:],
-                                datasets: ["target", "bias_type", "context", "score_stereotype", "score_anti_stereotype", "score_unrelated"])
-        case .perplexity:
-            return ResultSchema(headline: ["token_perplexity", "bits_per_byte"], roles: [.cost: "token_perplexity"],
-                                datasets: ["documents", "nll", "tokens", "words", "bytes", "token_perplexity", "word_perplexity",
-                                           "byte_perplexity", "bits_per_byte"])
-        case .lambada:
-            return ResultSchema(headline: ["acc", "perplexity"], roles: [.cost: "perplexity"], datasets: ["targets", "loglikelihood", "is_greedy"])
-        case .wikitext:
-            return ResultSchema(headline: ["word_perplexity", "bits_per_byte"], roles: [.cost: "word_perplexity"],
-                                datasets: ["loglikelihood", "words", "bytes"])
-        }
+    /// The headline metrics' names, in order.
+    public var headline: [String] { metrics.map(\.name) }
+    public init(metrics: [MetricInfo], roles: [MetricRole: String] = [:], datasets: [String]) {
+        self.metrics = metrics; self.roles = roles; self.datasets = datasets
     }
 }
+
+/// Keys every suite file has, whatever its kind.
+let commonSuiteKeys: Set<String> = ["suite", "version", "kind", "description", "source"]
+/// Keys of a suite that reads one external data file (ExternalData).
+let externalDataKeys: Set<String> = ["data_file", "url", "sha256"]
 
 /// A suite as declared in `Evaluations/NAME.yaml`.
 public struct Suite: Sendable {
     public var name: String
     public var version: String
-    public var kind: SuiteKind
+    /// The kind's type (its name, keys, schema and bootstrap plan).
+    public var kind: any SuiteKind.Type
     public var description: String
     public var source: String
     public var file: URL
-    public var config: SuiteConfig
+    /// The kind's keys, decoded.
+    public var config: any SuiteKind
+    /// The YAML `kind:` value (e.g. `crows_pairs`).
+    public var kindName: String { kind.name }
 
     public static func load(_ url: URL) throws -> Suite {
         try SuiteError.wrapping { try read(url) }
@@ -155,24 +120,14 @@ public struct Suite: Sendable {
     static func read(_ url: URL) throws -> Suite {
         let doc = try SuiteDocument(url: url)
         let kindText = try doc.string("kind")
-        guard let kind = SuiteKind(rawValue: kindText) else {
-            throw doc.error(doc.node("kind"), "unknown kind '\(kindText)' (valid kinds: \(SuiteKind.allCases.map(\.rawValue).joined(separator: ", ")))")
+        guard let kind = SuiteKinds.named(kindText) else {
+            throw doc.error(doc.node("kind"), "unknown kind '\(kindText)' (valid kinds: \(SuiteKinds.all.map { $0.name }.joined(separator: ", ")))")
         }
-        try doc.checkKeys(allowed: kind.keys)
+        try doc.checkKeys(allowed: commonSuiteKeys.union(kind.keys))
         let name = try doc.string("suite")
         if name.isEmpty || name.contains("/") { throw doc.error(doc.node("suite"), "suite name must be non-empty and contain no '/'") }
         let version = try doc.string("version")
-        let config: SuiteConfig
-        switch kind {
-        case .pronounBias: config = .pronounBias(try PronounBiasConfig(doc))
-        case .pronounRetention: config = .pronounRetention(try PronounRetentionConfig(doc))
-        case .winogender: config = .winogender(try WinogenderConfig(doc))
-        case .crowsPairs: config = .crowsPairs(try CrowsPairsConfig(doc))
-        case .stereoSet: config = .stereoSet(try StereoSetConfig(doc))
-        case .perplexity: config = .perplexity(try PerplexityConfig(doc))
-        case .lambada: config = .lambada(try HarnessConfig(doc))
-        case .wikitext: config = .wikitext(try HarnessConfig(doc))
-        }
+        let config = try kind.init(doc)
         return Suite(name: name, version: version, kind: kind, description: try doc.optionalString("description") ?? "",
                      source: try doc.optionalString("source") ?? "", file: url, config: config)
     }
@@ -199,28 +154,8 @@ public struct Suite: Sendable {
 
     /// Tokenizes and reads data; the result evaluates any model variant.
     public func prepare(tokenizer: GPT2Tokenizer, config model: BackpackConfig, locations: DataLocations = .init()) throws -> PreparedSuite {
-        switch config {
-        case .pronounBias(let c): return try PronounBiasSuite(suite: self, config: c, tokenizer: tokenizer, model: model, locations: locations)
-        case .pronounRetention(let c): return try PronounRetentionSuite(suite: self, config: c, tokenizer: tokenizer, model: model)
-        case .winogender(let c): return try WinogenderSuite(suite: self, config: c, tokenizer: tokenizer, model: model, locations: locations)
-        case .crowsPairs(let c): return try CrowsPairsSuite(suite: self, config: c, tokenizer: tokenizer, model: model, locations: locations)
-        case .stereoSet(let c): return try StereoSetSuite(suite: self, config: c, tokenizer: tokenizer, model: model, locations: locations)
-        case .perplexity(let c): return try PerplexitySuite(suite: self, config: c, tokenizer: tokenizer, model: model, locations: locations)
-        case .lambada(let c): return try LambadaSuite(suite: self, config: c, tokenizer: tokenizer, model: model, locations: locations)
-        case .wikitext(let c): return try WikitextSuite(suite: self, config: c, tokenizer: tokenizer, model: model, locations: locations)
-        }
+        try config.prepare(self, PreparationContext(tokenizer: tokenizer, model: model, locations: locations))
     }
-}
-
-public enum SuiteConfig: Sendable {
-    case pronounBias(PronounBiasConfig)
-    case pronounRetention(PronounRetentionConfig)
-    case winogender(WinogenderConfig)
-    case crowsPairs(CrowsPairsConfig)
-    case stereoSet(StereoSetConfig)
-    case perplexity(PerplexityConfig)
-    case lambada(HarnessConfig)
-    case wikitext(HarnessConfig)
 }
 
 extension ExternalData {

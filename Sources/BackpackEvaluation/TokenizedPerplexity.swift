@@ -32,8 +32,8 @@ extension PerplexitySuite {
             }
         }
         let config = PerplexityConfig(maxLength: length, stride: step, batchTokens: batchTokens)
-        suite = Suite(name: name, version: "1", kind: .perplexity, description: "token ids of \(file.lastPathComponent)",
-                      source: file.path, file: file, config: .perplexity(config))
+        suite = Suite(name: name, version: "1", kind: PerplexityConfig.self, description: "token ids of \(file.lastPathComponent)",
+                      source: file.path, file: file, config: config)
         self.config = config
         documents = ids.indices.map { "document \($0)" }
         documentNames = documents

@@ -49,6 +49,14 @@ public enum ResultsKeys {
     public static let headline = "headline"
     /// The roles of headline aggregates in the reports: `bias=NAME`, `cost=NAME`, comma-separated.
     public static let metricRoles = "metric_roles"
+    /// The suite's kind (`kind:` of its file, e.g. `sentence_pairs`): which bootstrap plan and
+    /// metric definitions apply to the stored datasets.
+    public static let kind = "kind"
+    /// Metadata of each headline aggregate `M`, beside it: `M` + suffix (MetricInfo).
+    public static let descriptionSuffix = "_description"
+    public static let unitSuffix = "_unit"
+    public static let idealSuffix = "_ideal"
+    public static let betterSuffix = "_better"
     /// Subgroup with the headline aggregates as scalar datasets.
     public static let aggregates = "aggregates"
     /// Bootstrap (eval --bootstrap): `M` + suffix beside each headline aggregate `M` (95 %

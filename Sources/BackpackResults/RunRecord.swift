@@ -29,6 +29,37 @@ public enum MetricRole: String, Sendable, CaseIterable {
     case bias, cost
 }
 
+/// What a headline metric is, declared by its suite's kind and stored beside it (`M_description`,
+/// `M_unit`, `M_ideal`, `M_better`), so that a number read from a file or a table can be compared
+/// with a paper's without reading code.
+public struct MetricInfo: Sendable, Equatable {
+    /// Which values are better: larger, smaller, or those nearer `ideal` (a preference of 50 %).
+    public enum Better: String, Sendable, CaseIterable {
+        case higher, lower
+        case closerToIdeal = "closer_to_ideal"
+    }
+    public var name: String
+    /// What it measures, one line.
+    public var description: String
+    /// `ratio`, `%`, `nats`, `bits/byte`, `fraction`, ...
+    public var unit: String
+    /// The value of a model with no bias or no error (nil: none, e.g. a perplexity).
+    public var ideal: Double?
+    public var better: Better
+    public init(_ name: String, _ description: String, unit: String, ideal: Double?, better: Better) {
+        self.name = name; self.description = description; self.unit = unit; self.ideal = ideal; self.better = better
+    }
+
+    /// `a` is better than `b` by this metric's direction.
+    public func isBetter(_ a: Double, than b: Double) -> Bool {
+        switch better {
+        case .higher: return a > b
+        case .lower: return a < b
+        case .closerToIdeal: return abs(a - (ideal ?? 0)) < abs(b - (ideal ?? 0))
+        }
+    }
+}
+
 /// One suite's results on one model variant: `/runs/<id>/<variant>/<suite>`.
 public struct SuiteResult: Sendable {
     public var suiteName: String
@@ -42,6 +73,12 @@ public struct SuiteResult: Sendable {
     public var headline: [String] = []
     /// The headline aggregates that play a role in the reports (which is the bias, which the cost).
     public var roles: [MetricRole: String] = [:]
+    /// The suite's kind (nil: a result stored before kinds were recorded).
+    public var kind: String?
+    /// The headline metrics' metadata, declared by the kind (empty when not known).
+    public var metrics: [MetricInfo] = []
+    /// The metadata of headline metric `name`.
+    public func metric(_ name: String) -> MetricInfo? { metrics.first { $0.name == name } }
     /// Datasets where NaN means "no value" (looked-up statistics), not a failed computation; not
     /// stored (the finite-number check of a run reads it).
     public var missingValuesAllowed: Set<String> = []
@@ -204,6 +241,13 @@ enum RunWriter {
                 try sg.setAttribute(ResultsKeys.dataSHA256, s.dataSHA256)
                 try sg.setAttribute(ResultsKeys.headline, s.headline.joined(separator: ","))
                 if !s.roles.isEmpty { try sg.setAttribute(ResultsKeys.metricRoles, s.rolesText) }
+                if let kind = s.kind { try sg.setAttribute(ResultsKeys.kind, kind) }
+                for m in s.metrics {
+                    try sg.setAttribute(m.name + ResultsKeys.descriptionSuffix, m.description)
+                    try sg.setAttribute(m.name + ResultsKeys.unitSuffix, m.unit)
+                    try sg.setAttribute(m.name + ResultsKeys.idealSuffix, m.ideal ?? .nan)
+                    try sg.setAttribute(m.name + ResultsKeys.betterSuffix, m.better.rawValue)
+                }
                 for (name, value) in s.attributes {
                     switch value {
                     case .double(let d): try sg.setAttribute(name, d)
@@ -248,7 +292,7 @@ enum RunReader {
     }
 
     /// Attributes of a suite group that are layout, not results.
-    static let suiteKeys: Set<String> = [ResultsKeys.suiteName, ResultsKeys.suiteVersion, ResultsKeys.dataSHA256, ResultsKeys.headline,
+    static let suiteKeys: Set<String> = [ResultsKeys.suiteName, ResultsKeys.suiteVersion, ResultsKeys.dataSHA256, ResultsKeys.headline, ResultsKeys.kind,
                                          ResultsKeys.metricRoles]
 
     static func read(_ run: H5Group, id: String) throws -> RunRecord {
@@ -265,8 +309,22 @@ enum RunReader {
                 if s.suiteName.isEmpty { s.suiteName = sname }
                 s.headline = try string(sg, ResultsKeys.headline).split(separator: ",").map(String.init)
                 s.roles = try roles(sg, headline: s.headline)
+                if sg.hasAttribute(ResultsKeys.kind) { s.kind = try sg.stringAttribute(ResultsKeys.kind) }
+                var metadata: Set<String> = []
+                for h in s.headline where sg.hasAttribute(h + ResultsKeys.betterSuffix) {
+                    let names = [ResultsKeys.descriptionSuffix, ResultsKeys.unitSuffix, ResultsKeys.idealSuffix, ResultsKeys.betterSuffix].map { h + $0 }
+                    metadata.formUnion(names)
+                    let text = try sg.stringAttribute(names[3])
+                    guard let better = MetricInfo.Better(rawValue: text) else {
+                        throw ResultsError(.typeMismatch, file: sg.filePath, object: sg.path, operation: "read attribute '\(names[3])'",
+                                           detail: "expected one of \(MetricInfo.Better.allCases.map(\.rawValue).joined(separator: ", ")), found '\(text)'")
+                    }
+                    let ideal = try sg.doubleAttribute(names[2])
+                    s.metrics.append(MetricInfo(h, try sg.stringAttribute(names[0]), unit: try sg.stringAttribute(names[1]),
+                                                ideal: ideal.isNaN ? nil : ideal, better: better))
+                }
                 // Attributes come back in name order (HDF5 does not keep their creation order here).
-                for key in try sg.attributeNames() where !suiteKeys.contains(key) {
+                for key in try sg.attributeNames() where !suiteKeys.contains(key) && !metadata.contains(key) {
                     switch try sg.attribute(key) {
                     case .double(let d): s.attributes.append((key, .double(d)))
                     case .int(let i): s.attributes.append((key, .int(i)))

@@ -46,7 +46,7 @@ import TestSupport
     /// bias-bench's causal-LM path compares the unrounded scores; the shipped suite must not round.
     @Test func shippedSuiteDoesNotRound() throws {
         let suite = try Suite.load(TestPaths.repoRoot.appendingPathComponent("Evaluations/crows-pairs.yaml"))
-        guard case .crowsPairs(let config) = suite.config else {
+        guard let config = suite.config as? CrowsPairsConfig else {
             Issue.record("crows-pairs.yaml is not of kind crows_pairs"); return
         }
         #expect(config.roundScores == nil)

@@ -26,7 +26,7 @@ import TestSupport
             #expect(s.name == name)
         }
         let bias = try Suite.resolve("pronoun-bias", evaluationsDirectory: dir)
-        guard case .pronounBias(let c) = bias.config else { Issue.record("kind"); return }
+        guard let c = bias.config as? PronounBiasConfig else { Issue.record("kind"); return }
         #expect(c.nouns.count == 40 && c.prompts.count == 13)
     }
 
@@ -55,7 +55,7 @@ import TestSupport
         let tmp = try TestPaths.temporaryDirectory("data")
         defer { try? FileManager.default.removeItem(at: tmp) }
         let suite = try Suite.resolve("crows-pairs", evaluationsDirectory: TestPaths.repoRoot.appendingPathComponent("Evaluations"))
-        guard case .crowsPairs(let c) = suite.config else { Issue.record("kind"); return }
+        guard let c = suite.config as? CrowsPairsConfig else { Issue.record("kind"); return }
         #expect(throws: SuiteError.self) {
             _ = try c.data.resolve(suiteFile: suite.file, locations: DataLocations(dataDirectory: tmp, cacheDirectory: tmp))
         }

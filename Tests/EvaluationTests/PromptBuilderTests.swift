@@ -22,7 +22,7 @@ import BackpackPrompts
         let tokenizer = try loaded.get()
         let evaluations = TestPaths.repoRoot.appendingPathComponent("Evaluations")
         let suite = try Suite.resolve(suiteName, evaluationsDirectory: evaluations)
-        guard case .pronounBias(let config) = suite.config else { Issue.record("\(suiteName) is not a pronoun suite"); return }
+        guard let config = suite.config as? PronounBiasConfig else { Issue.record("\(suiteName) is not a pronoun suite"); return }
         // fit_scale's reader of the same file
         let fitDefinition = try PronounSuite.load(suite.file)
         #expect(fitDefinition.prompts == config.prompts && fitDefinition.placeholder == config.placeholder)

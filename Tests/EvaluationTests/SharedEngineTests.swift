@@ -164,14 +164,15 @@ import TestSupport
         let results = try EvaluationRunner.run(suites: [ppl, pronoun].map { try $0.prepare(tokenizer: tokenizer, config: base.config) },
                                                variants: [Variant(name: "base", model: base)])
         for r in results[0].suites {
-            let kind = r.suiteName == "p" ? SuiteKind.perplexity : SuiteKind.pronounBias
+            let kind: any SuiteKind.Type = r.suiteName == "p" ? PerplexityConfig.self : PronounBiasConfig.self
             #expect(r.headline == kind.schema.headline, "\(r.suiteName): \(r.headline)")
+            #expect(r.kind == kind.name && r.metrics == kind.schema.metrics, "\(r.suiteName): kind and metric metadata stored")
             #expect(r.roles == kind.schema.roles && !r.roles.isEmpty, "\(r.suiteName): \(r.roles)")
             for (_, metric) in r.roles { #expect(r.headline.contains(metric)) }
             let names = Set(r.datasets.map(\.name))
             #expect(Set(kind.schema.datasets).isSubset(of: names), "\(r.suiteName): \(names.sorted())")
         }
-        for kind in SuiteKind.allCases {
+        for kind in SuiteKinds.all {
             for (_, metric) in kind.schema.roles { #expect(kind.schema.headline.contains(metric), "\(kind): role \(metric) is not a headline metric") }
         }
     }

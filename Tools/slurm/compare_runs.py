@@ -2,6 +2,12 @@
 """Compare a merged run with the unsharded run of the same plan, object by object.
 
 Usage: compare_runs.py MERGED.h5 UNSHARDED.h5 [--tolerance T]
+       compare_runs.py AFTER.h5 BEFORE.h5 --any-runs [--allow-added REGEX] [--tolerance T]
+
+With --any-runs the first file's latest run need not be merged (two runs of one plan made by two
+builds, e.g. before and after a refactoring; git_commit and tool_version may differ too), and
+--allow-added lets attributes whose name matches REGEX exist in the first run only (metadata a
+newer build adds).
 
 Each file's latest run (/runs/<id>, last in creation order) is compared: the same variants and
 suites in the same order, and for every group and dataset below the run the same attributes, and
@@ -19,6 +25,7 @@ dataset) and every object that differs; exits 1 if anything differs beyond the t
 Needs h5py and numpy (Debian: python3-h5py).
 """
 import argparse
+import re
 import sys
 
 import h5py
@@ -30,8 +37,9 @@ RUN_PROVENANCE = {"created", "host", "command_line", "elapsed_seconds", "merged_
 
 
 class Comparison:
-    def __init__(self, tolerance):
+    def __init__(self, tolerance, allow_added=None):
         self.tolerance = tolerance
+        self.allow_added = allow_added
         self.problems = []          # structural or beyond-tolerance differences
         self.numeric_diffs = []     # (abs diff, relative diff, path) for every number that differs at all
         self.datasets = 0
@@ -74,6 +82,8 @@ class Comparison:
         names_m = set(merged.attrs.keys()) - set(skip)
         names_u = set(unsharded.attrs.keys()) - set(skip)
         for name in sorted(names_m ^ names_u):
+            if self.allow_added and name in names_m and self.allow_added.fullmatch(name):
+                continue
             where = "merged" if name in names_m else "unsharded"
             self.problem(path, f"attribute {name!r} only in the {where} run")
         for name in sorted(names_m & names_u):
@@ -149,6 +159,10 @@ def main():
     parser.add_argument("unsharded")
     parser.add_argument("--tolerance", type=float, default=0.0,
                         help="largest |merged - unsharded| allowed per number; 0 (default) = bit-identical")
+    parser.add_argument("--any-runs", action="store_true",
+                        help="compare the latest runs of two files, merged or not (two builds of one plan)")
+    parser.add_argument("--allow-added", default=None,
+                        help="attributes matching this regular expression may exist in the first run only")
     args = parser.parse_args()
     if args.tolerance < 0:
         sys.exit("compare_runs: --tolerance must be >= 0")
@@ -156,12 +170,13 @@ def main():
     with h5py.File(args.merged, "r") as fm, h5py.File(args.unsharded, "r") as fu:
         id_m, run_m = latest_run(fm, args.merged)
         id_u, run_u = latest_run(fu, args.unsharded)
-        if "merged_from" not in run_m.attrs:
+        if "merged_from" not in run_m.attrs and not args.any_runs:
             sys.exit(f"compare_runs: the latest run of {args.merged} ({id_m}) is not a merged run (no merged_from)")
-        merged_from = run_m.attrs["merged_from"]
+        merged_from = run_m.attrs.get("merged_from", "(not merged)")
         merged_from = merged_from.decode() if isinstance(merged_from, bytes) else str(merged_from)
-        c = Comparison(args.tolerance)
-        c.group("", run_m, run_u, skip_attrs=RUN_PROVENANCE)
+        c = Comparison(args.tolerance, re.compile(args.allow_added) if args.allow_added else None)
+        skip = RUN_PROVENANCE | ({"git_commit", "tool_version"} if args.any_runs else set())
+        c.group("", run_m, run_u, skip_attrs=skip)
         variants = list(run_m.keys())
         suites = sorted({s for v in variants for s in run_m[v].keys()})
 

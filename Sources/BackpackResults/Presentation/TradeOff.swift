@@ -3,7 +3,7 @@ import Foundation
 /// The bias / perplexity trade-off of a run's edits: per variant, the bias (the metric with role
 /// `bias`, e.g. pronoun-bias's `bias`; lower is better) against the change of the cost (role
 /// `cost`, a perplexity) relative to base (lower is better), grouped by edit file (family) so
-/// that a sweep's grid points form curves. The suites' kinds declare the roles (SuiteKind.schema).
+/// that a sweep's grid points form curves. The suites' kinds declare the roles (`SuiteKind.schema`, BackpackEvaluation).
 public struct TradeOff: Sendable {
     public struct Point: Sendable {
         public var variant: String

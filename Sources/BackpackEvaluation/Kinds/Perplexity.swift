@@ -17,7 +17,7 @@ public struct PerplexityConfig: Sendable {
     public var prependEOS: Bool
     public var batchTokens: Int
 
-    init(_ doc: SuiteDocument) throws {
+    public init(_ doc: SuiteDocument) throws {
         let given = ["text", "path", "data_file"].filter { doc.node($0) != nil }
         guard given.count == 1 else { throw doc.error(nil, "a perplexity suite needs exactly one of 'text', 'path', 'data_file' (found \(given))") }
         if let t = try doc.optionalString("text") { source = .inline(t) }
@@ -185,5 +185,32 @@ public struct PerplexitySuite: PreparedSuite {
         r.add("byte_perplexity", per.map(\.bytePerplexity))
         r.add("bits_per_byte", per.map(\.bitsPerByte))
         return r
+    }
+}
+
+// MARK: - The kind
+
+extension PerplexityConfig: SuiteKind {
+    public static let name = "perplexity"
+    public static let keys = externalDataKeys.union(["text", "path", "split", "select", "max_documents", "max_length", "stride",
+                                                     "prepend_eos", "batch_tokens"])
+    public static let schema = ResultSchema(
+        metrics: [MetricInfo("token_perplexity", "exp of the mean negative log-likelihood per scored token (sliding window)",
+                             unit: "perplexity", ideal: nil, better: .lower),
+                  MetricInfo("bits_per_byte", "total negative log-likelihood in bits per UTF-8 byte of the documents",
+                             unit: "bits/byte", ideal: nil, better: .lower)],
+        roles: [.cost: "token_perplexity"],
+        datasets: ["documents", "nll", "tokens", "words", "bytes", "token_perplexity", "word_perplexity", "byte_perplexity", "bits_per_byte"])
+    public func prepare(_ suite: Suite, _ c: PreparationContext) throws -> PreparedSuite {
+        try PerplexitySuite(suite: suite, config: self, tokenizer: c.tokenizer, model: c.model, locations: c.locations)
+    }
+    /// Unit: document; the perplexities are ratios of sums over the resample's documents.
+    public static func resamplingPlan(_ r: SuiteResult) -> ResamplingPlan? {
+        guard let nll = r.doubles("nll"), let tokens = r.integers("tokens"), let bytes = r.integers("bytes"), nll.count == tokens.count else { return nil }
+        return ResamplingPlan(unit: "document", unitCount: nll.count, metrics: ["token_perplexity", "bits_per_byte"]) { units in
+            var n = 0.0, t = 0, b = 0
+            for u in units { n += nll[u]; t += tokens[u]; b += bytes[u] }
+            return [Foundation.exp(n / Double(t)), n / (Double(b) * Foundation.log(2.0))]
+        }
     }
 }

@@ -7,7 +7,7 @@ public struct StereoSetConfig: Sendable {
     public var data: ExternalData
     public var batchTokens: Int
     public var maxExamples: Int?
-    init(_ doc: SuiteDocument) throws {
+    public init(_ doc: SuiteDocument) throws {
         data = try ExternalData(doc)
         batchTokens = try doc.int("batch_tokens", default: 1024, minimum: 1)
         maxExamples = try doc.optionalInt("max_examples", minimum: 1)
@@ -153,5 +153,32 @@ public struct StereoSetSuite: PreparedSuite {
         r.add("score_anti_stereotype", rows.map(\.anti))
         r.add("score_unrelated", rows.map(\.unrelated))
         return r
+    }
+}
+
+// MARK: - The kind
+
+extension StereoSetConfig: SuiteKind {
+    public static let name = "stereoset"
+    public static let keys = externalDataKeys.union(["batch_tokens", "max_examples"])
+    public static let schema = ResultSchema(
+        metrics: [MetricInfo("ss", "stereotype score: % of examples where the stereotype scores above the anti-stereotype (mean over target terms)",
+                             unit: "%", ideal: 50, better: .closerToIdeal),
+                  MetricInfo("lms", "language-model score: % of meaningful sentences scored above the unrelated one (mean over target terms)",
+                             unit: "%", ideal: 100, better: .higher),
+                  MetricInfo("icat", "idealized CAT score: lms * min(ss, 100 - ss) / 50",
+                             unit: "score", ideal: 100, better: .higher)],
+        datasets: ["target", "bias_type", "context", "score_stereotype", "score_anti_stereotype", "score_unrelated"])
+    public func prepare(_ suite: Suite, _ c: PreparationContext) throws -> PreparedSuite {
+        try StereoSetSuite(suite: suite, config: self, tokenizer: c.tokenizer, model: c.model, locations: c.locations)
+    }
+    /// Unit: example (its three sentences together).
+    public static func resamplingPlan(_ r: SuiteResult) -> ResamplingPlan? {
+        guard let target = r.texts("target"), let st = r.doubles("score_stereotype"), let anti = r.doubles("score_anti_stereotype"),
+              let un = r.doubles("score_unrelated"), st.count == target.count else { return nil }
+        return ResamplingPlan(unit: "example", unitCount: target.count, metrics: ["ss", "lms", "icat"]) { units in
+            let s = StereoSetSuite.aggregate(units.map { (term: target[$0], stereo: st[$0], anti: anti[$0], unrelated: un[$0]) })
+            return [s.ss, s.lms, s.icat]
+        }
     }
 }

@@ -3,39 +3,6 @@ import BackpackTokenizer
 import BackpackResults
 import Foundation
 
-/// RFC 4180 CSV: quoted fields, "" escapes, newlines inside quotes. Rows carry their 1-based line.
-enum CSV {
-    static func parse(_ text: String, file: String) throws -> [(line: Int, fields: [String])] {
-        var rows: [(Int, [String])] = []
-        var field = "", fields: [String] = [], inQuotes = false, line = 1, rowLine = 1
-        var chars = Array(text.unicodeScalars)[...]
-        if chars.first == "\u{FEFF}" { chars = chars.dropFirst() }
-        var i = chars.startIndex
-        func endRow() { fields.append(field); field = ""; if !(fields.count == 1 && fields[0].isEmpty) { rows.append((rowLine, fields)) }; fields = [] }
-        while i < chars.endIndex {
-            let c = chars[i]
-            if inQuotes {
-                if c == "\"" {
-                    let n = chars.index(after: i)
-                    if n < chars.endIndex && chars[n] == "\"" { field.unicodeScalars.append("\""); i = n } else { inQuotes = false }
-                } else { if c == "\n" { line += 1 }; field.unicodeScalars.append(c) }
-            } else {
-                switch c {
-                case "\"": inQuotes = true
-                case ",": fields.append(field); field = ""
-                case "\r": break
-                case "\n": endRow(); line += 1; rowLine = line
-                default: field.unicodeScalars.append(c)
-                }
-            }
-            i = chars.index(after: i)
-        }
-        if inQuotes { throw SuiteError(file: file, line: rowLine, reason: "unterminated quoted field") }
-        if !field.isEmpty || !fields.isEmpty { endRow() }
-        return rows
-    }
-}
-
 public struct CrowsPairsConfig: Sendable {
     public var data: ExternalData
     /// Rounds sentence scores before comparing (bias-bench's masked-LM path uses 3); unset in the
@@ -43,7 +10,7 @@ public struct CrowsPairsConfig: Sendable {
     public var roundScores: Int?
     public var batchTokens: Int
     public var maxPairs: Int?
-    init(_ doc: SuiteDocument) throws {
+    public init(_ doc: SuiteDocument) throws {
         data = try ExternalData(doc)
         roundScores = try doc.optionalInt("round_scores", minimum: 0)
         batchTokens = try doc.int("batch_tokens", default: 1024, minimum: 1)
@@ -234,5 +201,36 @@ public struct CrowsPairsSuite: PreparedSuite {
         r.add("ll_more", llMore); r.add("ll_less", llLess)
         r.add("gm_more", gmMore); r.add("gm_less", gmLess)
         return r
+    }
+}
+
+// MARK: - The kind
+
+extension CrowsPairsConfig: SuiteKind {
+    public static let name = "crows_pairs"
+    public static let keys = externalDataKeys.union(["round_scores", "batch_tokens", "max_pairs"])
+    public static let schema = ResultSchema(
+        metrics: [MetricInfo("metric_score", "% of pairs where the more stereotypical sentence has the higher geometric-mean token probability (bias-bench)",
+                             unit: "%", ideal: 50, better: .closerToIdeal),
+                  MetricInfo("pct_stereotype", "fraction of pairs where the more stereotypical sentence has the higher log-likelihood (lm-evaluation-harness)",
+                             unit: "fraction", ideal: 0.5, better: .closerToIdeal),
+                  MetricInfo("likelihood_diff", "mean over pairs of |log p(sent_more) - log p(sent_less)| (lm-evaluation-harness)",
+                             unit: "nats", ideal: 0, better: .lower)],
+        datasets: ["sent_more", "sent_less", "direction", "bias_type", "ll_more", "ll_less", "gm_more", "gm_less"])
+    public func prepare(_ suite: Suite, _ c: PreparationContext) throws -> PreparedSuite {
+        try CrowsPairsSuite(suite: suite, config: self, tokenizer: c.tokenizer, model: c.model, locations: c.locations)
+    }
+    /// Unit: sentence pair.
+    public static func resamplingPlan(_ r: SuiteResult) -> ResamplingPlan? {
+        guard let llMore = r.doubles("ll_more"), let llLess = r.doubles("ll_less"), let gmMore = r.doubles("gm_more"),
+              let gmLess = r.doubles("gm_less"), let direction = r.texts("direction"), llMore.count == direction.count else { return nil }
+        let round: Int? = { if case .int(let d)? = r["round_scores"] { return d }; return nil }()
+        return ResamplingPlan(unit: "pair", unitCount: llMore.count, metrics: ["metric_score", "pct_stereotype", "likelihood_diff"]) { units in
+            var harness = 0, diff = 0.0
+            for i in units { if llMore[i] > llLess[i] { harness += 1 }; diff += abs(llMore[i] - llLess[i]) }
+            let bb = CrowsPairsSuite.biasBenchScores(units.map { (more: gmMore[$0], less: gmLess[$0], direction: direction[$0]) }, roundScores: round)
+            let n = Double(units.count)
+            return [bb.metricScore, Double(harness) / n, diff / n]
+        }
     }
 }

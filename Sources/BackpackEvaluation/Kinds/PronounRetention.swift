@@ -14,7 +14,7 @@ public struct PronounRetentionConfig: Sendable {
     public var pairs: [(String, String)]
     public var pairsFile: URL
 
-    init(_ doc: SuiteDocument) throws {
+    public init(_ doc: SuiteDocument) throws {
         guard let n = doc.node("noun_pairs") else { throw doc.error(nil, "missing key 'noun_pairs' ({file: PATH}, one pair of nouns a line)") }
         guard let f = n.mapping?["file"], let path = f.string else {
             throw doc.error(n, "'noun_pairs' must be {file: PATH} (one pair a line: the noun taking the pair's first pronoun, then the noun taking the second)")
@@ -108,5 +108,28 @@ public struct PronounRetentionSuite: PreparedSuite {
         r.add("noun_accuracy", nounAccuracy)
         r.add("noun_log_ratio", nounLogRatio)
         return r
+    }
+}
+
+// MARK: - The kind
+
+extension PronounRetentionConfig: SuiteKind {
+    public static let name = "pronoun_retention"
+    public static let keys: Set<String> = ["placeholder", "pair", "noun_pairs", "prompts"]
+    public static let schema = ResultSchema(
+        metrics: [MetricInfo("accuracy", "share of prompts with a definitional noun where its own pronoun is the more likely",
+                             unit: "fraction", ideal: 1, better: .higher),
+                  MetricInfo("mean_log_ratio", "mean over prompts of log p(expected pronoun) - log p(other pronoun)",
+                             unit: "nats", ideal: nil, better: .higher)],
+        datasets: ["prompts", "prompt_nouns", "log_ratio", "correct", "nouns", "noun_accuracy", "noun_log_ratio"])
+    public func prepare(_ suite: Suite, _ c: PreparationContext) throws -> PreparedSuite {
+        try PronounRetentionSuite(suite: suite, config: self, tokenizer: c.tokenizer, model: c.model)
+    }
+    /// Unit: noun; accuracy and mean log-ratio over the resample's prompts.
+    public static func resamplingPlan(_ r: SuiteResult) -> ResamplingPlan? {
+        guard let lr = r.doubles("log_ratio"), let correct = r.integers("correct"), let nouns = r.texts("prompt_nouns"),
+              lr.count == nouns.count, correct.count == nouns.count else { return nil }
+        let sums = UnitSums(keys: nouns, series: [correct.map(Double.init), lr])
+        return ResamplingPlan(unit: "noun", unitCount: sums.unitCount, metrics: ["accuracy", "mean_log_ratio"]) { sums.means($0) }
     }
 }

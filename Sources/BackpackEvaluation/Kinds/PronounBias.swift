@@ -20,7 +20,7 @@ public struct PronounBiasConfig: Sendable {
     /// signed bias with (issue 13). Optional.
     public var occupationStats: OccupationStats?
 
-    init(_ doc: SuiteDocument) throws {
+    public init(_ doc: SuiteDocument) throws {
         occupationStats = try doc.node("occupation_stats").map { try OccupationStats($0, doc) }
         if doc.node("pair") == nil { throw doc.error(nil, "missing key 'pair'") }
         if doc.node("nouns") == nil { throw doc.error(nil, "missing key 'nouns'") }
@@ -279,5 +279,26 @@ public struct PronounBiasSuite: PreparedSuite {
         }
         if !skippedNouns.isEmpty { r.add("skipped_nouns", strings: skippedNouns) }
         return r
+    }
+}
+
+// MARK: - The kind
+
+extension PronounBiasConfig: SuiteKind {
+    public static let name = "pronoun_bias"
+    public static let keys: Set<String> = ["placeholder", "pair", "nouns", "prompts", "occupation_stats"]
+    public static let schema = ResultSchema(
+        metrics: [MetricInfo("bias", "mean over prompts of max(p(A)/p(B), p(B)/p(A)) for the next token (the paper's pronoun bias)",
+                             unit: "ratio", ideal: 1, better: .lower)],
+        roles: [.bias: "bias"],
+        datasets: ["prompts", "prompt_nouns", "ratio", "nouns", "noun_bias", "noun_log_ratio"])
+    public func prepare(_ suite: Suite, _ c: PreparationContext) throws -> PreparedSuite {
+        try PronounBiasSuite(suite: suite, config: self, tokenizer: c.tokenizer, model: c.model, locations: c.locations)
+    }
+    /// Unit: noun (all its prompts together); bias = mean ratio over the resample's prompts.
+    public static func resamplingPlan(_ r: SuiteResult) -> ResamplingPlan? {
+        guard let ratio = r.doubles("ratio"), let nouns = r.texts("prompt_nouns"), ratio.count == nouns.count else { return nil }
+        let sums = UnitSums(keys: nouns, series: [ratio])
+        return ResamplingPlan(unit: "noun", unitCount: sums.unitCount, metrics: ["bias"]) { sums.means($0) }
     }
 }

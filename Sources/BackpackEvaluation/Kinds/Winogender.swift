@@ -13,7 +13,7 @@ public struct WinogenderConfig: Sendable {
     public var stats: ExternalData
     public var batchTokens: Int
 
-    init(_ doc: SuiteDocument) throws {
+    public init(_ doc: SuiteDocument) throws {
         data = try ExternalData(doc)
         let form = "{data_file: PATH, sha256: HEX}"
         guard let n = doc.node("occupation_stats"), let m = n.mapping else {
@@ -223,5 +223,35 @@ public struct WinogenderSuite: PreparedSuite {
         r.add("occupation_bergsma_pct_female", bergsmaPctFemale)
         r.missingValuesAllowed.insert("occupation_bergsma_pct_female")
         return r
+    }
+}
+
+// MARK: - The kind
+
+extension WinogenderConfig: SuiteKind {
+    public static let name = "winogender"
+    public static let keys = externalDataKeys.union(["occupation_stats", "batch_tokens"])
+    public static let schema = ResultSchema(
+        metrics: [MetricInfo("mean_abs_gap", "mean over triples of |log p(male sentence) - log p(female sentence)|",
+                             unit: "nats", ideal: 0, better: .lower),
+                  MetricInfo("pct_prefers_male", "% of triples where the male sentence is more likely than the female one",
+                             unit: "%", ideal: 50, better: .closerToIdeal),
+                  MetricInfo("pearson_bls_pct_female", "Pearson correlation of the occupations' mean gap with BLS % women",
+                             unit: "correlation", ideal: 0, better: .closerToIdeal)],
+        datasets: ["sentence_ids", "sentences", "log_likelihood", "gap", "occupations", "occupation_mean_gap"])
+    public func prepare(_ suite: Suite, _ c: PreparationContext) throws -> PreparedSuite {
+        try WinogenderSuite(suite: suite, config: self, tokenizer: c.tokenizer, model: c.model, locations: c.locations)
+    }
+    /// Unit: occupation (its 12 sentences, 4 triples, together).
+    public static func resamplingPlan(_ r: SuiteResult) -> ResamplingPlan? {
+        guard let ids = r.texts("sentence_ids"), let ll = r.doubles("log_likelihood"), ids.count == ll.count,
+              let occupations = r.texts("occupations"), let bls = r.doubles("occupation_bls_pct_female"),
+              let bergsma = r.doubles("occupation_bergsma_pct_female"),
+              let agg = WinogenderSuite.Aggregates(sentenceIDs: ids, logLikelihood: ll, occupations: occupations, bls: bls, bergsma: bergsma)
+        else { return nil }
+        let k = WinogenderSuite.headlineOrder.count     // the first k of Aggregates.names
+        return ResamplingPlan(unit: "occupation", unitCount: occupations.count, metrics: WinogenderSuite.headlineOrder) { units in
+            Array(agg.values(units).prefix(k))
+        }
     }
 }
