@@ -20,7 +20,7 @@ struct Attribute: ParsableCommand {
     @OptionGroup var options: ModelOptions
     @Option(help: "The text; the contrast is for the next token after it.") var text: String
     @Option(help: "The contrast pair A,B, e.g. he,she.") var pair = "he,she"
-    @Option(name: .long, help: "Edit file (YAML), shown beside the base model; a sweep file gives one column per grid point, FILE.yaml[axis=value,...] that point alone. Repeatable.")
+    @Option(name: .long, help: "Edit file (YAML), shown beside the base model. Edits become variants, they do not compose: each is applied alone to the base model, a sweep file gives one column per grid point, FILE.yaml[axis=value,...] that point alone. Repeatable.")
     var edit: [String] = []
     @Option(help: "The noun: its positions' share against the context words' (a single-token word, leading space added).") var noun: String?
     @Option(help: "How many of the largest contributions to list.") var top = 10

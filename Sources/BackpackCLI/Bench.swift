@@ -27,7 +27,7 @@ struct Bench: ParsableCommand {
     @Option(help: "Write JSON lines (meta, measurements, peak_rss) to this file (atomically).") var jsonl: String?
     @Flag(help: "Time the demo's evaluation (pronoun-bias + demo-heldout-perplexity) with the first three --edit files vs the base alone.")
     var demoWorkload = false
-    @Option(name: .long, help: "With --demo-workload: make demo's edit files, each its own variant (a sweep file one per grid point); repeatable.")
+    @Option(name: .long, help: "With --demo-workload: make demo's edit files. Edits become variants, they do not compose: each is applied alone to the base model, a sweep file as one variant per grid point. Repeatable.")
     var edit: [String] = []
     @Flag(help: "Time the pronoun suites and fit_scale (needs a tokenizer).") var evaluation = false
     @Flag(help: "Time the contextualization of the pronoun-bias prompts with shared prefixes against every row.") var prompts = false

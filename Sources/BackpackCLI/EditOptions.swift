@@ -6,7 +6,7 @@ import Foundation
 
 /// `--edit FILE.yaml` (repeatable): edit files applied in order to the loaded model.
 struct EditOptions: ParsableArguments {
-    @Option(name: .customLong("edit"), help: "An edit file (schema backpack-edit/1), or one point of a sweep file as eval names it: 'FILE.yaml[scale=0.4]'; repeatable, applied in order.")
+    @Option(name: .customLong("edit"), help: "An edit file (schema backpack-edit/1), or one point of a sweep file as eval names it: 'FILE.yaml[scale=0.4]'. Repeatable; the edits compose: applied in order to one model.")
     var edits: [String] = []
 
     func files() throws -> [EditFile] { try edits.map { try EditFile.load(argument: $0) } }

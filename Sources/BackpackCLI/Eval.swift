@@ -9,17 +9,20 @@ struct Eval: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Evaluate the base model and each edit on one or more suites; results go to an HDF5 file.",
         discussion: """
-            Suites are Evaluations/NAME.yaml (or a path to a suite file). Each --edit is one variant applied
-            alone to the base model; an edit file with sweeps ({sweep: [...]} in place of a value) is one
-            variant per grid point, named FILE[axis=value,...]. Several runs accumulate in one results file (/runs/<id>/<variant>/<suite>).
+            Suites are Evaluations/NAME.yaml (or a path to a suite file; `backpack list suites` shows them). \
+            Edits become variants, they do not compose: each --edit is one variant applied alone to the base model, \
+            and an edit file with sweeps ({sweep: [...]} in place of a value) is one variant per grid point, named \
+            FILE[axis=value,...]. Several runs accumulate in one results file (/runs/<id>/<variant>/<suite>).
             """)
 
     @OptionGroup var options: ModelOptions
     @Option(name: .long, help: "Suite name (Evaluations/NAME.yaml) or YAML file; repeatable.") var suite: [String] = []
-    @Option(name: .long, help: "Edit file (YAML); each is evaluated as its own variant, a sweep file as one per grid point, FILE.yaml[axis=value,...] as that point alone. Repeatable.") var edit: [String] = []
-    @Option(name: .long, help: "Results file (.h5); created or appended to.") var out: String
+    @Option(name: .long, help: "Edit file (YAML). Edits become variants, they do not compose: each is evaluated alone against the base model, a sweep file as one variant per grid point, FILE.yaml[axis=value,...] as that point alone. Repeatable.") var edit: [String] = []
+    @Option(name: .long, help: "Results file (.h5); created or appended to.") var out: String = "backpack-results.h5"
     @Option(name: .long, help: "Directory with the data sets (default: the repository's Data/, then the fetch cache ~/.cache/backpack-edit).") var dataDir: String?
-    @Option(name: .long, help: "Run id (default: UTC time plus random hex).") var runID: String?
+    @Option(name: .customLong("run"), help: "Run id (default: UTC time plus random hex).") var runName: String?
+    /// The first spelling of --run, kept for scripts.
+    @Option(name: .customLong("run-id"), help: .hidden) var runID: String?
     @Flag(name: .long, help: "Print the results as JSON on stdout instead of a table.") var json = false
     @Flag(name: .long, help: "Store NaN or infinite results instead of stopping with an error that says where they are.") var allowNonfinite = false
     /// Fault injection for the resume tests: SIGKILL this process right after the N-th stored result.
@@ -34,6 +37,7 @@ struct Eval: ParsableCommand {
 
     func validate() throws {
         if suite.isEmpty { throw ValidationError("give at least one --suite") }
+        if runName != nil && runID != nil { throw ValidationError("give the run id once, with --run (--run-id is its old spelling)") }
         if bootstrap < 0 { throw ValidationError("--bootstrap: expected a number of resamples >= 0 (0 = off), got \(bootstrap)") }
         if !(lockTimeout >= 0) { throw ValidationError("--lock-timeout: expected seconds >= 0, got \(lockTimeout)") }
         if let shard { do { _ = try RunShard(parsing: shard) } catch { throw ValidationError("\(error)") } }
@@ -43,7 +47,7 @@ struct Eval: ParsableCommand {
         let t0 = Date()
         let dir = try options.directory()
         var runOptions = EvaluationRun.Options()
-        runOptions.runID = runID
+        runOptions.runID = runName ?? runID
         runOptions.resume = resume
         runOptions.shard = try shard.map { try RunShard(parsing: $0) }
         runOptions.allowNonfinite = allowNonfinite

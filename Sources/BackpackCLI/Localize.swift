@@ -29,12 +29,7 @@ struct Localize: ParsableCommand {
         let pairWords = pair.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }
         guard pairWords.count == 2 else { throw ValidationError("--pair: expected two words such as he,she") }
         let a = try singleToken(tokenizer, pairWords[0], space: true), b = try singleToken(tokenizer, pairWords[1], space: true)
-        var list: [String]
-        if FileManager.default.fileExists(atPath: words) {
-            list = try WordListFile.read(URL(fileURLWithPath: words), place: nil).map(\.word)
-        } else {
-            list = words.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
-        }
+        let list = try readWords(words)
         var ids: [Int] = [], names: [String] = [], skipped: [String] = []
         for w in list {
             let t = tokenizer.wordTokens(w)

@@ -18,12 +18,15 @@ struct Merge: ParsableCommand {
 
     @Argument(help: "The shards' results files (.h5), in any order.") var shards: [String] = []
     @Option(name: .long, help: "Results file (.h5) to append the merged run to; created if missing. Not one of the inputs.") var out: String
-    @Option(name: .long, help: "The shards' run id, when an input holds more than one sharded run; the merged run gets it too.") var runID: String?
+    @Option(name: .customLong("run"), help: "The shards' run id, when an input holds more than one sharded run; the merged run gets it too.") var runName: String?
+    /// The first spelling of --run, kept for scripts.
+    @Option(name: .customLong("run-id"), help: .hidden) var runID: String?
     @Flag(name: .long, help: "Merge even if shards are missing or unfinished: the run lists what is missing and stays \"running\", so that `backpack eval --resume` (without --shard) computes the rest.") var allowIncomplete = false
     @Option(name: .long, help: "Seconds to wait for another backpack process writing the same results file.") var lockTimeout: Double = ResultsFile.defaultLockTimeout
 
     func validate() throws {
         if shards.isEmpty { throw ValidationError("give the shards' results files") }
+        if runName != nil && runID != nil { throw ValidationError("give the run id once, with --run (--run-id is its old spelling)") }
         if !(lockTimeout >= 0) { throw ValidationError("--lock-timeout: expected seconds >= 0, got \(lockTimeout)") }
     }
 
@@ -37,7 +40,7 @@ struct Merge: ParsableCommand {
             throw ShardError(description: "\(url.path): no such file")
         }
         let commandLine = Toolkit.commandLine()
-        let outcome = try ShardMerge.merge(inputs, to: outURL, runID: runID, commandLine: commandLine,
+        let outcome = try ShardMerge.merge(inputs, to: outURL, runID: runName ?? runID, commandLine: commandLine,
                                            allowIncomplete: allowIncomplete, lockTimeout: lockTimeout)
         // The paired tests against base need base and the variant, which may come from different
         // shards: made here, from the merged results, as an unsharded eval makes them.

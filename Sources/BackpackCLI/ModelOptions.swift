@@ -4,6 +4,7 @@ import BackpackModel
 import BackpackModelFolder
 import BackpackTokenizer
 import BackpackWorkflows
+import BackpackYAML
 import Foundation
 
 /// Options every model-reading command shares.
@@ -46,6 +47,15 @@ struct ModelOptions: ParsableArguments {
         if let tokenizer { return try GPT2Tokenizer.load(path: URL(fileURLWithPath: tokenizer)) }
         return try Toolkit.tokenizer(for: try directory ?? self.directory())
     }
+}
+
+/// The words of a --words value: a word list file (one per line, '#' comments) when one exists at
+/// that path, else comma-separated words.
+func readWords(_ text: String) throws -> [String] {
+    if FileManager.default.fileExists(atPath: text) {
+        return try WordListFile.read(URL(fileURLWithPath: text), place: nil).map(\.word)
+    }
+    return text.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
 }
 
 /// Reads "1,2,3" into ids.

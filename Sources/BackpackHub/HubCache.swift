@@ -171,6 +171,33 @@ public struct HubCache: Sendable {
         return commit.isEmpty ? nil : commit
     }
 
+    /// A model repository in the cache: its named revisions (refs/), each with the commit it names
+    /// and whether that snapshot holds what the toolkit needs (`missingModelFiles`).
+    public struct CachedModel: Sendable {
+        public let repoID: String
+        public let revisions: [(name: String, commit: String, complete: Bool)]
+    }
+
+    /// The model repositories in the cache, by id. Never touches the network.
+    public func cachedModels() -> [CachedModel] {
+        let fm = FileManager.default
+        let prefix = "models--"   // folderName(_:) without the id
+        let folders = ((try? fm.contentsOfDirectory(atPath: root.path)) ?? []).filter { $0.hasPrefix(prefix) }.sorted()
+        return folders.map { folder in
+            let repoID = String(folder.dropFirst(prefix.count)).replacingOccurrences(of: "--", with: "/")
+            let refs = root.appendingPathComponent(folder).appendingPathComponent("refs")
+            let names = ((try? fm.subpathsOfDirectory(atPath: refs.path)) ?? []).filter { name in
+                var isDir: ObjCBool = false
+                return fm.fileExists(atPath: refs.appendingPathComponent(name).path, isDirectory: &isDir) && !isDir.boolValue
+            }.sorted()
+            let revisions = names.compactMap { name -> (name: String, commit: String, complete: Bool)? in
+                guard let ref = try? HubReference(repoID: repoID, revision: name), let commit = commit(for: ref) else { return nil }
+                return (name, commit, Self.missingModelFiles(in: snapshot(repoID, commit: commit)).isEmpty)
+            }
+            return CachedModel(repoID: repoID, revisions: revisions)
+        }
+    }
+
     /// The snapshot folder of a cached model, with every file the toolkit needs present (links
     /// into blobs/ that resolve). Never touches the network. Throws a `.notCached` error listing
     /// what is missing and how to get it.

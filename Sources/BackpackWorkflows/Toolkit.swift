@@ -28,9 +28,6 @@ public enum Toolkit {
     /// The checkout that holds Evaluations/ (its Edits/ and Data/ are beside it).
     public static func checkout() -> URL? { evaluationsDirectory()?.deletingLastPathComponent() }
 
-    /// The checkout's Data/ folder, where shipped data sets are looked up after --data-dir.
-    public static func repositoryData() -> URL? { checkout()?.appendingPathComponent("Data") }
-
     /// The commit of the checkout the executable was built in, or "unknown".
     public static func gitCommit() -> String {
         let exe = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
