@@ -28,8 +28,14 @@ public struct ResamplingPlan: Sendable {
     /// Headline aggregate names, in the order `statistic` returns them.
     public var metrics: [String]
     public var statistic: @Sendable ([Int]) -> [Double]
-    public init(unit: String, unitCount: Int, metrics: [String], statistic: @escaping @Sendable ([Int]) -> [Double]) {
-        self.unit = unit; self.unitCount = unitCount; self.metrics = metrics; self.statistic = statistic
+    /// The headline metrics that are a mean over the units' items, or a monotone function of one
+    /// whose denominator is the same for every variant (a perplexity): per unit, the sum of its
+    /// items' values. The paired test of such a metric is a sign-flip permutation test of the
+    /// per-unit differences (Bootstrap.signFlipP); the others keep the paired bootstrap.
+    public var unitSums: [String: [Double]]
+    public init(unit: String, unitCount: Int, metrics: [String], unitSums: [String: [Double]] = [:],
+                statistic: @escaping @Sendable ([Int]) -> [Double]) {
+        self.unit = unit; self.unitCount = unitCount; self.metrics = metrics; self.unitSums = unitSums; self.statistic = statistic
     }
 }
 
@@ -99,42 +105,146 @@ public enum Bootstrap {
         return BootstrapSettings(resamples: b, seed: UInt64(truncatingIfNeeded: seed))
     }
 
-    /// The paired test of `variant` against `base` (one suite): the same resamples (the settings
-    /// stored with their intervals, which must agree) applied to both; per headline aggregate
-    /// `M_diff_ci_low`, `M_diff_ci_high`, `M_diff_p`. Empty when either has no intervals or the
-    /// two have different units.
     /// Relative size below which a paired difference counts as a tie (float32 resolution).
     public static let tieTolerance = 1e-6
+    /// Resamples of a Monte Carlo test (sign flips, or the paired bootstrap of a metric that is not
+    /// a mean over units): at least this many, so that a p-value can be as small as 1e-4 and
+    /// survive a correction over a run's variants.
+    public static let testResamples = 10_000
+    /// Sign-flip tests enumerate all 2^n sign vectors when there are at most this many.
+    public static let exactLimit = 100_000
 
-    public static func pairedDifferences(base: SuiteResult, variant: SuiteResult) -> [(name: String, value: Double)] {
+    /// Which test made a p-value (stored as `M_test`).
+    public enum Test: String, Sendable {
+        case signFlipExact = "sign_flip_exact"
+        case signFlipMonteCarlo = "sign_flip_monte_carlo"
+        case pairedBootstrap = "paired_bootstrap"
+    }
+
+    /// Two-sided sign-flip permutation test of "the mean per-unit difference is 0": T = Σ_u d_u
+    /// against T* = Σ_u ε_u d_u, ε_u = ±1 equally likely, independent. Exact (all 2^n vectors, the
+    /// share with |T*| >= |T|) when 2^n <= `exactLimit`; otherwise `resamples` random vectors from
+    /// `seed`, p = (1 + #{|T*| >= |T|}) / (resamples + 1). |T*| >= |T| is judged with a margin of
+    /// 1e-12 Σ|d_u|, so that sums of the same terms in another order count as equal.
+    public static func signFlipP(_ d: [Double], resamples: Int = testResamples, seed: UInt64) -> (p: Double, test: Test, count: Int) {
+        let n = d.count
+        let observed = abs(d.reduce(0, +)), margin = 1e-12 * d.reduce(0) { $0 + abs($1) }
+        if n <= 16 && (1 << n) <= exactLimit {
+            var hits = 0
+            for mask in 0..<(1 << n) {
+                var t = 0.0
+                for u in 0..<n { t += mask & (1 << u) != 0 ? -d[u] : d[u] }
+                if abs(t) >= observed - margin { hits += 1 }
+            }
+            return (Double(hits) / Double(1 << n), .signFlipExact, 1 << n)
+        }
+        var g = Generator(state: seed ^ 0x5851_F42D_4C95_7F2D ^ (UInt64(n) &* 0xD1B5_4A32_D192_ED03))
+        var hits = 0
+        for _ in 0..<resamples {
+            var t = 0.0, bits = 0 as UInt64, left = 0
+            for u in 0..<n {
+                if left == 0 { bits = g.next(); left = 64 }
+                t += bits & 1 == 1 ? -d[u] : d[u]
+                bits >>= 1; left -= 1
+            }
+            if abs(t) >= observed - margin { hits += 1 }
+        }
+        return (Double(hits + 1) / Double(resamples + 1), .signFlipMonteCarlo, resamples)
+    }
+
+    /// The paired test of `variant` against `base` (one suite), from the resamples their intervals
+    /// were made with (the settings stored with them, which must agree): per headline aggregate
+    /// `M_diff_ci_low`, `M_diff_ci_high` (percentile interval of M(variant) - M(base) over the
+    /// same bootstrap draws), `M_diff_p` and `M_test` (which test made it): a sign-flip test of the
+    /// per-unit differences for a metric that is a mean over units (`ResamplingPlan.unitSums`),
+    /// else the paired bootstrap with at least `testResamples` draws. Empty when either has no
+    /// intervals or the two have different units.
+    public static func pairedDifferences(base: SuiteResult, variant: SuiteResult) -> [(name: String, value: ResultScalar)] {
         guard let stored = settings(of: variant), settings(of: base) == stored,
               let bp = ResamplingPlan.make(base), let vp = ResamplingPlan.make(variant),
               bp.unitCount == vp.unitCount, bp.metrics == vp.metrics, bp.unit == vp.unit, bp.unitCount > 0 else { return [] }
-        let draws = resamples(n: bp.unitCount, count: stored.resamples, seed: stored.seed)
+        // The first `stored.resamples` draws are the intervals'; a bootstrap test draws on to `testResamples`.
+        let needsMore = vp.metrics.contains { vp.unitSums[$0] == nil || bp.unitSums[$0] == nil }
+        let testCount = needsMore ? max(testResamples, stored.resamples) : stored.resamples
+        let draws = resamples(n: bp.unitCount, count: testCount, seed: stored.seed)
         let sb = draws.map(bp.statistic), sv = draws.map(vp.statistic)
-        var out: [(name: String, value: Double)] = []
+        var out: [(name: String, value: ResultScalar)] = []
         for (m, name) in vp.metrics.enumerated() {
             // Differences below the resolution of float32 logits (1e-6 of the statistic's size) are
             // ties, not evidence: the same variant computed in another grouping (a resumed run, a
             // shard) moves a statistic by ~1e-8 relative, which must not turn p = 1 into p = 0.002.
-            let scale = sb.reduce(0.0) { max($0, abs($1[m])) }
+            let scale = sb.prefix(stored.resamples).reduce(0.0) { max($0, abs($1[m])) }
             let d = zip(sv, sb).map { abs($0[m] - $1[m]) <= Self.tieTolerance * scale ? 0 : $0[m] - $1[m] }
-            let ci = interval(d)
-            out += [(name + ResultsKeys.diffCILowSuffix, ci.low), (name + ResultsKeys.diffCIHighSuffix, ci.high),
-                    (name + ResultsKeys.diffPSuffix, pValue(d))]
+            let ci = interval(Array(d.prefix(stored.resamples)))
+            out += [(name + ResultsKeys.diffCILowSuffix, .double(ci.low)), (name + ResultsKeys.diffCIHighSuffix, .double(ci.high))]
+            if let ub = bp.unitSums[name], let uv = vp.unitSums[name], ub.count == uv.count {
+                let du = zip(uv, ub).map { v, b in abs(v - b) <= Self.tieTolerance * max(abs(v), abs(b)) ? 0 : v - b }
+                let t = signFlipP(du, seed: stored.seed)
+                out += [(name + ResultsKeys.diffPSuffix, .double(t.p)), (name + ResultsKeys.testSuffix, .string(t.test.rawValue)),
+                        (name + ResultsKeys.testResamplesSuffix, .int(t.count))]
+            } else {
+                out += [(name + ResultsKeys.diffPSuffix, .double(pValue(d))), (name + ResultsKeys.testSuffix, .string(Test.pairedBootstrap.rawValue)),
+                        (name + ResultsKeys.testResamplesSuffix, .int(d.count))]
+            }
         }
         return out
     }
 
-    /// Every variant other than `base` paired with base, suite by suite (the suites both have).
-    public static func pairedDifferences(_ variants: [VariantResults]) -> [(variant: String, suite: String, attributes: [(name: String, value: Double)])] {
+    /// Holm's step-down adjusted p-values (statsmodels' `multipletests(method="holm")`): with the
+    /// m p-values sorted ascending, adj_(i) = max_{j<=i} min(1, (m - j + 1) p_(j)). NaN p-values
+    /// are left out of the family and stay NaN.
+    public static func holm(_ p: [Double]) -> [Double] {
+        let idx = p.indices.filter { !p[$0].isNaN }.sorted { p[$0] < p[$1] }
+        var out = [Double](repeating: .nan, count: p.count), running = 0.0
+        for (rank, i) in idx.enumerated() {
+            running = max(running, min(1, Double(idx.count - rank) * p[i]))
+            out[i] = running
+        }
+        return out
+    }
+
+    /// Benjamini-Hochberg q-values (statsmodels' `multipletests(method="fdr_bh")`): with the m
+    /// p-values sorted ascending, q_(i) = min_{j>=i} min(1, m / j p_(j)). NaN p-values are left out.
+    public static func benjaminiHochberg(_ p: [Double]) -> [Double] {
+        let idx = p.indices.filter { !p[$0].isNaN }.sorted { p[$0] < p[$1] }
+        var out = [Double](repeating: .nan, count: p.count), running = 1.0
+        for rank in idx.indices.reversed() {
+            let i = idx[rank]
+            running = min(running, min(1, Double(idx.count) / Double(rank + 1) * p[i]))
+            out[i] = running
+        }
+        return out
+    }
+
+    /// Every variant other than `base` paired with base, suite by suite (the suites both have);
+    /// then, per (suite, metric), the family of the run's edited variants' p-values corrected:
+    /// `M_diff_p_holm` and `M_diff_q`.
+    public static func pairedDifferences(_ variants: [VariantResults]) -> [(variant: String, suite: String, attributes: [(name: String, value: ResultScalar)])] {
         guard let base = variants.first(where: { $0.variant == "base" }) else { return [] }
-        var out: [(variant: String, suite: String, attributes: [(name: String, value: Double)])] = []
+        var out: [(variant: String, suite: String, attributes: [(name: String, value: ResultScalar)])] = []
         for v in variants where v.variant != "base" {
             for s in v.suites {
                 guard let b = base.suites.first(where: { $0.suiteName == s.suiteName }) else { continue }
                 let d = pairedDifferences(base: b, variant: s)
                 if !d.isEmpty { out.append((v.variant, s.suiteName, d)) }
+            }
+        }
+        // Families: the p-values of one (suite, metric) across the variants.
+        var families: [String: [(row: Int, p: Double)]] = [:], order: [String] = []
+        for (row, entry) in out.enumerated() {
+            for a in entry.attributes where a.name.hasSuffix(ResultsKeys.diffPSuffix) {
+                let key = entry.suite + "\u{0}" + a.name
+                if families[key] == nil { order.append(key) }
+                families[key, default: []].append((row, a.value.doubleValue ?? .nan))
+            }
+        }
+        for key in order {
+            let family = families[key]!, metricP = String(key.split(separator: "\u{0}", maxSplits: 1)[1])
+            let metric = String(metricP.dropLast(ResultsKeys.diffPSuffix.count))
+            let holm = holm(family.map(\.p)), bh = benjaminiHochberg(family.map(\.p))
+            for (k, member) in family.enumerated() {
+                out[member.row].attributes += [(metric + ResultsKeys.diffPHolmSuffix, .double(holm[k])),
+                                               (metric + ResultsKeys.diffQSuffix, .double(bh[k]))]
             }
         }
         return out
@@ -149,7 +259,13 @@ public enum Bootstrap {
         try ResultsFile.update(url, runID: id, lockTimeout: lockTimeout) { run in
             for p in pairs {
                 let g = try run.group(p.variant).group(p.suite)
-                for a in p.attributes { try g.setAttribute(a.name, a.value) }
+                for a in p.attributes {
+                    switch a.value {
+                    case .double(let d): try g.setAttribute(a.name, d)
+                    case .int(let i): try g.setAttribute(a.name, i)
+                    case .string(let t): try g.setAttribute(a.name, t)
+                    }
+                }
             }
         }
     }

@@ -68,6 +68,14 @@ public enum ResultsKeys {
     public static let diffCILowSuffix = "_diff_ci_low"
     public static let diffCIHighSuffix = "_diff_ci_high"
     public static let diffPSuffix = "_diff_p"
+    /// The family-wise corrections of `M_diff_p` over the run's edited variants, per (suite,
+    /// metric): Holm's adjusted p and the Benjamini-Hochberg q; and which test made `M_diff_p`
+    /// (`sign_flip_exact`, `sign_flip_monte_carlo` or `paired_bootstrap`), with the number of
+    /// resamples or sign vectors it used (`M_test_resamples`).
+    public static let diffPHolmSuffix = "_diff_p_holm"
+    public static let diffQSuffix = "_diff_q"
+    public static let testSuffix = "_test"
+    public static let testResamplesSuffix = "_test_resamples"
     public static let ciUnit = "ci_unit"
     public static let ciResamples = "ci_resamples"
     public static let ciSeed = "ci_seed"

@@ -116,7 +116,13 @@ extension ResultsFile {
             if let annotate {
                 for a in annotate(try RunReader.read(run, id: id).variants) {
                     let g = try run.group(a.variant).group(a.suite)
-                    for (name, value) in a.attributes { try g.setAttribute(name, value) }
+                    for (name, value) in a.attributes {
+                        switch value {
+                        case .double(let d): try g.setAttribute(name, d)
+                        case .int(let i): try g.setAttribute(name, i)
+                        case .string(let t): try g.setAttribute(name, t)
+                        }
+                    }
                 }
             }
             if let elapsedSeconds {
@@ -138,4 +144,4 @@ extension ResultsFile {
 }
 
 /// Attributes a finishing run adds from all of its results: (variant, suite, attributes).
-public typealias RunAnnotation = ([VariantResults]) -> [(variant: String, suite: String, attributes: [(name: String, value: Double)])]
+public typealias RunAnnotation = ([VariantResults]) -> [(variant: String, suite: String, attributes: [(name: String, value: ResultScalar)])]

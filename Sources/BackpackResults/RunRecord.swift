@@ -116,6 +116,7 @@ public struct SuiteResult: Sendable {
     }
     public mutating func set(_ name: String, _ v: Int) { attributes.append((name, .int(v))) }
     public mutating func set(_ name: String, _ v: String) { attributes.append((name, .string(v))) }
+    public mutating func set(_ name: String, _ v: ResultScalar) { attributes.append((name, v)) }
     public mutating func add(_ name: String, _ v: [Double]) { datasets.append((name, .doubles(v))) }
     public mutating func add(_ name: String, ints v: [Int]) { datasets.append((name, .ints(v.map(Int64.init)))) }
     public mutating func add(_ name: String, strings v: [String]) { datasets.append((name, .strings(v))) }

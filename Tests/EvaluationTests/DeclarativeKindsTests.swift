@@ -129,7 +129,8 @@ import TestSupport
             let r2 = try s.prepare(tokenizer: tokenizer, config: model.config).evaluate(model) { _ in }
             guard case .doubles(let l2)? = r2.dataset("log_likelihood_a") else { Issue.record("\(file)"); continue }
             let n = Double(tokenizer.encode("The nurse said she was tired.").count)
-            #expect(abs(l2[0] - (extra.isEmpty ? la[0] : la[0] / n)) <= 1e-9, "\(file)")
+            // Another batch composition: equal up to float32 rounding of the logits.
+            #expect(abs(l2[0] - (extra.isEmpty ? la[0] : la[0] / n)) <= 1e-4, "\(file)")
         }
     }
 
@@ -220,8 +221,9 @@ import TestSupport
         #expect(worst <= Self.logLikelihoodTol, "largest difference \(worst)")
         #expect(pred.map(Int.init) == items.map { $0["pred"] as? Int ?? -1 })
         #expect(predNorm.map(Int.init) == items.map { $0["pred_norm"] as? Int ?? -1 }, "acc_norm divides by characters, as the harness")
-        #expect(r["acc"]?.doubleValue == (golden["acc"] as? NSNumber)?.doubleValue)
-        #expect(r["acc_norm"]?.doubleValue == (golden["acc_norm"] as? NSNumber)?.doubleValue)
+        // The same counts; numpy's mean of 0/1 floats may round the last bit differently.
+        #expect(abs((r["acc"]?.doubleValue ?? .nan) - ((golden["acc"] as? NSNumber)?.doubleValue ?? .nan)) <= 1e-12)
+        #expect(abs((r["acc_norm"]?.doubleValue ?? .nan) - ((golden["acc_norm"] as? NSNumber)?.doubleValue ?? .nan)) <= 1e-12)
         #expect(r["facts.n_items"] == .int(11))
         // The bootstrap's statistic on all items once is the stored value.
         let plan = try #require(ResamplingPlan.make(r))
@@ -267,7 +269,8 @@ import TestSupport
         let results = try EvaluationRunner.run(suites: [try Suite.load(url).prepare(tokenizer: tokenizer, config: model.config)],
                                                variants: [Variant(name: "base", model: model)])
         let r = results[0].suites[0]
-        #expect(r["tokens"]?.doubleValue == 2 && r.kind == "test_token_count" && r.metric("tokens")?.unit == "tokens")
+        #expect(r["tokens"]?.doubleValue == Double(tokenizer.encode("hello world").count), "\(r.attributes)")
+        #expect(r.kind == "test_token_count" && r.metric("tokens")?.unit == "tokens", "\(String(describing: r.kind)) \(r.metrics)")
         // An unknown kind names the file, the line and every registered kind.
         let bad = try Self.write("suite: u\nversion: 1\nkind: nope\n", "u.yaml", in: dir)
         Self.expectError(["u.yaml:3:7", "unknown kind 'nope'", "sentence_pairs", "multiple_choice", "test_token_count"]) { _ = try Suite.load(bad) }

@@ -225,7 +225,13 @@ extension CrowsPairsConfig: SuiteKind {
         guard let llMore = r.doubles("ll_more"), let llLess = r.doubles("ll_less"), let gmMore = r.doubles("gm_more"),
               let gmLess = r.doubles("gm_less"), let direction = r.texts("direction"), llMore.count == direction.count else { return nil }
         let round: Int? = { if case .int(let d)? = r["round_scores"] { return d }; return nil }()
-        return ResamplingPlan(unit: "pair", unitCount: llMore.count, metrics: ["metric_score", "pct_stereotype", "likelihood_diff"]) { units in
+        // Each headline metric is a mean over pairs: a bias-bench win (score(sent_more) >
+        // score(sent_less), ties neither), a harness win, |ll difference|.
+        let sums = ["metric_score": llMore.indices.map { Metrics.rounded(gmMore[$0], digits: round) > Metrics.rounded(gmLess[$0], digits: round) ? 100.0 : 0 },
+                    "pct_stereotype": llMore.indices.map { llMore[$0] > llLess[$0] ? 1.0 : 0 },
+                    "likelihood_diff": llMore.indices.map { abs(llMore[$0] - llLess[$0]) }]
+        return ResamplingPlan(unit: "pair", unitCount: llMore.count, metrics: ["metric_score", "pct_stereotype", "likelihood_diff"],
+                              unitSums: sums) { units in
             var harness = 0, diff = 0.0
             for i in units { if llMore[i] > llLess[i] { harness += 1 }; diff += abs(llMore[i] - llLess[i]) }
             let bb = CrowsPairsSuite.biasBenchScores(units.map { (more: gmMore[$0], less: gmLess[$0], direction: direction[$0]) }, roundScores: round)

@@ -88,7 +88,8 @@ public struct LambadaConfig: SuiteKind {
     /// Unit: document.
     public static func resamplingPlan(_ r: SuiteResult) -> ResamplingPlan? {
         guard let ll = r.doubles("loglikelihood"), let greedy = r.integers("is_greedy"), ll.count == greedy.count else { return nil }
-        return ResamplingPlan(unit: "document", unitCount: ll.count, metrics: ["acc", "perplexity"]) { units in
+        return ResamplingPlan(unit: "document", unitCount: ll.count, metrics: ["acc", "perplexity"],
+                              unitSums: ["acc": greedy.map(Double.init), "perplexity": ll.map { -$0 }]) { units in
             var s = 0.0, g = 0
             for u in units { s += ll[u]; g += greedy[u] }
             return [Double(g) / Double(units.count), Foundation.exp(-s / Double(units.count))]

@@ -224,6 +224,8 @@ extension MultipleChoiceConfig: SuiteKind {
     public static func resamplingPlan(_ r: SuiteResult) -> ResamplingPlan? {
         guard let c = r.integers("correct"), let cn = r.integers("correct_norm"), c.count == cn.count, !c.isEmpty else { return nil }
         let a = c.map(Double.init), b = cn.map(Double.init)
-        return ResamplingPlan(unit: "item", unitCount: c.count, metrics: ["acc", "acc_norm"]) { MultipleChoiceSuite.aggregates(a, b, $0) }
+        return ResamplingPlan(unit: "item", unitCount: c.count, metrics: ["acc", "acc_norm"], unitSums: ["acc": a, "acc_norm": b]) {
+            MultipleChoiceSuite.aggregates(a, b, $0)
+        }
     }
 }

@@ -207,7 +207,9 @@ extension PerplexityConfig: SuiteKind {
     /// Unit: document; the perplexities are ratios of sums over the resample's documents.
     public static func resamplingPlan(_ r: SuiteResult) -> ResamplingPlan? {
         guard let nll = r.doubles("nll"), let tokens = r.integers("tokens"), let bytes = r.integers("bytes"), nll.count == tokens.count else { return nil }
-        return ResamplingPlan(unit: "document", unitCount: nll.count, metrics: ["token_perplexity", "bits_per_byte"]) { units in
+        // Both are monotone in the mean nll, whose denominators (tokens, bytes) no edit changes.
+        return ResamplingPlan(unit: "document", unitCount: nll.count, metrics: ["token_perplexity", "bits_per_byte"],
+                              unitSums: ["token_perplexity": nll, "bits_per_byte": nll]) { units in
             var n = 0.0, t = 0, b = 0
             for u in units { n += nll[u]; t += tokens[u]; b += bytes[u] }
             return [Foundation.exp(n / Double(t)), n / (Double(b) * Foundation.log(2.0))]

@@ -299,6 +299,6 @@ extension PronounBiasConfig: SuiteKind {
     public static func resamplingPlan(_ r: SuiteResult) -> ResamplingPlan? {
         guard let ratio = r.doubles("ratio"), let nouns = r.texts("prompt_nouns"), ratio.count == nouns.count else { return nil }
         let sums = UnitSums(keys: nouns, series: [ratio])
-        return ResamplingPlan(unit: "noun", unitCount: sums.unitCount, metrics: ["bias"]) { sums.means($0) }
+        return ResamplingPlan(unit: "noun", unitCount: sums.unitCount, metrics: ["bias"], unitSums: ["bias": sums.sums[0]]) { sums.means($0) }
     }
 }

@@ -130,6 +130,7 @@ extension PronounRetentionConfig: SuiteKind {
         guard let lr = r.doubles("log_ratio"), let correct = r.integers("correct"), let nouns = r.texts("prompt_nouns"),
               lr.count == nouns.count, correct.count == nouns.count else { return nil }
         let sums = UnitSums(keys: nouns, series: [correct.map(Double.init), lr])
-        return ResamplingPlan(unit: "noun", unitCount: sums.unitCount, metrics: ["accuracy", "mean_log_ratio"]) { sums.means($0) }
+        return ResamplingPlan(unit: "noun", unitCount: sums.unitCount, metrics: ["accuracy", "mean_log_ratio"],
+                              unitSums: ["accuracy": sums.sums[0], "mean_log_ratio": sums.sums[1]]) { sums.means($0) }
     }
 }

@@ -313,7 +313,9 @@ extension SentencePairsConfig: SuiteKind {
         for (i, k) in keys.enumerated() { if members[k] == nil { order.append(k) }; members[k, default: []].append(i) }
         let units = order.map { members[$0]! }
         let name: String = { if case .string(let u)? = r["unit"] { return u }; return "pair" }()
-        return ResamplingPlan(unit: name, unitCount: units.count, metrics: ["pct_prefers_a", "mean_gap"]) { draw in
+        let sums = ["pct_prefers_a": units.map { $0.reduce(0.0) { $0 + (a[$1] > b[$1] ? 100 : 0) } },
+                    "mean_gap": units.map { $0.reduce(0.0) { $0 + a[$1] - b[$1] } }]
+        return ResamplingPlan(unit: name, unitCount: units.count, metrics: ["pct_prefers_a", "mean_gap"], unitSums: sums) { draw in
             SentencePairsSuite.aggregates(a, b, draw.flatMap { units[$0] })
         }
     }

@@ -138,7 +138,9 @@ public struct WikitextConfig: SuiteKind {
     /// Unit: page; ratios of sums over the resample's pages.
     public static func resamplingPlan(_ r: SuiteResult) -> ResamplingPlan? {
         guard let ll = r.doubles("loglikelihood"), let w = r.integers("words"), let b = r.integers("bytes"), ll.count == w.count else { return nil }
-        return ResamplingPlan(unit: "document", unitCount: ll.count, metrics: ["word_perplexity", "bits_per_byte"]) { units in
+        // Both are monotone in the total log-likelihood; words and bytes are the same in every variant.
+        return ResamplingPlan(unit: "document", unitCount: ll.count, metrics: ["word_perplexity", "bits_per_byte"],
+                              unitSums: ["word_perplexity": ll.map { -$0 }, "bits_per_byte": ll.map { -$0 }]) { units in
             var s = 0.0, nw = 0, nb = 0
             for u in units { s += ll[u]; nw += w[u]; nb += b[u] }
             return [Foundation.exp(-s / Double(nw)), -s / (Double(nb) * Foundation.log(2.0))]

@@ -250,7 +250,10 @@ extension WinogenderConfig: SuiteKind {
               let agg = WinogenderSuite.Aggregates(sentenceIDs: ids, logLikelihood: ll, occupations: occupations, bls: bls, bergsma: bergsma)
         else { return nil }
         let k = WinogenderSuite.headlineOrder.count     // the first k of Aggregates.names
-        return ResamplingPlan(unit: "occupation", unitCount: occupations.count, metrics: WinogenderSuite.headlineOrder) { units in
+        // mean_abs_gap and pct_prefers_male are means over triples; the correlation is not.
+        let absGap = agg.gaps.map { $0.reduce(0) { $0 + abs($1) } }, male = agg.gaps.map { 100 * Double($0.filter { $0 > 0 }.count) }
+        return ResamplingPlan(unit: "occupation", unitCount: occupations.count, metrics: WinogenderSuite.headlineOrder,
+                              unitSums: ["mean_abs_gap": absGap, "pct_prefers_male": male]) { units in
             Array(agg.values(units).prefix(k))
         }
     }
