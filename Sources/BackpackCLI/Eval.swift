@@ -45,7 +45,6 @@ struct Eval: ParsableCommand {
 
     func run() throws {
         let t0 = Date()
-        let dir = try options.directory()
         var runOptions = EvaluationRun.Options()
         runOptions.runID = runName ?? runID
         runOptions.resume = resume
@@ -54,7 +53,7 @@ struct Eval: ParsableCommand {
         runOptions.lockTimeout = lockTimeout
         runOptions.store = !benchNoStore
         runOptions.bootstrap = BootstrapSettings(resamples: bootstrap, seed: bootstrapSeed)
-        let request = EvaluationRequest(model: dir, tokenizer: try options.loadTokenizer(for: dir), suites: suite, edits: edit,
+        let request = EvaluationRequest(model: try options.url(), tokenizer: options.tokenizer, suites: suite, edits: edit,
                                         dataDirectory: dataDir.map { URL(fileURLWithPath: $0) }, out: URL(fileURLWithPath: out),
                                         options: runOptions)
         let outcome = try request.run(startedAt: t0, stored: { n in if n == killAfterStored { kill(getpid(), SIGKILL) } }) { EvalSupport.progress($0) }

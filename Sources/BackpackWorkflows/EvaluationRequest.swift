@@ -9,8 +9,10 @@ import Foundation
 /// variants (EditVariants), evaluated and stored as one run of `out` (EvaluationRun). `reproduce
 /// paper` makes its three runs with it too.
 public struct EvaluationRequest {
-    public var model: ModelDirectory
-    public var tokenizer: GPT2Tokenizer
+    /// The model folder (opened after the output is checked).
+    public var model: URL
+    /// A tokenizer file or folder; nil: the model folder's own (Toolkit.tokenizer).
+    public var tokenizer: String?
     /// Suite names (Evaluations/NAME.yaml) or suite files.
     public var suites: [String]
     /// Edit files; each is its own variant, a sweep file one per grid point.
@@ -22,19 +24,22 @@ public struct EvaluationRequest {
     /// Stored with the run as the command that made it.
     public var commandLine: String
 
-    public init(model: ModelDirectory, tokenizer: GPT2Tokenizer, suites: [String], edits: [String] = [], dataDirectory: URL? = nil,
+    public init(model: URL, tokenizer: String? = nil, suites: [String], edits: [String] = [], dataDirectory: URL? = nil,
                 out: URL, options: EvaluationRun.Options = .init(), commandLine: String = Toolkit.commandLine()) {
         self.model = model; self.tokenizer = tokenizer; self.suites = suites; self.edits = edits
         self.dataDirectory = dataDirectory; self.out = out; self.options = options; self.commandLine = commandLine
     }
 
-    /// Checks the output, prepares every suite and variant (so that a bad suite or edit file fails
-    /// before any model work), then runs. `stored(n)` is called after the n-th stored result.
+    /// Checks the output before any input is read, prepares every suite and variant (so that a
+    /// bad suite or edit file fails before any model work), then runs. `stored(n)` is called after
+    /// the n-th stored result.
     public func run(startedAt: Date = Date(), stored: (Int) -> Void = { _ in },
                     progress: @Sendable (String) -> Void = { _ in }) throws -> EvaluationRun.Outcome {
         if options.store { try ResultsFile.checkOutput(out) }
+        let model = try ModelDirectory(self.model)
         try AtomicOutput.checkNotInput(out, inputs: [model.url])
         let base = try model.load()
+        let tokenizer = try Toolkit.tokenizer(for: model, path: self.tokenizer)
         let evaluations = Toolkit.evaluationsDirectory()
         let locations = DataLocations(dataDirectory: dataDirectory, repositoryData: evaluations?.deletingLastPathComponent().appendingPathComponent("Data"))
         var prepared: [PreparedSuite] = []

@@ -69,12 +69,12 @@ public struct PaperReproduction {
         var table = ""
         try AtomicOutput.directory(out) { dir in
             let results = dir.appendingPathComponent("results.h5")
-            func evaluate(_ model: ModelDirectory, _ suites: [String], edits: [String] = [], dataDirectory: URL? = nil,
+            func evaluate(_ model: URL, _ suites: [String], edits: [String] = [], dataDirectory: URL? = nil,
                           run: String) throws -> [VariantResults] {
                 var options = EvaluationRun.Options()
                 options.runID = run
                 options.bootstrap = BootstrapSettings()   // as `backpack eval` by default
-                let request = EvaluationRequest(model: model, tokenizer: try Toolkit.tokenizer(for: model), suites: suites, edits: edits,
+                let request = EvaluationRequest(model: model, suites: suites, edits: edits,
                                                 dataDirectory: dataDirectory, out: results, options: options)
                 return try request.run(progress: progress).variants
             }
@@ -100,11 +100,11 @@ public struct PaperReproduction {
     }
 
     /// The cached snapshot of `repo`, downloading it first when the cache does not hold it whole.
-    static func model(_ repo: String) throws -> ModelDirectory {
+    static func model(_ repo: String) throws -> URL {
         let ref = try HubReference(parsing: repo)
-        if let cached = try? HubCache().resolveModel(ref) { return try ModelDirectory(cached) }
+        if let cached = try? HubCache().resolveModel(ref) { return cached }
         do {
-            return try ModelDirectory(try HubDownloader(progress: ProgressDisplay()).download(ref).snapshot)
+            return try HubDownloader(progress: ProgressDisplay()).download(ref).snapshot
         } catch let error as DownloadError where ![.diskFull, .notWritable, .checksumMismatch, .badInput].contains(error.kind) {
             throw Unfetched(description: "backpack reproduce paper: could not fetch the model \(repo): \(error.description)")
         }
