@@ -37,9 +37,11 @@ RUN_PROVENANCE = {"created", "host", "command_line", "elapsed_seconds", "merged_
 
 
 class Comparison:
-    def __init__(self, tolerance, allow_added=None):
+    def __init__(self, tolerance, allow_added=None, allow_changed=None):
         self.tolerance = tolerance
         self.allow_added = allow_added
+        self.allow_changed = allow_changed
+        self.changed = []           # attributes allowed to differ that do
         self.problems = []          # structural or beyond-tolerance differences
         self.numeric_diffs = []     # (abs diff, relative diff, path) for every number that differs at all
         self.datasets = 0
@@ -88,6 +90,12 @@ class Comparison:
             self.problem(path, f"attribute {name!r} only in the {where} run")
         for name in sorted(names_m & names_u):
             self.attributes += 1
+            if self.allow_changed and self.allow_changed.fullmatch(name):
+                before = len(self.problems)
+                self.value(f"{path}@{name}", merged.attrs[name], unsharded.attrs[name])
+                self.changed += self.problems[before:]
+                del self.problems[before:]
+                continue
             self.value(f"{path}@{name}", merged.attrs[name], unsharded.attrs[name])
 
     def value(self, path, a, b):
@@ -163,6 +171,8 @@ def main():
                         help="compare the latest runs of two files, merged or not (two builds of one plan)")
     parser.add_argument("--allow-added", default=None,
                         help="attributes matching this regular expression may exist in the first run only")
+    parser.add_argument("--allow-changed", default=None,
+                        help="attributes matching this regular expression may differ (counted and listed, not failed)")
     args = parser.parse_args()
     if args.tolerance < 0:
         sys.exit("compare_runs: --tolerance must be >= 0")
@@ -174,7 +184,8 @@ def main():
             sys.exit(f"compare_runs: the latest run of {args.merged} ({id_m}) is not a merged run (no merged_from)")
         merged_from = run_m.attrs.get("merged_from", "(not merged)")
         merged_from = merged_from.decode() if isinstance(merged_from, bytes) else str(merged_from)
-        c = Comparison(args.tolerance, re.compile(args.allow_added) if args.allow_added else None)
+        c = Comparison(args.tolerance, re.compile(args.allow_added) if args.allow_added else None,
+                       re.compile(args.allow_changed) if args.allow_changed else None)
         skip = RUN_PROVENANCE | ({"git_commit", "tool_version"} if args.any_runs else set())
         c.group("", run_m, run_u, skip_attrs=skip)
         variants = list(run_m.keys())
@@ -194,6 +205,9 @@ def main():
     else:
         print("  max |diff| 0: every number is bit-identical")
     tolerance = "0: bit-identical" if args.tolerance == 0 else f"{args.tolerance:g}"
+    if c.changed:
+        names = sorted({p.split("@")[-1].split(":")[0] for p in c.changed})
+        print(f"  {len(c.changed)} attributes differ that --allow-changed allows: {', '.join(names)}")
     if c.problems:
         print(f"FAILED (tolerance {tolerance}): {len(c.problems)} differences")
         for p in c.problems[:40]:
@@ -201,7 +215,8 @@ def main():
         if len(c.problems) > 40:
             print(f"  ... and {len(c.problems) - 40} more")
         return 1
-    print(f"OK: the merged run equals the unsharded run (tolerance {tolerance})")
+    what = "the two runs are equal" if args.any_runs else "the merged run equals the unsharded run"
+    print(f"OK: {what} (tolerance {tolerance}{', except what --allow-changed allows' if c.changed else ''})")
     return 0
 
 
