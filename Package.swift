@@ -59,8 +59,8 @@ let package = Package(
                                "BackpackYAML", "BackpackPrompts", "BackpackJSON", "CBLAS"],
                 resources: [.copy("HuggingFace")]),
         .target(name: "BackpackEvaluation",
-                dependencies: ["BackpackModel", "BackpackCheckpoint", "BackpackTokenizer", "BackpackPrompts", "BackpackResults", "BackpackYAML",
-                               "BackpackIO", "BackpackJSON"]),
+                dependencies: ["BackpackModel", "BackpackModelFolder", "BackpackCheckpoint", "BackpackTokenizer", "BackpackPrompts", "BackpackResults",
+                               "BackpackYAML", "BackpackIO", "BackpackJSON"]),
         .target(name: "BackpackResults", dependencies: ["CHDF5", "BackpackIO"], exclude: ["LAYOUT.md"]),
         // Hugging Face Hub: the shared model cache and the project's one HTTP download client.
         .target(name: "BackpackHub", dependencies: ["BackpackModelFolder", "BackpackCheckpoint", "BackpackJSON", "BackpackIO"]),

@@ -1,4 +1,5 @@
 import BackpackModel
+import BackpackModelFolder
 import BackpackTokenizer
 import Foundation
 

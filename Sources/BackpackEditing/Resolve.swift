@@ -1,4 +1,5 @@
 import BackpackModel
+import BackpackModelFolder
 import BackpackPrompts
 import BackpackTokenizer
 import Foundation

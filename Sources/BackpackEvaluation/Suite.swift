@@ -1,6 +1,6 @@
-import BackpackCheckpoint
 import BackpackIO
 import BackpackModel
+import BackpackModelFolder
 import BackpackResults
 import BackpackTokenizer
 import Foundation

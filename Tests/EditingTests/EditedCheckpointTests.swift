@@ -1,6 +1,6 @@
-import BackpackCheckpoint
 @testable import BackpackEditing
 import BackpackModel
+import BackpackModelFolder
 import Foundation
 import Testing
 import TestSupport

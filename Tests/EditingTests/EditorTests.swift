@@ -1,5 +1,6 @@
 import BackpackEditing
 import BackpackModel
+import BackpackModelFolder
 import BackpackPrompts
 import BackpackTokenizer
 import Foundation

@@ -1,6 +1,7 @@
 import BackpackCheckpoint
 import BackpackEditing
 import BackpackModel
+import BackpackModelFolder
 import BackpackTokenizer
 import Foundation
 import Testing

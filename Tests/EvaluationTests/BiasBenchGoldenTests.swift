@@ -1,4 +1,3 @@
-import BackpackCheckpoint
 import BackpackModel
 import BackpackTokenizer
 import Foundation

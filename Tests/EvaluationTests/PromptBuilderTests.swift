@@ -1,5 +1,6 @@
 import BackpackEditing
 import BackpackModel
+import BackpackModelFolder
 import BackpackTokenizer
 import Foundation
 import Testing

@@ -1,5 +1,6 @@
 // lm-evaluation-harness's lambada_openai (transcription notes: Harness.swift).
 import BackpackModel
+import BackpackModelFolder
 import BackpackResults
 import BackpackTokenizer
 import Foundation

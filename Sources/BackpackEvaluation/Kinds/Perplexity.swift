@@ -1,6 +1,6 @@
-import BackpackCheckpoint
 import BackpackIO
 import BackpackModel
+import BackpackModelFolder
 import BackpackTokenizer
 import BackpackResults
 import Foundation

@@ -1,5 +1,6 @@
 import BackpackIO
 import BackpackModel
+import BackpackModelFolder
 import BackpackPrompts
 import BackpackTokenizer
 import BackpackResults

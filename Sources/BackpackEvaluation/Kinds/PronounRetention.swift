@@ -1,6 +1,7 @@
 import BackpackIO
 import BackpackPrompts
 import BackpackModel
+import BackpackModelFolder
 import BackpackResults
 import BackpackTokenizer
 import BackpackYAML

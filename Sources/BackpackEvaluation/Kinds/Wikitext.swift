@@ -1,5 +1,6 @@
 // lm-evaluation-harness's wikitext, document level (transcription notes: Harness.swift).
 import BackpackModel
+import BackpackModelFolder
 import BackpackResults
 import BackpackTokenizer
 import Foundation

@@ -1,5 +1,6 @@
 import BackpackIO
 import BackpackModel
+import BackpackModelFolder
 import BackpackResults
 import BackpackTokenizer
 import Foundation
