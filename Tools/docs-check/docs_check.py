@@ -29,6 +29,7 @@ Exit status 0 when everything holds; 1 naming the block (its line in README.md) 
 line that differs; 2 for usage errors. --show prints what each block printed (to update a quote).
 """
 import argparse
+import difflib
 import os
 import re
 import shutil
@@ -134,17 +135,17 @@ def line_matches(quoted, printed):
 
 
 def match(quoted, printed):
-    """None when the quote matches; else (quoted line index or None, printed line index or None),
-    the furthest place where matching failed."""
-    best = [(-1, -1)]
+    """None when the quote matches; else (quoted line index or None, printed line index or None):
+    the furthest quoted line that could not be matched and the printed line most like it among
+    those it was tried against (None: the quote or the output ended first)."""
+    tried = {}
     memo = {}
 
     def go(i, j):
         key = (i, j)
         if key in memo:
             return memo[key]
-        if (i, j) > best[0]:
-            best[0] = (i, j)
+        tried.setdefault(i, set()).add(j)
         if i == len(quoted):
             ok = j == len(printed)
         elif quoted[i].strip() in ELLIPSIS:
@@ -159,8 +160,15 @@ def match(quoted, printed):
     sys.setrecursionlimit(max(10_000, 4 * (len(quoted) + len(printed)) + 1000))
     if go(0, 0):
         return None
-    i, j = best[0]
-    return (i if i < len(quoted) else None, j if j < len(printed) else None)
+    i = max(tried)
+    if i == len(quoted):               # the quote ended, the output did not
+        return (None, min(j for j in tried[i] if j < len(printed)))
+    candidates = sorted(j for j in tried[i] if j < len(printed))
+    if not candidates:
+        return (i, None)
+    target = normalise(quoted[i])
+    best = max(candidates, key=lambda j: (difflib.SequenceMatcher(None, target, normalise(printed[j])).ratio(), -j))
+    return (i, best)
 
 
 def strip_blank_edges(lines):
