@@ -140,30 +140,44 @@ extension LanguageModel {
             BLAS.gemm(transB: true, m: R, n: V, k: d, a: a.baseAddress!, lda: d, b: embedding.pointer, ldb: d,
                       c: P.pointer, ldc: V)
         }
-        // Per sequence, W (rows, R): w[i, r] for the rows the edit reaches; their logits are
-        // base's plus W P, one product per block of rows (P is read once per block: row by row,
-        // an (R, V) matrix of a projection edit, 30 MB at the published size, was read once per
-        // row and the update ran at memory speed).
+        // Per sequence, W (rows, C): w[i, r] for the rows the edit reaches and the C rows of P
+        // whose ids occur in the sequence (a sequence holds a few of the edited words: the update
+        // costs C V per row, not R V); their logits are base's plus W P_C, one product per block of
+        // rows (P_C is read once per block: row by row, a projection edit's P, 30 MB at the
+        // published size, was read once per row and the update ran at memory speed).
         let block = Self.updateRows
         let rows = Buffer(block * V)
         var results: [[T]] = []
         for (s, ids) in context.batch.enumerated() {
             let n = ids.count, alpha = context.perSequence[s].pointer          // (k, n, n)
             let occurrences = ids.enumerated().filter { pairs[$0.element] != nil }
+            // The sequence's columns of P, in P's order (by id, then sense): r -> c.
+            var active = Set<Int>()
+            for (_, id) in occurrences { for pair in pairs[id] ?? [] { active.insert(pair.r) } }
+            let columns: [Int] = active.sorted()
+            let C = columns.count
+            if C == 0 { results.append(scores[s]); continue }
+            var column = [Int](repeating: -1, count: R)
+            for (c, r) in columns.enumerated() { column[r] = c }
+            let Pc: Buffer
+            if C == R { Pc = P } else {
+                Pc = Buffer(C * V)
+                for (c, r) in columns.enumerated() { (Pc.pointer + c * V).update(from: P.pointer + r * V, count: V) }
+            }
             let positions = outputs[s].logitPositions
             var touched: [Int] = []                                          // indices into positions
-            var W: [Float] = []                                              // (touched, R)
-            var w = [Float](repeating: 0, count: R)
+            var W: [Float] = []                                              // (touched, C)
+            var w = [Float](repeating: 0, count: C)
             for (ri, i) in positions.enumerated() {
                 var reached = false
                 for (j, id) in occurrences where j <= i {
                     for (l, r) in pairs[id] ?? [] {
                         let a = alpha[(l * n + i) * n + j]
-                        if a != 0 { w[r] += a; reached = true }
+                        if a != 0 { w[column[r]] += a; reached = true }
                     }
                 }
                 if reached { touched.append(ri); W += w }
-                for r in 0..<R { w[r] = 0 }
+                for c in 0..<C { w[c] = 0 }
             }
             var mine = scores[s]                                             // rows the edit does not reach: base's
             outputs[s].logits.withUnsafeBufferPointer { all in
@@ -171,8 +185,8 @@ extension LanguageModel {
                     for start in stride(from: 0, to: touched.count, by: block) {
                         let m = min(block, touched.count - start)
                         for b in 0..<m { (rows.pointer + b * V).update(from: all.baseAddress! + touched[start + b] * V, count: V) }
-                        BLAS.gemm(m: m, n: V, k: R, a: w.baseAddress! + start * R, lda: R, b: P.pointer, ldb: V,
-                                  beta: 1, c: rows.pointer, ldc: V)               // rows += W P
+                        BLAS.gemm(m: m, n: V, k: C, a: w.baseAddress! + start * C, lda: C, b: Pc.pointer, ldb: V,
+                                  beta: 1, c: rows.pointer, ldc: V)               // rows += W P_C
                         for b in 0..<m {
                             let ri = touched[start + b]
                             mine[ri] = score(s, positions[ri], UnsafeBufferPointer(start: rows.pointer + b * V, count: V))

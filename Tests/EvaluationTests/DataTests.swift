@@ -54,10 +54,21 @@ import TestSupport
     @Test func missingDataIsAClearError() throws {
         let tmp = try TestPaths.temporaryDirectory("data")
         defer { try? FileManager.default.removeItem(at: tmp) }
-        let suite = try Suite.resolve("crows-pairs", evaluationsDirectory: TestPaths.repoRoot.appendingPathComponent("Evaluations"))
+        // The shipped suite file copied outside the checkout: no Data/ beside its folder, nothing
+        // beside it, an empty --data-dir and cache.
+        let shipped = TestPaths.repoRoot.appendingPathComponent("Evaluations/crows-pairs.yaml")
+        let copy = tmp.appendingPathComponent("suites/crows-pairs.yaml")
+        try FileManager.default.createDirectory(at: copy.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try FileManager.default.copyItem(at: shipped, to: copy)
+        let suite = try Suite.load(copy)
         guard let c = suite.config as? CrowsPairsConfig else { Issue.record("kind"); return }
-        #expect(throws: SuiteError.self) {
+        do {
             _ = try c.data.resolve(suiteFile: suite.file, locations: DataLocations(dataDirectory: tmp, cacheDirectory: tmp))
+            Issue.record("found a data file that is nowhere")
+        } catch let e as SuiteError {
+            // Every place looked at is named, the suite's own folder first.
+            #expect(e.reason.contains("data file 'crows_pairs/crows_pairs_anonymized.csv' not found"), "\(e)")
+            #expect(e.reason.contains(copy.deletingLastPathComponent().appendingPathComponent("crows_pairs").path), "\(e)")
         }
     }
 }
