@@ -24,6 +24,7 @@ struct Eval: ParsableCommand {
     /// The first spelling of --run, kept for scripts.
     @Option(name: .customLong("run-id"), help: .hidden) var runID: String?
     @Flag(name: .long, help: "Print the results as JSON on stdout instead of a table.") var json = false
+    @Flag(name: .long, help: "Print the wide table: one column per variant (one row per variant for more than 4), all metrics on one line, often wider than 100 columns.") var wide = false
     @Flag(name: .long, help: "Store NaN or infinite results instead of stopping with an error that says where they are.") var allowNonfinite = false
     /// Fault injection for the resume tests: SIGKILL this process right after the N-th stored result.
     @Option(name: .long, help: .hidden) var killAfterStored: Int?
@@ -64,7 +65,7 @@ struct Eval: ParsableCommand {
             print(try RunJSON.json(runID: id, outcome.variants))
         } else {
             print("run \(id)")
-            print(SummaryTable.render(outcome.variants))
+            print(wide ? SummaryTable.render(outcome.variants) : try ReportTables.terminal(outcome.variants, runID: id))
         }
     }
 }

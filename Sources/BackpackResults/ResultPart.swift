@@ -22,8 +22,11 @@ import Darwin
 // strings (u32 byte count + UTF-8) run id, variant, suite name, suite version, data SHA-256;
 // u32 count + headline names; u32 count + (role, metric) string pairs; u32 count + attributes
 // (name, u8 kind 0 double / 1 int / 2 string, value: u64 IEEE bits / i64 / string); u32 count +
-// datasets (name, u8 kind 0 doubles / 1 ints / 2 strings, u32 count, values). Doubles are
-// stored by their bits, so a part gives back exactly what was computed.
+// datasets (name, u8 kind 0 doubles / 1 ints / 2 strings, u32 count, values); then the suite's
+// kind (string, "" for none) and u32 count + headline metric metadata (name, description, unit,
+// u64 ideal bits (NaN: none), better). Parts written before the kind section end after the
+// datasets and read back without kind and metadata. Doubles are stored by their bits, so a part
+// gives back exactly what was computed.
 
 /// One stored result of an unfinished run.
 public struct ResultPart: Sendable {
@@ -72,7 +75,16 @@ public struct ResultPart: Sendable {
             case .strings(let s): w.u8(2); w.u32(s.count); for x in s { w.string(x) }
             }
         }
-        let payload = w.bytes
+        w.string(result.kind ?? "")
+        w.u32(result.metrics.count)
+        for m in result.metrics {
+            w.string(m.name); w.string(m.description); w.string(m.unit); w.u64((m.ideal ?? .nan).bitPattern); w.string(m.better.rawValue)
+        }
+        return try Self.framed(w.bytes)
+    }
+
+    /// A payload as a part file: header, zlib-compressed payload, CRC-32.
+    static func framed(_ payload: [UInt8]) throws -> [UInt8] {
         var bound = compressBound(uLong(payload.count))
         var packed = [UInt8](repeating: 0, count: Int(bound))
         let rc = packed.withUnsafeMutableBufferPointer { out in
@@ -144,7 +156,17 @@ public struct ResultPart: Sendable {
             default: throw bad("dataset '\(name)': unknown kind \(kind)")
             }
         }
-        guard r.at == raw.count else { throw bad("\(raw.count - r.at) bytes after the last dataset") }
+        if r.at < raw.count {
+            let kind = try r.string()
+            result.kind = kind.isEmpty ? nil : kind
+            for _ in 0..<(try r.count()) {
+                let name = try r.string(), description = try r.string(), unit = try r.string()
+                let ideal = Double(bitPattern: try r.u64()), better = try r.string()
+                guard let b = MetricInfo.Better(rawValue: better) else { throw bad("metric '\(name)': unknown direction '\(better)'") }
+                result.metrics.append(MetricInfo(name, description, unit: unit, ideal: ideal.isNaN ? nil : ideal, better: b))
+            }
+        }
+        guard r.at == raw.count else { throw bad("\(raw.count - r.at) bytes after the last metric") }
         return ResultPart(run: run, variant: variant, result: result)
     }
 }

@@ -31,6 +31,23 @@ import TestSupport
         return lines.joined(separator: "\n")
     }
 
+    /// The suite's kind and its metrics' metadata come back from a part (the fold writes them
+    /// to the HDF5 file), and a part written before they were stored still reads.
+    @Test func keepsKindAndMetricMetadata() throws {
+        var r = Self.result()
+        r.kind = "perplexity"
+        r.metrics = [MetricInfo("token_perplexity", "exp of the mean token loss", unit: "perplexity", ideal: nil, better: .lower),
+                     MetricInfo("bias", "a bias, \"quoted\"", unit: "ratio", ideal: 1, better: .closerToIdeal)]
+        let back = try ResultPart.decode(try ResultPart(run: "r", variant: "base", result: r).encoded(), file: "p.part").result
+        #expect(back.kind == "perplexity" && back.metrics == r.metrics)
+        // Without a kind section (an older part): no kind, no metadata, the rest as stored.
+        var old = ByteWriter()
+        for s in ["r", "base", r.suiteName, r.suiteVersion, r.dataSHA256] { old.string(s) }
+        old.u32(0); old.u32(0); old.u32(1); old.string("x"); old.u8(0); old.u64((2.5).bitPattern); old.u32(0)
+        let legacy = try ResultPart.decode(try ResultPart.framed(old.bytes), file: "old.part").result
+        #expect(legacy.kind == nil && legacy.metrics.isEmpty && legacy["x"] == .double(2.5))
+    }
+
     @Test func roundTripsBitForBit() throws {
         let part = ResultPart(run: "run-1", variant: "sweep[scale=0.5]", result: Self.result())
         let bytes = try part.encoded()

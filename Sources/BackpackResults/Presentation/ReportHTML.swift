@@ -22,9 +22,14 @@ struct ReportData {
     var variants: [VariantData]
     /// Bias against perplexity change, or what the run lacks for it.
     var tradeOff: Result<TradeOff, TradeOff.Missing>
+    /// The run's variants as read, for the per-suite tables.
+    var results: [VariantResults]
+    var significance: Significance
 
-    init(_ r: RunRecord) {
+    init(_ r: RunRecord, significance: Significance = Significance()) {
         runID = r.id
+        results = r.variants
+        self.significance = significance
         tradeOff = TradeOff.make(r.variants)
         let p = r.provenance
         provenance = [("created", p.created), ("model_path", p.modelPath), ("model_sha256", p.modelSHA256),
@@ -73,7 +78,10 @@ public enum ReportHTML {
     }
     static func f(_ x: Double) -> String { x.isFinite ? String(format: "%.4g", x) : "nan" }
 
-    public static func render(_ record: RunRecord) -> String { render(ReportData(record)) }
+    /// The page; a significant Δ is marked by `significance` (`report --correction`, `--alpha`).
+    public static func render(_ record: RunRecord, significance: Significance = Significance()) -> String {
+        render(ReportData(record, significance: significance))
+    }
 
     /// The provenance lines shown above the tables.
     public static func provenance(_ record: RunRecord) -> [(String, String)] { ReportData(record).provenance }
@@ -81,7 +89,7 @@ public enum ReportHTML {
     static func render(_ data: ReportData) -> String {
         var body = "<h1>backpack-edit evaluation report</h1>\n<p>Run <code>\(esc(data.runID))</code></p>\n<table class=prov>"
         for (k, v) in data.provenance { body += "<tr><th>\(esc(k))</th><td><code>\(esc(v))</code></td></tr>" }
-        body += "</table>\n<h2>Before / after</h2>\n" + table(data)
+        body += "</table>\n<h2>Before / after</h2>\n" + suiteTables(data)
         if data.variants.count > 1 {
             body += "<h2 id=\"trade-off\">Bias / perplexity trade-off</h2>\n"
             switch data.tradeOff {
@@ -116,43 +124,65 @@ public enum ReportHTML {
         }
         return """
             <!DOCTYPE html><html><head><meta charset="utf-8"><title>backpack-edit report \(esc(data.runID))</title>
-            <style>body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse;margin:1em 0}
+            <style>body{font-family:system-ui,sans-serif;margin:2em;max-width:1180px}table{border-collapse:collapse;margin:1em 0}
             td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#f4f4f4}.prov td,.prov th{text-align:left}
-            td.l{text-align:left}svg text{font-size:11px}</style></head><body>
+            .prov td code{overflow-wrap:anywhere}td.l{text-align:left}svg text{font-size:11px}
+            .scroll{overflow-x:auto;max-width:100%}.scroll table{margin:0.3em 0 1em}h3{margin:1.2em 0 0.2em}
+            td.sig{font-weight:bold;background:#fff3c4}.meta{color:#555;font-size:90%;margin:0}.legend{font-size:90%}
+            td.l.point{padding-left:1.6em}</style></head><body>
             \(body)
             </body></html>
             """
     }
 
-    /// Headline metrics: one column per variant and deltas vs base, or, for more variants than
-    /// the text table shows as columns (a sweep), one row per variant.
-    static func table(_ data: ReportData) -> String {
-        guard let base = data.variants.first else { return "" }
-        func value(_ v: ReportData.VariantData, _ suite: String, _ metric: String) -> Double? {
-            v.suites.first { $0.name == suite }?.metrics.first { $0.0 == metric }?.1
-        }
-        let metrics = base.suites.flatMap { s in s.metrics.map { (s.name, $0.0, $0.1) } }
-        if data.variants.count > SummaryTable.maxColumns {
-            var h = "<table><tr><th>variant</th>" + metrics.map { "<th>\(esc($0.0)) \(esc($0.1))</th><th>Δ</th>" }.joined() + "</tr>"
-            for v in data.variants {
-                h += "<tr><td class=l>\(esc(v.name))</td>"
-                for (suite, metric, bv) in metrics {
-                    let x = value(v, suite, metric)
-                    h += "<td>\(x.map(f) ?? "-")</td><td>\(x.map { f($0 - bv) } ?? "-")</td>"
+    /// Headline metrics, one table per suite (each in a box that scrolls sideways if it must):
+    /// a row per variant, per metric the value with its 95 % interval, Δ vs base (marked when the
+    /// chosen correction's value is below alpha) and that value.
+    static func suiteTables(_ data: ReportData) -> String {
+        let sig = data.significance
+        let variants = data.results
+        let base = variants.first { $0.variant == "base" }
+        var suites: [String] = []
+        for v in variants { for s in v.suites where !suites.contains(s.suiteName) { suites.append(s.suiteName) } }
+        let pName = sig.correction.valueName
+        var h = ""
+        for suite in suites {
+            let first = variants.compactMap { $0.suite(suite) }.first
+            let metrics = first?.headline.filter { first?[$0]?.doubleValue != nil } ?? []
+            var sub: [String] = []
+            if let k = first?.kind { sub.append("kind \(k)") }
+            if case .string(let u)? = first?[ResultsKeys.ciUnit] { sub.append("bootstrap unit: \(u)") }
+            h += "<h3 id=\"suite-\(esc(suite))\">\(esc(suite))</h3>"
+            if !sub.isEmpty { h += "<p class=meta>\(esc(sub.joined(separator: "; ")))</p>" }
+            for m in metrics {
+                guard let info = first?.metric(m) else { continue }
+                var meta = [info.unit, info.better == .closerToIdeal ? "closer to ideal is better" : "\(info.better.rawValue) is better"]
+                if let ideal = info.ideal { meta.append("ideal \(f(ideal))") }
+                h += "<p class=meta><b>\(esc(m))</b>: \(esc(info.description)) [\(esc(meta.joined(separator: "; ")))]</p>"
+            }
+            h += "<div class=scroll><table class=\"metrics\" data-suite=\"\(esc(suite))\"><tr><th>variant</th>"
+                + metrics.map { "<th>\(esc($0)) [95 % CI]</th><th>Δ</th><th>\(pName)</th>" }.joined() + "</tr>"
+            for v in variants {
+                guard let s = v.suite(suite) else { continue }
+                let point = v.grid?.isSweep == true
+                h += "<tr><td class=\"l\(point ? " point" : "")\">\(esc(v.variant))</td>"
+                for m in metrics {
+                    guard let x = s[m]?.doubleValue else { h += "<td>-</td><td></td><td></td>"; continue }
+                    var cell = String(format: "%.4f", x)
+                    if let ci = s.interval(m) { cell += " [\(f(ci.low)), \(f(ci.high))]" }
+                    h += "<td>\(cell)</td>"
+                    if v.variant != "base", let b = base?.suite(suite)?[m]?.doubleValue {
+                        let significant = sig.isSignificant(s, m)
+                        let d = String(format: "%+.4f", x - b)
+                        h += significant ? "<td class=sig title=\"significant: \(esc(sig.correction.title)) \(pName) &lt; \(Significance.format(sig.alpha))\">\(d) *</td>" : "<td>\(d)</td>"
+                        h += "<td>\(sig.value(s, m).map { String(format: "%.2g", $0) } ?? "")</td>"
+                    } else { h += "<td></td><td></td>" }
                 }
                 h += "</tr>"
             }
-            return h + "</table>"
+            h += "</table></div>\n"
         }
-        var h = "<table><tr><th>suite</th><th>metric</th>" + data.variants.map { "<th>\(esc($0.name))</th>" }.joined()
-            + data.variants.dropFirst().map { "<th>Δ \(esc($0.name))</th>" }.joined() + "</tr>"
-        for (suite, metric, bv) in metrics {
-            h += "<tr><td class=l>\(esc(suite))</td><td class=l>\(esc(metric))</td>"
-            let vals = data.variants.map { value($0, suite, metric) }
-            h += vals.map { "<td>\($0.map(f) ?? "-")</td>" }.joined()
-            h += vals.dropFirst().map { "<td>\($0.map { f($0 - bv) } ?? "-")</td>" }.joined() + "</tr>"
-        }
-        return h + "</table>"
+        return h + "<p class=legend>Δ = variant − base; [low, high]: 95 % bootstrap interval. \(esc(sig.legend)); the raw p, Holm p and BH q are all in <code>backpack report --format csv</code>.</p>\n"
     }
 
     /// Nouns with a known share of women first, from fewest to most women; the rest in file order.
@@ -316,18 +346,15 @@ public enum ReportHTML {
         for p in frontPoints { svg += "<circle cx=\"\(n(px(p.x)))\" cy=\"\(n(py(p.y)))\" r=\"8\" fill=\"none\" stroke=\"#d99a00\" stroke-width=\"2\"/>" }
         let dashes = ["", "6,3", "2,3", "8,3,2,3"]
         var legend = ""
-        // Labels are placed beside their point where they overlap no earlier label (boxes of about
-        // 6.5 px per character); a crowded point keeps its label in the tooltip and the table.
         var placed: [(x: Double, y: Double, w: Double)] = [(px(t.base.x) + 7, py(t.base.y) + 14, 26)]
+        let labels = TradeOffLabels(plot: (left, top, left + plotW, top + plotH))
         func label(_ text: String, at x: Double, _ y: Double, color: String) -> String {
-            let w = 6.5 * Double(text.count)
-            for (dx, dy) in [(6.0, -5.0), (6.0, 12.0), (-6.0 - w, -5.0), (-6.0 - w, 12.0)] {
-                let lx = x + dx, ly = y + dy
-                if placed.contains(where: { lx < $0.x + $0.w && $0.x < lx + w && abs(ly - $0.y) < 11 }) { continue }
-                placed.append((lx, ly, w))
-                return "<text x=\"\(n(lx))\" y=\"\(n(ly))\" fill=\"\(color)\">\(esc(text))</text>"
+            guard let spot = labels.place(text, at: (x, y), avoiding: &placed) else { return "" }
+            var out = ""
+            if let a = spot.leader {
+                out += "<line class=\"leader\" x1=\"\(n(x))\" y1=\"\(n(y))\" x2=\"\(n(a.x))\" y2=\"\(n(a.y))\" stroke=\"\(color)\" stroke-width=\"0.8\" opacity=\"0.7\"/>"
             }
-            return ""
+            return out + "<text x=\"\(n(spot.x))\" y=\"\(n(spot.y))\" fill=\"\(color)\">\(esc(text))</text>"
         }
         for (fi, family) in t.families.enumerated() {
             let color = colors[(fi + 1) % colors.count]
@@ -353,7 +380,7 @@ public enum ReportHTML {
         svg += "<rect x=\"\(n(left + plotW + 15.5))\" y=\"\(n(top + 1.5))\" width=\"9\" height=\"9\" fill=\"#000\"/><text x=\"\(n(left + plotW + 30))\" y=\"\(n(top + 10))\">base</text>"
         let ly = top + 10 + Double(t.families.count + 1) * 18 + 8
         svg += "<circle cx=\"\(n(left + plotW + 20))\" cy=\"\(n(ly - 4))\" r=\"7\" fill=\"none\" stroke=\"#d99a00\" stroke-width=\"2\"/><text x=\"\(n(left + plotW + 30))\" y=\"\(n(ly))\">Pareto frontier</text>"
-        return svg + legend + "</svg>\n<p>Each point is one variant, labelled with its sweep values where there is room (hover for the name and numbers; the table below lists all; lines join the points of a sweep that differ in one axis; dashes tell the axes apart). Grey bars are 95 % bootstrap intervals (eval --bootstrap) of bias and of the perplexity change. Lower and further left is better: the ringed points are the Pareto frontier, where no other variant has both lower bias and a lower perplexity change.</p>\n"
+        return svg + legend + "</svg>\n<p>Each point is one variant, labelled with its sweep values (a thin line leads to a label moved away from a crowd of points; a point left unlabelled for want of room shows its name on hover for the name and numbers; the table below lists all; lines join the points of a sweep that differ in one axis; dashes tell the axes apart). Grey bars are 95 % bootstrap intervals (eval --bootstrap) of bias and of the perplexity change. Lower and further left is better: the ringed points are the Pareto frontier, where no other variant has both lower bias and a lower perplexity change.</p>\n"
     }
 
     /// The curve's numbers: one row per variant, frontier marked.
@@ -364,5 +391,40 @@ public enum ReportHTML {
             h += "<tr><td class=l>\(esc(p.variant))</td><td>\(String(format: "%.4f", p.y))</td><td>\(String(format: "%.4f", p.perplexity))</td><td>\(String(format: "%+.4f", p.x))</td><td>\(front.contains(i) ? "✓" : "")</td></tr>"
         }
         return h + "</table>\n"
+    }
+}
+
+/// Where the trade-off chart puts a point's label: beside the point where it overlaps no earlier
+/// label (boxes of about 6.5 px per character, 11 px high), else staggered further up or down
+/// (and left or right) within the plot, joined to its point by a leader line; nil where no spot
+/// is free (the point keeps its name in the tooltip and the table).
+struct TradeOffLabels {
+    var plot: (left: Double, top: Double, right: Double, bottom: Double)
+    static let charWidth = 6.5, lineHeight = 11.0
+
+    struct Spot { var x: Double, y: Double; var leader: (x: Double, y: Double)? }
+
+    func place(_ text: String, at p: (x: Double, y: Double), avoiding placed: inout [(x: Double, y: Double, w: Double)]) -> Spot? {
+        let w = Self.charWidth * Double(text.count)
+        func free(_ lx: Double, _ ly: Double) -> Bool {
+            !placed.contains { lx < $0.x + $0.w && $0.x < lx + w && abs(ly - $0.y) < Self.lineHeight }
+        }
+        // Beside the point, as before: right above, right below, left above, left below.
+        for (dx, dy) in [(6.0, -5.0), (6.0, 12.0), (-6.0 - w, -5.0), (-6.0 - w, 12.0)] where free(p.x + dx, p.y + dy) {
+            placed.append((p.x + dx, p.y + dy, w))
+            return Spot(x: p.x + dx, y: p.y + dy, leader: nil)
+        }
+        // Staggered: rows of 13 px above and below, pushed right (then left) of the crowd.
+        for step in 1...12 {
+            let dy = 13.0 * Double(step)
+            for (dx, sy) in [(18.0, -1.0), (18.0, 1.0), (-18.0 - w, -1.0), (-18.0 - w, 1.0), (40.0, -1.0), (40.0, 1.0), (-40.0 - w, -1.0), (-40.0 - w, 1.0)] {
+                let lx = p.x + dx, ly = p.y + sy * dy + 4
+                guard lx >= plot.left + 2, lx + w <= plot.right - 2, ly - Self.lineHeight >= plot.top, ly <= plot.bottom - 2, free(lx, ly) else { continue }
+                placed.append((lx, ly, w))
+                // The leader ends at the label's near edge, at mid-height.
+                return Spot(x: lx, y: ly, leader: (dx > 0 ? lx - 2 : lx + w + 2, ly - 4))
+            }
+        }
+        return nil
     }
 }

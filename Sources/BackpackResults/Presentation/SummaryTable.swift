@@ -10,8 +10,10 @@ public enum SummaryTable {
         public var name: String, value: Double
         public var interval: (low: Double, high: Double)?
         public var diffP: Double?
-        public init(_ name: String, _ value: Double, interval: (low: Double, high: Double)? = nil, diffP: Double? = nil) {
-            self.name = name; self.value = value; self.interval = interval; self.diffP = diffP
+        /// The difference from base is significant by the chosen correction (marked `*`).
+        public var significant = false
+        public init(_ name: String, _ value: Double, interval: (low: Double, high: Double)? = nil, diffP: Double? = nil, significant: Bool = false) {
+            self.name = name; self.value = value; self.interval = interval; self.diffP = diffP; self.significant = significant
         }
     }
     public typealias Row = (variant: String, suites: [(suite: String, metrics: [Metric])])
@@ -92,15 +94,20 @@ public enum SummaryTable {
     static func fmtDelta(_ m: Metric, base: Metric) -> String {
         let d = fmtSigned(m.value - base.value)
         guard let p = m.diffP else { return d }
-        return d + (p.isFinite ? String(format: " p=%.3f", p) : " p=nan")
+        return d + (p.isFinite ? String(format: " p=%.3f", p) : " p=nan") + (m.significant ? "*" : "")
     }
 }
 
 extension SummaryTable {
-    /// The table of a run: headline metrics of every suite, one column per variant.
-    public static func render(_ variants: [VariantResults]) -> String {
-        render(variants.map { v in (v.variant, v.suites.map { s in (s.suiteName, s.headlineValues.map { name, value in
-            Metric(name, value, interval: s.interval(name), diffP: s[name + ResultsKeys.diffPSuffix]?.doubleValue)
+    /// The wide table of a run (`--wide`): headline metrics of every suite, one column per
+    /// variant (one row per variant for a sweep); a Δ whose corrected p is below alpha is marked
+    /// `*`, and a legend line says by which correction when the run has paired tests.
+    public static func render(_ variants: [VariantResults], significance: Significance = Significance()) -> String {
+        let table = render(variants.map { v in (v.variant, v.suites.map { s in (s.suiteName, s.headlineValues.map { name, value in
+            Metric(name, value, interval: s.interval(name), diffP: s[name + ResultsKeys.diffPSuffix]?.doubleValue,
+                   significant: significance.isSignificant(s, name))
         }) }) })
+        let tested = variants.contains { v in v.suites.contains { s in s.headline.contains { s[$0 + ResultsKeys.diffPSuffix] != nil } } }
+        return tested ? table + "\n" + significance.legend + "; p: the raw p of the paired test" : table
     }
 }
