@@ -129,7 +129,7 @@ public enum ReportHTML {
             .prov td code{overflow-wrap:anywhere}td.l{text-align:left}svg text{font-size:11px}
             .scroll{overflow-x:auto;max-width:100%}.scroll table{margin:0.3em 0 1em}h3{margin:1.2em 0 0.2em}
             td.sig{font-weight:bold;background:#fff3c4}.meta{color:#555;font-size:90%;margin:0}.legend{font-size:90%}
-            td.l.point{padding-left:1.6em}</style></head><body>
+            td.l.point{padding-left:1.6em}table.metrics td{white-space:nowrap}table.metrics th:first-child{text-align:left}</style></head><body>
             \(body)
             </body></html>
             """

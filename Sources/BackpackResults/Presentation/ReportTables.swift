@@ -111,7 +111,8 @@ public enum ReportTables {
                 if let ideal = info.ideal { meta.append("ideal \(short(ideal))") }
                 out.append(fit("  \(m): \(info.description) [\(meta.joined(separator: "; "))]", width))
             }
-            for chunk in chunks {
+            for (ci, chunk) in chunks.enumerated() {
+                if ci > 0 { out.append("") }
                 for (ri, _) in ([Line(label: "variant", variant: nil, isBase: false)] + rows).enumerated() {
                     let label = ri == 0 ? "variant" : rows[ri - 1].label
                     var line = fit(label, labelWidth).padding(toLength: labelWidth, withPad: " ", startingAt: 0)
