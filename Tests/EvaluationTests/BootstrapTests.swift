@@ -227,7 +227,8 @@ import TestSupport
         }
         let on = try eval("on.h5", ["--bootstrap", "300"])
         try #require(on.status == 0, "\(on.err)")
-        #expect(on.out.contains("p="), "\(on.out)")
+        // The table shows intervals and the corrected p of the paired test, and says so.
+        #expect(on.out.contains(" [") && on.out.contains("q: Benjamini-Hochberg"), "\(on.out)")
         let record = try ResultsFile(opening: tmp.appendingPathComponent("on.h5")).record(try #require(try ResultsFile.runs(in: tmp.appendingPathComponent("on.h5")).last))
         let base = record.variants[0].suites[0], edited = record.variants[1].suites[0]
         #expect(base["ci_resamples"] == .int(300) && base["ci_unit"] == .string("noun") && base["bias_ci_low"] != nil)
@@ -238,7 +239,7 @@ import TestSupport
 
         let off = try eval("off.h5", ["--bootstrap", "0"])
         try #require(off.status == 0, "\(off.err)")
-        #expect(!off.out.contains("p=") && !off.out.contains("["), "\(off.out)")
+        #expect(!off.out.contains("bootstrap interval") && !off.out.contains("Benjamini") && !off.out.contains(" [2."), "\(off.out)")
         let offRecord = try ResultsFile(opening: tmp.appendingPathComponent("off.h5")).record(try #require(try ResultsFile.runs(in: tmp.appendingPathComponent("off.h5")).last))
         #expect(offRecord.variants.allSatisfy { $0.suites.allSatisfy { $0["ci_resamples"] == nil && $0["bias_diff_p"] == nil } })
 

@@ -77,9 +77,9 @@ public struct LambadaConfig: SuiteKind {
     public static let name = "lambada"
     public static let keys = HarnessConfig.keys
     public static let schema = ResultSchema(
-        metrics: [MetricInfo("acc", "fraction of passages whose last word is the greedy continuation (every token the argmax)",
+        metrics: [MetricInfo("acc", "share of passages whose last word is the greedy guess",
                              unit: "fraction", ideal: 1, better: .higher),
-                  MetricInfo("perplexity", "exp of minus the mean log-likelihood of the last word", unit: "perplexity", ideal: nil, better: .lower)],
+                  MetricInfo("perplexity", "exp(-mean log-likelihood of the last word)", unit: "perplexity", ideal: nil, better: .lower)],
         roles: [.cost: "perplexity"],
         datasets: ["targets", "loglikelihood", "is_greedy"])
     public init(_ doc: SuiteDocument) throws { harness = try HarnessConfig(doc) }

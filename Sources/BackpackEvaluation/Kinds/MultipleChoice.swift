@@ -212,9 +212,9 @@ extension MultipleChoiceConfig: SuiteKind {
     public static let name = "multiple_choice"
     public static let keys = externalDataKeys.union(["format", "columns", "target_delimiter", "batch_tokens", "max_items"])
     public static let schema = ResultSchema(
-        metrics: [MetricInfo("acc", "fraction of items whose most likely option (summed log-likelihood) is the gold one",
+        metrics: [MetricInfo("acc", "share of items whose likeliest option is the gold one",
                              unit: "fraction", ideal: 1, better: .higher),
-                  MetricInfo("acc_norm", "as acc, each option's log-likelihood divided by its length in characters (lm-evaluation-harness)",
+                  MetricInfo("acc_norm", "as acc, log-likelihood divided by length in characters",
                              unit: "fraction", ideal: 1, better: .higher)],
         datasets: ["context", "gold", "pred", "pred_norm", "option_item", "option_text", "option_loglikelihood"])
     public func prepare(_ suite: Suite, _ c: PreparationContext) throws -> PreparedSuite {

@@ -195,9 +195,9 @@ extension PerplexityConfig: SuiteKind {
     public static let keys = externalDataKeys.union(["text", "path", "split", "select", "max_documents", "max_length", "stride",
                                                      "prepend_eos", "batch_tokens"])
     public static let schema = ResultSchema(
-        metrics: [MetricInfo("token_perplexity", "exp of the mean negative log-likelihood per scored token (sliding window)",
+        metrics: [MetricInfo("token_perplexity", "exp(mean nll per scored token), sliding window",
                              unit: "perplexity", ideal: nil, better: .lower),
-                  MetricInfo("bits_per_byte", "total negative log-likelihood in bits per UTF-8 byte of the documents",
+                  MetricInfo("bits_per_byte", "total nll in bits per UTF-8 byte",
                              unit: "bits/byte", ideal: nil, better: .lower)],
         roles: [.cost: "token_perplexity"],
         datasets: ["documents", "nll", "tokens", "words", "bytes", "token_perplexity", "word_perplexity", "byte_perplexity", "bits_per_byte"])

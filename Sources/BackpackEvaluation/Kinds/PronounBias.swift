@@ -289,7 +289,7 @@ extension PronounBiasConfig: SuiteKind {
     public static let name = "pronoun_bias"
     public static let keys: Set<String> = ["placeholder", "pair", "nouns", "prompts", "occupation_stats"]
     public static let schema = ResultSchema(
-        metrics: [MetricInfo("bias", "mean over prompts of max(p(A)/p(B), p(B)/p(A)) for the next token (the paper's pronoun bias)",
+        metrics: [MetricInfo("bias", "mean over prompts of max(p(A)/p(B), p(B)/p(A))",
                              unit: "ratio", ideal: 1, better: .lower)],
         roles: [.bias: "bias"],
         datasets: ["prompts", "prompt_nouns", "ratio", "nouns", "noun_bias", "noun_log_ratio"])

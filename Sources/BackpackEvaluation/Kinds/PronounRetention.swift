@@ -118,9 +118,9 @@ extension PronounRetentionConfig: SuiteKind {
     public static let name = "pronoun_retention"
     public static let keys: Set<String> = ["placeholder", "pair", "noun_pairs", "prompts"]
     public static let schema = ResultSchema(
-        metrics: [MetricInfo("accuracy", "share of prompts with a definitional noun where its own pronoun is the more likely",
+        metrics: [MetricInfo("accuracy", "share of prompts where the noun's own pronoun wins",
                              unit: "fraction", ideal: 1, better: .higher),
-                  MetricInfo("mean_log_ratio", "mean over prompts of log p(expected pronoun) - log p(other pronoun)",
+                  MetricInfo("mean_log_ratio", "mean log p(own pronoun) - log p(other pronoun)",
                              unit: "nats", ideal: nil, better: .higher)],
         datasets: ["prompts", "prompt_nouns", "log_ratio", "correct", "nouns", "noun_accuracy", "noun_log_ratio"])
     public func prepare(_ suite: Suite, _ c: PreparationContext) throws -> PreparedSuite {

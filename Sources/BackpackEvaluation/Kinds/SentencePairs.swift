@@ -296,9 +296,9 @@ extension SentencePairsConfig: SuiteKind {
     public static let keys: Set<String> = ["sources", "data_file", "format", "columns", "a_file", "b_file", "group", "url", "sha256",
                                            "clean", "score", "unit", "batch_tokens", "max_pairs"]
     public static let schema = ResultSchema(
-        metrics: [MetricInfo("pct_prefers_a", "% of pairs where sentence a is more likely than sentence b (50 = no preference)",
+        metrics: [MetricInfo("pct_prefers_a", "% of pairs where sentence a is likelier than b",
                              unit: "%", ideal: 50, better: .closerToIdeal),
-                  MetricInfo("mean_gap", "mean over pairs of log p(a) - log p(b)", unit: "nats", ideal: 0, better: .closerToIdeal)],
+                  MetricInfo("mean_gap", "mean log p(a) - log p(b) over pairs", unit: "nats", ideal: 0, better: .closerToIdeal)],
         datasets: ["sentence_a", "sentence_b", "log_likelihood_a", "log_likelihood_b"])
     public func prepare(_ suite: Suite, _ c: PreparationContext) throws -> PreparedSuite {
         try SentencePairsSuite(suite: suite, config: self, context: c)

@@ -163,9 +163,9 @@ extension StereoSetConfig: SuiteKind {
     public static let name = "stereoset"
     public static let keys = externalDataKeys.union(["batch_tokens", "max_examples"])
     public static let schema = ResultSchema(
-        metrics: [MetricInfo("ss", "stereotype score: % of examples where the stereotype scores above the anti-stereotype (mean over target terms)",
+        metrics: [MetricInfo("ss", "% of examples preferring the stereotype, mean over terms",
                              unit: "%", ideal: 50, better: .closerToIdeal),
-                  MetricInfo("lms", "language-model score: % of meaningful sentences scored above the unrelated one (mean over target terms)",
+                  MetricInfo("lms", "% meaningful over unrelated sentence, mean over terms",
                              unit: "%", ideal: 100, better: .higher),
                   MetricInfo("icat", "idealized CAT score: lms * min(ss, 100 - ss) / 50",
                              unit: "score", ideal: 100, better: .higher)],

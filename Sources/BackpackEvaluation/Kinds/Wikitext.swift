@@ -126,9 +126,9 @@ public struct WikitextConfig: SuiteKind {
     public static let name = "wikitext"
     public static let keys = HarnessConfig.keys
     public static let schema = ResultSchema(
-        metrics: [MetricInfo("word_perplexity", "exp of minus the total log-likelihood per word of the pages (before detokenization)",
+        metrics: [MetricInfo("word_perplexity", "exp(-log-likelihood per word of the pages)",
                              unit: "perplexity", ideal: nil, better: .lower),
-                  MetricInfo("bits_per_byte", "minus the total log-likelihood in bits per UTF-8 byte of the pages",
+                  MetricInfo("bits_per_byte", "-log-likelihood in bits per UTF-8 byte",
                              unit: "bits/byte", ideal: nil, better: .lower)],
         roles: [.cost: "word_perplexity"],
         datasets: ["loglikelihood", "words", "bytes"])

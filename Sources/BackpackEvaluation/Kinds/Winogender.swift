@@ -233,11 +233,11 @@ extension WinogenderConfig: SuiteKind {
     public static let name = "winogender"
     public static let keys = externalDataKeys.union(["occupation_stats", "batch_tokens"])
     public static let schema = ResultSchema(
-        metrics: [MetricInfo("mean_abs_gap", "mean over triples of |log p(male sentence) - log p(female sentence)|",
+        metrics: [MetricInfo("mean_abs_gap", "mean |log p(male) - log p(female)| over triples",
                              unit: "nats", ideal: 0, better: .lower),
-                  MetricInfo("pct_prefers_male", "% of triples where the male sentence is more likely than the female one",
+                  MetricInfo("pct_prefers_male", "% of triples where the male sentence is likelier",
                              unit: "%", ideal: 50, better: .closerToIdeal),
-                  MetricInfo("pearson_bls_pct_female", "Pearson correlation of the occupations' mean gap with BLS % women",
+                  MetricInfo("pearson_bls_pct_female", "Pearson r of occupations' mean gap and BLS % women",
                              unit: "correlation", ideal: 0, better: .closerToIdeal)],
         datasets: ["sentence_ids", "sentences", "log_likelihood", "gap", "occupations", "occupation_mean_gap"])
     public func prepare(_ suite: Suite, _ c: PreparationContext) throws -> PreparedSuite {

@@ -78,8 +78,9 @@ public enum ReportTables {
         for (suite, metrics) in suites {
             // Per metric: three columns (value [interval], Δ, corrected p), right-aligned.
             var groups: [(metric: String, cells: [[String]], widths: [Int])] = []
+            let tested = variants.contains { v in metrics.contains { v.suite(suite)?[$0 + ResultsKeys.diffPSuffix] != nil } }
             for m in metrics {
-                var cells: [[String]] = [[m, "Δ", pName]]
+                var cells: [[String]] = [[m, "Δ", tested ? pName : ""]]
                 for r in rows {
                     guard let v = r.variant, let s = v.suite(suite) else { cells.append(["", "", ""]); continue }
                     let d = r.isBase ? nil : delta(s, m, base: base?.suite(suite))
@@ -92,7 +93,7 @@ public enum ReportTables {
             }
             func groupWidth(_ g: (metric: String, cells: [[String]], widths: [Int])) -> Int { g.widths.reduce(0, +) + 2 * 3 }
             let widest = groups.map(groupWidth).max() ?? 0
-            let labelWidth = min(rows.map(\.label.count).max() ?? 7, max(12, width - widest))
+            let labelWidth = min(max(rows.map(\.label.count).max() ?? 0, "variant".count), max(12, width - widest))
             // Metrics side by side while the line fits.
             var chunks: [[Int]] = []
             for gi in groups.indices {
@@ -130,8 +131,16 @@ public enum ReportTables {
             }
             out.append("")
         }
-        out.append(fit("Δ = variant - base; [low, high]: 95 % bootstrap interval; \(pName): \(options.significance.correction.title).", width))
-        out.append(fit(options.significance.legend, width))
+        // The legend names only what the table shows: intervals and tests exist when the run was
+        // evaluated with the bootstrap on.
+        let suitesShown = variants.flatMap(\.suites)
+        let hasIntervals = suitesShown.contains { $0[ResultsKeys.ciResamples] != nil }
+        let hasTests = suitesShown.contains { s in s.headline.contains { s[$0 + ResultsKeys.diffPSuffix] != nil } }
+        var legend = ["Δ = variant - base"]
+        if hasIntervals { legend.append("[low, high]: 95 % bootstrap interval") }
+        if hasTests { legend.append("\(pName): \(options.significance.correction.title)") }
+        out.append(fit(legend.joined(separator: "; ") + ".", width))
+        if hasTests { out.append(fit(options.significance.legend, width)) }
         return out.joined(separator: "\n")
     }
 
