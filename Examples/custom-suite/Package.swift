@@ -11,9 +11,7 @@ let package = Package(
         .executableTarget(name: "CustomSuite", dependencies: [
             .product(name: "BackpackEvaluation", package: "backpack-edit"),
             .product(name: "BackpackWorkflows", package: "backpack-edit"),
-            .product(name: "BackpackModel", package: "backpack-edit"),
             .product(name: "BackpackResults", package: "backpack-edit"),
-            .product(name: "BackpackTokenizer", package: "backpack-edit"),
         ]),
     ]
 )

@@ -1,7 +1,5 @@
 import BackpackEvaluation
-import BackpackModel
 import BackpackResults
-import BackpackTokenizer
 import BackpackWorkflows
 import Foundation
 
@@ -16,10 +14,9 @@ let modelPath = arguments.first ?? toolkit.appendingPathComponent("Models/backpa
 let edits = Array(arguments.dropFirst())
 do {
     try SuiteKinds.register(NextWord.self)
-    let model = try ModelDirectory(URL(fileURLWithPath: modelPath))
     let out = here.appendingPathComponent("custom-results.h5")
     try? FileManager.default.removeItem(at: out)
-    let request = EvaluationRequest(model: model, tokenizer: try Toolkit.tokenizer(for: model),
+    let request = EvaluationRequest(model: URL(fileURLWithPath: modelPath),
                                     suites: [here.appendingPathComponent("Evaluations/capitals.yaml").path,
                                              toolkit.appendingPathComponent("Evaluations/pronoun-bias.yaml").path],
                                     edits: edits, out: out)
