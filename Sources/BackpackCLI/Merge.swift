@@ -39,6 +39,8 @@ struct Merge: ParsableCommand {
         for url in inputs where !FileManager.default.fileExists(atPath: url.path) {
             throw ShardError(description: "\(url.path): no such file")
         }
+        // The output's abandoned part folders go, as with eval (the inputs are only read).
+        ResultsFile.reclaimAbandonedParts(for: outURL)
         let commandLine = Toolkit.commandLine()
         let outcome = try ShardMerge.merge(inputs, to: outURL, runID: runName ?? runID, commandLine: commandLine,
                                            allowIncomplete: allowIncomplete, lockTimeout: lockTimeout)

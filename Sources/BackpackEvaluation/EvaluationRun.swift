@@ -91,6 +91,10 @@ public struct EvaluationRun {
                     progress: @Sendable (String) -> Void = { _ in }) throws -> Outcome {
         var id: String?
         var done: Set<String> = []
+        // Part folders of abandoned runs (killed, and never to be folded: their run is finished
+        // or gone from the file) are removed first, one line each on stderr; a running run's
+        // parts and any part a live process owns stay (`ResultsFile.reclaimAbandonedParts`).
+        if options.store { ResultsFile.reclaimAbandonedParts(for: out) }
         if options.resume {
             let unfinished = try Self.unfinishedRun(in: out)
             try Self.checkResume(unfinished, shard: options.shard, out: out)

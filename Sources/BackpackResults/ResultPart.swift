@@ -13,8 +13,8 @@ import Darwin
 // the results file; the parts are added to the HDF5 file in one rewrite when the run finishes
 // (or is resumed), by the same writer as a whole run, so the file is the same as before.
 //
-// A part is written to a temporary name and renamed: it is either absent or complete after a
-// kill. A part damaged otherwise (a power cut before the page cache reached the disk) fails its
+// A part is written to a temporary name, fsynced and renamed, and its folder fsynced: it is
+// either absent or complete after a kill or a power cut. A part damaged otherwise fails its
 // CRC-32 and is treated as absent: `--resume` computes it again.
 //
 // Format (little-endian): "BPRPART1", u64 payload length, u64 compressed length, u32 CRC-32 of
