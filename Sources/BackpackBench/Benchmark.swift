@@ -197,7 +197,44 @@ public struct Benchmark {
                                 extra: ["variants": variants.count])
         say(String(format: "demo workload  pronoun-bias + demo-heldout-perplexity: base alone %.3f s, base + %d edits %.3f s = %.2fx (target <= 1.6x); applying the edits %.2f s",
                    b.best, variants.count - 1, a.best, a.best / b.best, editSeconds))
+        try sweepPoint(evaluations: evaluations, suites: suites, model: model, tokenizer: tokenizer, baseSeconds: b.best, into: &out)
         try attribution(evaluations: evaluations, model: model, tokenizer: tokenizer, edits: edits, locations: locations, into: &out)
+    }
+
+    /// What one point of a word-level sweep adds to the demo's evaluation (issue 30's target: at
+    /// most 1 % of a base pass): pronoun-bias + demo-heldout-perplexity on base and a 64-point
+    /// sweep over the scale (0 to 2) of the profession nouns' top-3 localized he/she senses, against
+    /// base alone; (all - base) / 64 as a share of base.
+    func sweepPoint(evaluations: URL, suites: [PreparedSuite], model: LanguageModel, tokenizer: GPT2Tokenizer, baseSeconds: Double,
+                    into out: inout BenchLines) throws {
+        let points = 64
+        let words = evaluations.deletingLastPathComponent().appendingPathComponent("Edits/lists/paper-professions.txt")
+        let scales = (0..<points).map { String(format: "%.6g", 2 * Double($0) / Double(points - 1)) }
+        let text = """
+            schema: backpack-edit/1
+            name: bench-sweep-\(points)
+            description: make bench's sweep, the scale of the top-3 localized he/she senses of the profession nouns.
+            interventions:
+              - words: {file: "\(words.path)"}
+                pieces: skip
+                senses: {localized: {pair: [he, she], top: 3}}
+                scale: {sweep: [\(scales.joined(separator: ", "))]}
+
+            """
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("backpack-bench-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let file = folder.appendingPathComponent("bench-sweep.yaml")
+        try text.write(to: file, atomically: true, encoding: .utf8)
+        let variants = try EditVariants.withBase(model, edits: [file.path], tokenizer: tokenizer)
+        let samples = try timed(warmup: warmup, runs: runs) {
+            model.senseCache.removeAll()
+            _ = try EvaluationRunner.run(suites: suites, variants: variants)
+        }
+        let all = out.measurement("demo/sweep", tokens: 0, samples: samples, warmup: warmup, extra: ["variants": variants.count]).best
+        let share = (all - baseSeconds) / Double(variants.count - 1) / baseSeconds
+        say(String(format: "sweep point    pronoun-bias + demo-heldout-perplexity, base + a %d-point sweep %.3f s vs base alone %.3f s: a point costs %.1f %% of a base pass (target <= 1 %%)",
+                   variants.count - 1, all, baseSeconds, 100 * share))
     }
 
     /// What the attribution the pronoun suites store costs: pronoun-bias and pronoun-retention on
