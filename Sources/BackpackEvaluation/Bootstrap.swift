@@ -229,22 +229,22 @@ public enum Bootstrap {
                 if !d.isEmpty { out.append((v.variant, s.suiteName, d)) }
             }
         }
-        // Families: the p-values of one (suite, metric) across the variants.
-        var families: [String: [(row: Int, p: Double)]] = [:], order: [String] = []
+        // Families: the p-values of one (suite, metric) across the variants, in first-seen order.
+        struct Family: Hashable { var suite: String, metric: String }
+        var families: [Family: [(row: Int, p: Double)]] = [:], order: [Family] = []
         for (row, entry) in out.enumerated() {
             for a in entry.attributes where a.name.hasSuffix(ResultsKeys.diffPSuffix) {
-                let key = entry.suite + "\u{0}" + a.name
+                let key = Family(suite: entry.suite, metric: String(a.name.dropLast(ResultsKeys.diffPSuffix.count)))
                 if families[key] == nil { order.append(key) }
                 families[key, default: []].append((row, a.value.doubleValue ?? .nan))
             }
         }
         for key in order {
-            let family = families[key]!, metricP = String(key.split(separator: "\u{0}", maxSplits: 1)[1])
-            let metric = String(metricP.dropLast(ResultsKeys.diffPSuffix.count))
+            let family = families[key]!
             let holm = holm(family.map(\.p)), bh = benjaminiHochberg(family.map(\.p))
             for (k, member) in family.enumerated() {
-                out[member.row].attributes += [(metric + ResultsKeys.diffPHolmSuffix, .double(holm[k])),
-                                               (metric + ResultsKeys.diffQSuffix, .double(bh[k]))]
+                out[member.row].attributes += [(key.metric + ResultsKeys.diffPHolmSuffix, .double(holm[k])),
+                                               (key.metric + ResultsKeys.diffQSuffix, .double(bh[k]))]
             }
         }
         return out
@@ -259,13 +259,7 @@ public enum Bootstrap {
         try ResultsFile.update(url, runID: id, lockTimeout: lockTimeout) { run in
             for p in pairs {
                 let g = try run.group(p.variant).group(p.suite)
-                for a in p.attributes {
-                    switch a.value {
-                    case .double(let d): try g.setAttribute(a.name, d)
-                    case .int(let i): try g.setAttribute(a.name, i)
-                    case .string(let t): try g.setAttribute(a.name, t)
-                    }
-                }
+                for a in p.attributes { try g.setAttribute(a.name, a.value) }
             }
         }
     }

@@ -78,9 +78,7 @@ enum HarnessScorer {
 /// Reads an external data file as UTF-8 after verifying any pinned digest.
 func readVerified(_ data: ExternalData, suite: Suite, locations: DataLocations) throws -> (text: String, sha256: String) {
     let (url, digest) = try data.resolveVerified(suiteFile: suite.file, locations: locations)
-    do { return (try String(contentsOf: url, encoding: .utf8), digest) } catch {
-        throw SuiteError(file: url.path, reason: "cannot read as UTF-8 text: \(error.localizedDescription)")
-    }
+    return (try SuiteError.text(of: url), digest)
 }
 
 public struct HarnessConfig: Sendable {

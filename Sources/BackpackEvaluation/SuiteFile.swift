@@ -21,6 +21,13 @@ public struct SuiteError: Error, CustomStringConvertible, Sendable {
         return "\(place): \(reason)"
     }
 
+    /// A data file's text (UTF-8); an error naming the file when it cannot be read as such.
+    public static func text(of url: URL) throws -> String {
+        do { return try String(contentsOf: url, encoding: .utf8) } catch {
+            throw SuiteError(file: url.path, reason: "cannot read as UTF-8 text: \(error.localizedDescription)")
+        }
+    }
+
     /// Runs `body`, turning the YAML layer's errors into suite errors.
     public static func wrapping<T>(_ body: () throws -> T) throws -> T {
         do { return try body() } catch let error as YAMLError { throw SuiteError(error) }

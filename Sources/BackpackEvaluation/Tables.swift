@@ -56,10 +56,7 @@ struct DataTable {
     }
 
     static func read(_ url: URL, format: Format) throws -> DataTable {
-        let text: String
-        do { text = try String(contentsOf: url, encoding: .utf8) } catch {
-            throw SuiteError(file: url.path, reason: "cannot read as UTF-8 text: \(error.localizedDescription)")
-        }
+        let text = try SuiteError.text(of: url)
         switch format {
         case .csv, .tsv:
             let rows = try CSV.parse(text, file: url.path, separator: format == .tsv ? "\t" : ",")

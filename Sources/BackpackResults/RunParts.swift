@@ -130,13 +130,7 @@ extension ResultsFile {
             if let annotate {
                 for a in annotate(try RunReader.read(run, id: id).variants) {
                     let g = try run.group(a.variant).group(a.suite)
-                    for (name, value) in a.attributes {
-                        switch value {
-                        case .double(let d): try g.setAttribute(name, d)
-                        case .int(let i): try g.setAttribute(name, i)
-                        case .string(let t): try g.setAttribute(name, t)
-                        }
-                    }
+                    for (name, value) in a.attributes { try g.setAttribute(name, value) }
                 }
             }
             if let elapsedSeconds {

@@ -221,6 +221,17 @@ extension ResultsFile {
     }
 }
 
+extension H5Group {
+    /// A result's scalar as an attribute of its own type.
+    public func setAttribute(_ name: String, _ value: ResultScalar) throws {
+        switch value {
+        case .double(let d): try setAttribute(name, d)
+        case .int(let i): try setAttribute(name, i)
+        case .string(let t): try setAttribute(name, t)
+        }
+    }
+}
+
 enum RunWriter {
     static func write(_ record: RunRecord, to run: H5Group) throws {
         try record.provenance.write(to: run)
@@ -249,13 +260,7 @@ enum RunWriter {
                     try sg.setAttribute(m.name + ResultsKeys.idealSuffix, m.ideal ?? .nan)
                     try sg.setAttribute(m.name + ResultsKeys.betterSuffix, m.better.rawValue)
                 }
-                for (name, value) in s.attributes {
-                    switch value {
-                    case .double(let d): try sg.setAttribute(name, d)
-                    case .int(let i): try sg.setAttribute(name, i)
-                    case .string(let t): try sg.setAttribute(name, t)
-                    }
-                }
+                for (name, value) in s.attributes { try sg.setAttribute(name, value) }
                 for (name, values) in s.datasets {
                     switch values {
                     case .doubles(let d): try sg.write(name, doubles: d)

@@ -25,10 +25,7 @@ public struct CrowsPair: Sendable, Equatable {
 
 public enum CrowsPairsData {
     public static func load(_ url: URL) throws -> [CrowsPair] {
-        let text: String
-        do { text = try String(contentsOf: url, encoding: .utf8) } catch {
-            throw SuiteError(file: url.path, reason: "cannot read: \(error.localizedDescription)")
-        }
+        let text = try SuiteError.text(of: url)
         let rows = try CSV.parse(text, file: url.path)
         guard let header = rows.first?.fields else { throw SuiteError(file: url.path, reason: "empty CSV") }
         func col(_ name: String) throws -> Int {

@@ -94,9 +94,7 @@ public struct PerplexitySuite: PreparedSuite {
         var docs: [(name: String, text: String)] = []
         var files: [URL] = []
         func read(_ url: URL) throws -> String {
-            do { return try String(contentsOf: url, encoding: .utf8) } catch {
-                throw SuiteError(file: url.path, reason: "cannot read as UTF-8 text: \(error.localizedDescription)")
-            }
+            try SuiteError.text(of: url)
         }
         func add(_ name: String, _ text: String) {
             if config.split == .blankLines {

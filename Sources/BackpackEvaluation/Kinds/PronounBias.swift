@@ -77,10 +77,7 @@ public struct OccupationStats: Sendable {
     /// Percent women per noun (NaN where the file has no such job), and the file read with its SHA-256.
     func percentWomen(nouns: [String], suiteFile: URL, locations: DataLocations) throws -> (values: [Double], url: URL, sha256: String) {
         let (url, digest) = try data.resolveVerified(suiteFile: suiteFile, locations: locations)
-        let text: String
-        do { text = try String(contentsOf: url, encoding: .utf8) } catch {
-            throw SuiteError(file: url.path, reason: "cannot read as UTF-8 text: \(error.localizedDescription)")
-        }
+        let text = try SuiteError.text(of: url)
         let rows = try CSV.parse(text, file: url.path)
         guard let header = rows.first?.fields.map({ $0.trimmingCharacters(in: .whitespaces).lowercased() }),
               let jc = header.firstIndex(of: "job"), let pc = header.firstIndex(of: "percent_women") else {

@@ -232,10 +232,7 @@ public struct SentencePairsSuite: PreparedSuite {
     /// The lines of a text file: split at "\n", a trailing "\r" dropped; the empty piece after a
     /// final newline is not a line, any other empty line is an error (it would pair with nothing).
     static func lines(_ url: URL) throws -> [String] {
-        let text: String
-        do { text = try String(contentsOf: url, encoding: .utf8) } catch {
-            throw SuiteError(file: url.path, reason: "cannot read as UTF-8 text: \(error.localizedDescription)")
-        }
+        let text = try SuiteError.text(of: url)
         var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map { $0.hasSuffix("\r") ? String($0.dropLast()) : String($0) }
         if lines.last == "" { lines.removeLast() }
         if let i = lines.firstIndex(where: { $0.allSatisfy(\.isWhitespace) }) {

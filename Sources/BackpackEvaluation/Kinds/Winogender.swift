@@ -50,10 +50,7 @@ public struct WinogenderSuite: PreparedSuite {
     public var itemCount: Int { items.count }
 
     static func table(_ url: URL, columns: [String]) throws -> [(line: Int, fields: [String: String])] {
-        let text: String
-        do { text = try String(contentsOf: url, encoding: .utf8) } catch {
-            throw SuiteError(file: url.path, reason: "cannot read as UTF-8 text: \(error.localizedDescription)")
-        }
+        let text = try SuiteError.text(of: url)
         let lines = text.split(separator: "\n", omittingEmptySubsequences: false).map { $0.hasSuffix("\r") ? $0.dropLast() : $0 }
         guard let first = lines.first else { throw SuiteError(file: url.path, line: 1, reason: "empty file") }
         let header = first.split(separator: "\t", omittingEmptySubsequences: false).map(String.init)
