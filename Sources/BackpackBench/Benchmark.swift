@@ -1,5 +1,6 @@
 import BackpackEditing
 import BackpackEvaluation
+import BackpackExplorer
 import BackpackIO
 import BackpackModel
 import BackpackModelFolder
@@ -29,6 +30,8 @@ public struct Benchmark {
         case evaluation
         /// The pronoun-bias prompts through the trunk, with shared prefixes and with every row.
         case prompts
+        /// `backpack explore`'s update after a slider move (predictions and attribution).
+        case explorer
     }
 
     public var warmup = 1
@@ -63,6 +66,7 @@ public struct Benchmark {
         case .demo(let edits): try demo(model: model, tokenizer: try tokenizer(dir), edits: edits, into: &out)
         case .evaluation: try evaluation(model: model, tokenizer: try tokenizer(dir))
         case .prompts: try prompts(model: model, tokenizer: try tokenizer(dir), into: &out)
+        case .explorer: try explorer(model: model, at: dir.url, tokenizer: try tokenizer(dir), into: &out)
         case .throughput(let forward, let shape, let workload):
             if forward { try self.forward(model, shape: shape, into: &out) }
             if let workload { try perplexity(model, workload: workload, into: &out) }

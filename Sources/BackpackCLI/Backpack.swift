@@ -17,7 +17,7 @@ struct Backpack: ParsableCommand {
             """,
         version: version,
         subcommands: [Info.self, Tokenize.self, Senses.self, Localize.self, Attribute.self, Edit.self, Eval.self, Merge.self, Report.self,
-                      Forward.self, Generate.self, Init.self, DataCommand.self, Download.self, List.self, Bench.self, Reproduce.self])
+                      Forward.self, Generate.self, Explore.self, Init.self, DataCommand.self, Download.self, List.self, Bench.self, Reproduce.self])
 
     static func main() {
         MemoryPolicy.returnLargeBuffersPromptly()

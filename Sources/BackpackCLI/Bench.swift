@@ -31,6 +31,7 @@ struct Bench: ParsableCommand {
     var edit: [String] = []
     @Flag(help: "Time the pronoun suites and fit_scale (needs a tokenizer).") var evaluation = false
     @Flag(help: "Time the contextualization of the pronoun-bias prompts with shared prefixes against every row.") var prompts = false
+    @Flag(help: "Time backpack explore's update after a slider move (predictions and attribution of a 32-token text).") var explorer = false
 
     func validate() throws {
         if warmup < 0 || runs < 1 || pplRuns < 1 || pplBatchTokens < 1 { throw ValidationError("--warmup >= 0, --runs >= 1, --ppl-runs >= 1, --ppl-batch-tokens >= 1") }
@@ -45,6 +46,7 @@ struct Bench: ParsableCommand {
         if demoWorkload { measurement = .demo(edits: edit) }
         else if evaluation { measurement = .evaluation }
         else if prompts { measurement = .prompts }
+        else if explorer { measurement = .explorer }
         else {
             measurement = .throughput(forward: only != "perplexity", shape: shape,
                                       workload: only == "forward" ? nil : workload.map { URL(fileURLWithPath: $0) })

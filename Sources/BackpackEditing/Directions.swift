@@ -85,7 +85,7 @@ extension YAMLReader {
             let pm = try mapping(value, "pca", allowed: ["pairs", "k"], form: "{pairs: [[a, b], ...] or FILE, k: 1}")
             guard let p = pm["pairs"] else { throw EditError(place(value), "pca: missing `pairs:` (inline pairs or a file path)") }
             let source: PairSource
-            if case .scalar = p { source = .file(try string(p, "pairs file"), place(p)) } else { source = .inline(try pairs(p, "pca pairs")) }
+            if case .scalar = p { source = .file(try path(p, "pairs file"), place(p)) } else { source = .inline(try pairs(p, "pca pairs")) }
             let k = try pm["k"].map { try int($0, "k") } ?? 1
             if k < 1 { throw EditError(place(pm["k"] ?? value), "k: expected 1 or more, found \(k)") }
             return .pca(source, k: k)

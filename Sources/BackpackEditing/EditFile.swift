@@ -154,12 +154,13 @@ public struct EditFile: Sendable {
     }
 
     /// One edit; a file that sweeps over more than one value is refused, since one edit is wanted.
-    public static func parse(_ text: String, url: URL) throws -> EditFile {
-        try EditError.wrapping { try parseOne(text, url: url) }
+    /// `allowsPaths` false: a text that may not name other files (an explorer request's).
+    public static func parse(_ text: String, url: URL, allowsPaths: Bool = true) throws -> EditFile {
+        try EditError.wrapping { try parseOne(text, url: url, allowsPaths: allowsPaths) }
     }
 
-    static func parseOne(_ text: String, url: URL) throws -> EditFile {
-        let points = try expandPoints(text, url: url)
+    static func parseOne(_ text: String, url: URL, allowsPaths: Bool = true) throws -> EditFile {
+        let points = try expandPoints(text, url: url, allowsPaths: allowsPaths)
         guard points.count == 1, let only = points.first else {
             let axes = points.first?.grid.map(\.axis).joined(separator: ", ") ?? ""
             let example = url.path + "[" + (points.first?.grid.map(\.description).joined(separator: ",") ?? "") + "]"
@@ -180,11 +181,12 @@ public struct EditFile: Sendable {
         try EditError.wrapping { try expandPoints(text, url: url) }
     }
 
-    static func expandPoints(_ text: String, url: URL) throws -> [EditFile] {
+    static func expandPoints(_ text: String, url: URL, allowsPaths: Bool = true) throws -> [EditFile] {
         let file = url.path
         let root = try YAMLReader.compose(text, file: file)
         guard let root else { throw EditError(file: file, "empty file; expected a mapping with `schema: \(schema)` and `interventions:`") }
-        let r = Reader(file: file, sweepPlaces: sweepPlaces)
+        var r = Reader(file: file, sweepPlaces: sweepPlaces)
+        r.allowsPaths = allowsPaths
         let points = try YAMLSweep.expand(root, sites: sweepSites(root), reader: r)
         return try points.map { point in
             var pointText = text
@@ -398,7 +400,7 @@ extension YAMLReader {
                 guard let s = lm["suite"] else {
                     throw EditError(place(l), "localized by contextual: missing `suite:` (a pronoun suite YAML with prompts, placeholder; e.g. ../Evaluations/pronoun-bias.yaml)")
                 }
-                return .localizedContextual(a: a, b: b, top: top, suite: try string(s, "suite"), place(l))
+                return .localizedContextual(a: a, b: b, top: top, suite: try path(s, "suite"), place(l))
             default:
                 throw EditError(place(lm["by"] ?? l), "by: unknown ranking '\(by)'; expected static or contextual")
             }

@@ -54,7 +54,7 @@ extension YAMLReader {
         if case .mapping = node {
             let m = try mapping(node, what, allowed: ["file"], form: "a list of words or {file: lists/x.txt}")
             guard let f = m["file"] else { throw YAMLError(place(node), "\(what): expected {file: PATH}") }
-            return .file(try string(f, "\(what) file"), place(f))
+            return .file(try path(f, "\(what) file"), place(f))
         }
         let items = try sequence(node, what, form: "a list of words or {file: lists/x.txt}")
         if items.isEmpty { throw YAMLError(place(node), "\(what): expected at least one word") }

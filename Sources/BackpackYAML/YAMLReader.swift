@@ -8,7 +8,18 @@ public struct YAMLReader: Sendable {
     /// Where this file's schema allows `{sweep: [...]}` (see YAMLSweep), for the error met at any
     /// other place; nil: the file has no sweeps.
     public var sweepPlaces: String?
+    /// false: a text that may not name files (an explorer request): `path` refuses every path.
+    public var allowsPaths = true
     public init(file: String, sweepPlaces: String? = nil) { self.file = file; self.sweepPlaces = sweepPlaces }
+
+    /// A path to another file (a word list, a pair list, a suite), relative to this file; refused
+    /// where paths are not allowed, so that no path ever comes from a request.
+    public func path(_ node: YAMLNode, _ what: String) throws -> String {
+        guard allowsPaths else {
+            throw YAMLError(place(node), "\(what): a request cannot name a file; give the words or pairs inline, or load an edit file that names it (backpack explore --edit FILE)")
+        }
+        return try string(node, what)
+    }
 
     /// The document's root node (nil: an empty document): a syntax error names its line and
     /// column; a text over `limits` (size, depth, nodes with aliases expanded) is refused.

@@ -30,7 +30,7 @@ public struct Erase: EditOperation {
         if case .mapping = p {
             let f = try r.mapping(p, "erase pairs", allowed: ["file"], form: "{file: lists/gender-pairs.txt} or [[woman, man], ...]")
             guard let path = f["file"] else { throw EditError(r.place(p), "erase pairs: expected {file: PATH}") }
-            pairs = .file(try r.string(path, "pairs file"), r.place(path))
+            pairs = .file(try r.path(path, "pairs file"), r.place(path))
             return
         }
         let list = try r.pairs(p, "erase pairs")

@@ -29,7 +29,7 @@ public struct FitScale: EditOperation {
         let m = try r.mapping(node, Self.name, allowed: Self.keys, form: "{suite: ../Evaluations/pronoun-fit.yaml, pair: [he, she]}")
         guard let s = m["suite"] else { throw EditError(r.place(node), "fit_scale: missing `suite:` (a pronoun suite YAML with prompts, placeholder, nouns)") }
         (a, b) = try m["pair"].map { try r.pair($0, "fit_scale pair") } ?? (.word("he", r.place(node)), .word("she", r.place(node)))
-        suite = try r.string(s, "suite")
+        suite = try r.path(s, "suite")
         place = r.place(s)
     }
 
