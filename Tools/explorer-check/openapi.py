@@ -13,7 +13,7 @@ err = lambda d: {"description": d, "content": {"application/json": {"schema": re
 ok = lambda d, s: {"description": d, "content": {"application/json": {"schema": ref(s)}}}
 interventions = {"type": "array", "maxItems": 256, "description": "Interventions in the edit file's own schema (backpack-edit/1) as JSON, or {\"edit\": NAME} for an edit file loaded at start. Applied in order to the base model. A request never names a file.",
                  "items": {"type": "object", "additionalProperties": True, "example": {"words": ["nurse"], "senses": [10], "scale": 0}}}
-text = {"type": "string", "maxLength": 100000, "description": "At least one token and at most n_positions tokens.", "example": "The nurse said that"}
+text = {"type": "string", "minLength": 1, "maxLength": 20000, "description": "At least one token and at most n_positions tokens.", "example": "The nurse said that"}
 common = {"400": err("A field is wrong: `field` names it, `message` says what was expected."),
           "403": err("No or a wrong token, or a foreign Host or Origin."),
           "413": err("The body is over 1 MB."),
@@ -21,7 +21,8 @@ common = {"400": err("A field is wrong: `field` names it, `message` says what wa
           "503": err("Too many computations are waiting; retry after the Retry-After seconds.")}
 def post(summary, body_props, required, resp, desc, extra_codes=None, status="200"):
     responses = {status: ok(desc, resp), **{k: v for k, v in common.items()}, **(extra_codes or {})}
-    return {"post": {"summary": summary, "requestBody": {"required": True, "content": {"application/json": {"schema": obj(body_props, required)}}},
+    # A body whose fields all have defaults may be left out.
+    return {"post": {"summary": summary, "requestBody": {"required": bool(required), "content": {"application/json": {"schema": obj(body_props, required)}}},
                      "responses": responses}}
 cand = obj({"id": integer, "token": string, "logprob": num})
 scored = obj({"id": integer, "token": string, "score": num})
@@ -76,7 +77,7 @@ doc = {
                             "responses": {"200": ok("16 senses (the model's k), each with its top words.", "Senses"), "400": common["400"],
                                           "403": common["403"], "422": common["422"], "503": common["503"]}}},
     "/api/edit-file": post("The interventions as a backpack-edit/1 YAML file; with save, written under the edits folder with a sanitized name.",
-                           {"interventions": interventions, "name": {"type": "string", "maxLength": 200, "default": "explore-edit"}, "save": {"type": "boolean", "default": False}},
+                           {"interventions": {**interventions, "minItems": 1}, "name": {"type": "string", "maxLength": 200, "default": "explore-edit"}, "save": {"type": "boolean", "default": False}},
                            ["interventions"], "EditFile", "The YAML text, and where it was written.",
                            {"409": err("The file could not be written.")}),
     "/api/evaluate": post("Runs suites on the base model and the interventions in the background, stored in the results file as `backpack eval` stores them.",

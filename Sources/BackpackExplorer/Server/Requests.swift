@@ -26,13 +26,14 @@ struct RequestBody {
 
     subscript(key: String) -> JSONValue? { members.last { $0.0 == key }?.1 }
 
-    func string(_ key: String, default value: String? = nil, maxLength: Int = 100_000) throws -> String {
+    /// Lengths count Unicode code points, as JSON Schema's maxLength does.
+    func string(_ key: String, default value: String? = nil, maxLength: Int = 20_000) throws -> String {
         guard let v = self[key] else {
             if let value { return value }
             throw ExplorerError(field: key, "missing; expected a string")
         }
         guard case .string(let s) = v else { throw ExplorerError(field: key, "expected a string, found \(v.typeName)") }
-        if s.utf8.count > maxLength { throw ExplorerError(field: key, "\(s.utf8.count) bytes; expected at most \(maxLength)") }
+        if s.unicodeScalars.count > maxLength { throw ExplorerError(field: key, "\(s.unicodeScalars.count) characters; expected at most \(maxLength)") }
         return s
     }
 
@@ -58,7 +59,7 @@ struct RequestBody {
         }
         return try items.enumerated().map { i, item in
             guard case .string(let s) = item else { throw ExplorerError(field: "\(key)[\(i)]", "expected a string, found \(item.typeName)") }
-            if s.utf8.count > 1000 { throw ExplorerError(field: "\(key)[\(i)]", "\(s.utf8.count) bytes; expected at most 1000") }
+            if s.unicodeScalars.count > 1000 { throw ExplorerError(field: "\(key)[\(i)]", "\(s.unicodeScalars.count) characters; expected at most 1000") }
             return s
         }
     }

@@ -127,7 +127,7 @@ public final class ExplorerServer: Sendable {
             case let other?: throw ExplorerError(field: "space", "expected true or false, found '\(other)'")
             }
             let word = q["word"].map(String.init), id = try int("id", nil), top = try int("top", 8) ?? 8
-            if let word, word.utf8.count > 1000 { throw ExplorerError(field: "word", "expected at most 1000 bytes") }
+            if let word, word.unicodeScalars.count > 1000 { throw ExplorerError(field: "word", "expected at most 1000 characters") }
             return try await self.compute { try Self.json(try self.explorer.senses(word: word, id: id, top: top, space: space)) }
         }
         api.post("edit-file") { request, _ in
@@ -323,6 +323,11 @@ struct GuardMiddleware: RouterMiddleware {
         var response: Response
         do {
             try check(request)
+            if let allowed = Self.methods(request.uri.path), !allowed.contains(request.method) {
+                response = Self.errorResponse(ExplorerError(status: 405, field: nil, "\(request.method) is not served here; expected \(allowed.map(\.rawValue).joined(separator: " or "))"))
+                response.headers[.allow] = allowed.map(\.rawValue).joined(separator: ", ")
+                return response
+            }
             response = try await next(request, context)
         } catch let error as ExplorerError {
             response = Self.errorResponse(error)
@@ -336,6 +341,19 @@ struct GuardMiddleware: RouterMiddleware {
         response.headers[.init("Referrer-Policy")!] = "no-referrer"
         response.headers[.init("X-Frame-Options")!] = "DENY"
         return response
+    }
+
+    /// The methods a path is served with (nil: no such path), for 405 and `Allow`.
+    static func methods(_ path: String) -> [HTTPRequest.Method]? {
+        switch path {
+        case "/", "/explorer.js", "/explorer.css", "/openapi.json", "/api/info", "/api/senses": return [.get]
+        case "/api/predict", "/api/attribute", "/api/edit-file", "/api/evaluate": return [.post]
+        default:
+            let parts = path.split(separator: "/", omittingEmptySubsequences: false)
+            if parts.count == 4 && parts[1] == "api" && parts[2] == "evaluations" { return [.get] }
+            if parts.count == 5 && parts[1] == "api" && parts[2] == "evaluations" && parts[4] == "events" { return [.get] }
+            return nil
+        }
     }
 
     func check(_ request: Request) throws {
