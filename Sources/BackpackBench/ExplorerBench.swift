@@ -13,8 +13,13 @@ extension Benchmark {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("backpack-bench-explore-\(UUID().uuidString.prefix(8))")
         let explorer = try Explorer(model: model, at: url, tokenizer: tokenizer, editsDirectory: folder, resultsFile: folder.appendingPathComponent("r.h5"))
         let passage = "The nurse said that the doctor would be late, because the surgery that morning had taken far longer than anyone on the ward had expected it to take, and"
-        let ids = Array(tokenizer.encode(passage).prefix(32))
-        let text = tokenizer.decode(ids)
+        // The first 32 tokens of the passage, as text that encodes back to 32 tokens.
+        var cut = 32, text = "", ids: [Int] = []
+        repeat {
+            text = tokenizer.decode(Array(tokenizer.encode(passage).prefix(cut)))
+            ids = tokenizer.encode(text)
+            cut += 1
+        } while ids.count < 32 && cut < 40
         let noun = ids[1], k = model.isBackpack ? model.config.senses : 0
         func update(_ scale: Double, text: String) throws {
             let item = JSONValue.object([("tokens", .array([.integer(noun)])), ("senses", .array([.integer(min(10, max(k - 1, 0)))])),
