@@ -8,7 +8,7 @@
 #
 # Installs chromium-headless-shell when missing (apt) and creates (once) a pinned virtual
 # environment in .venv-explorer-check (EXPLORER_CHECK_VENV overrides). SCHEMATHESIS_SECONDS
-# bounds the schemathesis run (default 240).
+# bounds the schemathesis run (default 150).
 # Exit status: 0 all passed, 1 a check failed, 3 PyPI or Debian's archive could not be reached.
 set -uo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -31,4 +31,4 @@ fi
 venv="${EXPLORER_CHECK_VENV:-$repo/.venv-explorer-check}"
 pinned_venv explorer-check "$venv" "$here/requirements.txt" || exit $?
 exec "$venv/bin/python" "$here/explorer_check.py" --binary "$binary" --browser "$browser" \
-  --schemathesis-seconds "${SCHEMATHESIS_SECONDS:-240}" ${SCREENSHOT:+--screenshot "$SCREENSHOT"}
+  --schemathesis-seconds "${SCHEMATHESIS_SECONDS:-150}" ${SCREENSHOT:+--screenshot "$SCREENSHOT"}
