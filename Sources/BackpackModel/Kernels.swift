@@ -71,22 +71,45 @@ enum Kernels {
 /// Normalisers of a logits row, for evaluation (one call per scored token, over V entries).
 public enum LogSoftmax {
     /// log sum_v exp(x_v), stable: the max is subtracted first; exponentials in float32 (relative
-    /// error ~1e-7 each), summed in Double.
+    /// error ~1e-7 each), summed 8 at a time per lane in float32 and then in Double.
     public static func logSumExp(_ x: [Float]) -> Double { x.withUnsafeBufferPointer { logSumExp($0) } }
 
     public static func logSumExp(_ x: UnsafeBufferPointer<Float>) -> Double {
         guard let base = x.baseAddress, !x.isEmpty else { return -.infinity }
         let p = UnsafeMutablePointer(mutating: base)
         let n = x.count
-        var maxValue = -Float.infinity
-        for i in 0..<n where p[i] > maxValue { maxValue = p[i] }
-        if !maxValue.isFinite { return Double(maxValue) }
-        let shift = Float16x(repeating: maxValue)
-        var sum = 0.0, i = 0
+        // This runs once per scored row over the whole vocabulary, and after a word-level edit
+        // it is most of what a row costs (VariantSet.scoreUpdate), so every pass is 16 lanes
+        // wide. The max is exact, as a scalar scan's; NaN entries are skipped as the scan
+        // skipped them (a comparison with NaN is false).
+        var lanes = Float16x(repeating: -.infinity)
+        var i = 0
         while i + 16 <= n {
-            sum += Double(VectorMath.exp(VectorMath.load(p, i) - shift).sum())
+            let v = VectorMath.load(p, i)
+            lanes.replace(with: v, where: v .> lanes)
             i += 16
         }
+        var maxValue = lanes.max()
+        for j in i..<n where p[j] > maxValue { maxValue = p[j] }
+        if !maxValue.isFinite { return Double(maxValue) }
+        // Each lane adds 8 exponentials in float32 (each at most 1), then the lanes go to Double:
+        // no partial sum holds more than 8 terms. A horizontal sum per 16 entries, converted to
+        // Double each time, took 9 times as long.
+        let shift = Float16x(repeating: maxValue)
+        var low = SIMD8<Double>(repeating: 0), high = SIMD8<Double>(repeating: 0)
+        i = 0
+        while i + 128 <= n {
+            var block = Float16x(repeating: 0)
+            for b in 0..<8 { block += VectorMath.exp(VectorMath.load(p, i + 16 * b) - shift) }
+            low += SIMD8<Double>(block.lowHalf); high += SIMD8<Double>(block.highHalf)
+            i += 128
+        }
+        while i + 16 <= n {
+            let e = VectorMath.exp(VectorMath.load(p, i) - shift)
+            low += SIMD8<Double>(e.lowHalf); high += SIMD8<Double>(e.highHalf)
+            i += 16
+        }
+        var sum = (low + high).sum()
         for j in i..<n { sum += Foundation.exp(Double(p[j] - maxValue)) }
         return Double(maxValue) + Foundation.log(sum)
     }

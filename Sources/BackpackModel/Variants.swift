@@ -113,6 +113,27 @@ extension LanguageModel {
     /// Rows of logits updated by one product in `scoreUpdate` (64 x V floats: 13 MB at the
     /// published size).
     static let updateRows = 64
+    /// Up to this many columns of P per sequence, rows are updated one at a time (`addLowRank`).
+    static let fusedColumns = 16
+
+    /// out = base + sum_c w[c] rows[c]  (width floats each): one logits row after a word-level edit.
+    static func addLowRank(base: UnsafePointer<Float>, weights w: UnsafePointer<Float>, rows: UnsafePointer<Float>,
+                           count C: Int, width V: Int, into out: UnsafeMutablePointer<Float>) {
+        let b = UnsafeMutablePointer(mutating: base), r = UnsafeMutablePointer(mutating: rows)
+        var v = 0
+        while v + 16 <= V {
+            var acc = VectorMath.load(b, v)
+            for c in 0..<C { acc += w[c] * VectorMath.load(r + c * V, v) }
+            VectorMath.store(acc, out, v)
+            v += 16
+        }
+        while v < V {
+            var x = base[v]
+            for c in 0..<C { x += w[c] * rows[c * V + v] }
+            out[v] = x
+            v += 1
+        }
+    }
 
     /// This variant's scores from `base`'s outputs on the same contextualization (see the top of
     /// the file): base rows plus sum_r w[i, r] P[r]; rows the edit does not reach keep base's score.
@@ -180,6 +201,23 @@ extension LanguageModel {
                 for c in 0..<C { w[c] = 0 }
             }
             var mine = scores[s]                                             // rows the edit does not reach: base's
+            if C <= Self.fusedColumns {
+                // Few columns (a sequence holds one or two of the edited words): each row is
+                // base + W P_C in one pass over V into one scratch row, which the score then reads
+                // while it is in cache. A copy and a BLAS product per block of rows cost 3 times
+                // as much, most of it the copy and BLAS's setup of a product of inner size C.
+                outputs[s].logits.withUnsafeBufferPointer { all in
+                    for (t, ri) in touched.enumerated() {
+                        W.withUnsafeBufferPointer { w in
+                            Self.addLowRank(base: all.baseAddress! + ri * V, weights: w.baseAddress! + t * C, rows: Pc.pointer,
+                                            count: C, width: V, into: rows.pointer)
+                        }
+                        mine[ri] = score(s, positions[ri], UnsafeBufferPointer(start: rows.pointer, count: V))
+                    }
+                }
+                results.append(mine)
+                continue
+            }
             outputs[s].logits.withUnsafeBufferPointer { all in
                 W.withUnsafeBufferPointer { w in
                     for start in stride(from: 0, to: touched.count, by: block) {

@@ -113,6 +113,64 @@ import TestSupport
         try Self.compare(prepared, try Self.variants(base, a: a, b: b))
     }
 
+    /// Issue 30: every word-level operation (scale, project_out, replace_association, add,
+    /// fit_scale, erase at word scope) and every point of a sweep updates the base's logits
+    /// (VariantSet.parent), and each gives the numbers of its own full passes within 1e-6
+    /// relative, on pronoun bias (last rows) and perplexity (every row, the low-rank update).
+    @Test func everyWordLevelOperationAndSweepPointMatchesItsOwnPasses() throws {
+        let tmp = try TestPaths.temporaryDirectory("shared-ops")
+        defer { try? FileManager.default.removeItem(at: tmp) }
+        let base = try ModelDirectory(TestPaths.tinyModel).load()
+        let tokenizer = try GPT2Tokenizer.load(from: TestPaths.toyTokenizer)
+        let pronounFile = try write(ModelEvalTests.tinySuite, "tiny.yaml", in: tmp)
+        let text = "My man said that the cook was with the car. When an old man was there, the cook said that he was with her."
+        let ppl = try Suite.load(try write("suite: p\nversion: 1\nkind: perplexity\ntext: \"\(text)\"\nmax_length: 16\nstride: 8\nprepend_eos: false\nbatch_tokens: 40\n", "p.yaml", in: tmp))
+        let prepared = try [try Suite.load(pronounFile), ppl].map { try $0.prepare(tokenizer: tokenizer, config: base.config) }
+        // Words that are one token of the toy tokenizer (" man" is two).
+        let single = ["the", "was", "cook", "an", "car", "said", "with", "he", "she", "her"].filter { tokenizer.wordTokens($0).count == 1 }
+        try #require(single.count >= 6 && single.contains("he") && single.contains("she"), "\(single)")
+        let nouns = single.filter { $0 != "he" && $0 != "she" }
+        let ids = (nouns.prefix(4) + ["he", "she"]).map { tokenizer.wordTokens($0)[0] }
+        let (the, was, man, cook, he, she) = (ids[0], ids[1], ids[2], ids[3], ids[4], ids[5])
+        _ = try write(ModelEvalTests.tinySuite.replacingOccurrences(of: "nouns: [the, was, man, cook, an]", with: "nouns: [\(nouns.prefix(3).joined(separator: ", "))]"),
+                      "fit.yaml", in: tmp)
+        let difference = "{embedding_difference: [{token: \(he)}, {token: \(she)}]}"
+        let operations = [
+            "scale: 0.25",
+            "project_out: {direction: \(difference), strength: 1.0}",
+            "replace_association: {remove: {token: \(he)}, add: {token: \(she)}}",
+            "add: {direction: \(difference), amount: 0.7}",
+            "fit_scale: {suite: fit.yaml, pair: [he, she]}",
+            "erase: {method: leace, pairs: [[{token: \(he)}, {token: \(she)}], [{token: \(man)}, {token: \(cook)}], [{token: \(the)}, {token: \(was)}]]}",
+        ]
+        var models = [base]
+        var names = ["base"]
+        for op in operations {
+            let selection = op.hasPrefix("fit_scale") ? "" : "    tokens: [\(man), \(cook)]\n"
+            let body = "schema: backpack-edit/1\ninterventions:\n  - senses: [1, 2]\n\(selection)    \(op)\n"
+            let file = try EditFile.parse(body, url: tmp.appendingPathComponent("op.yaml"))
+            models.append(try Editor.apply([file], to: base, tokenizer: tokenizer).model)
+            names.append(String(op.prefix { $0 != ":" }))
+        }
+        let sweep = "schema: backpack-edit/1\ninterventions:\n  - tokens: [\(man), \(the)]\n    senses: [0, 3]\n    scale: {sweep: [0, 0.5, 1.5, 2]}\n"
+        for point in try EditFile.expand(sweep, url: tmp.appendingPathComponent("sweep.yaml")) {
+            models.append(try Editor.apply([point], to: base, tokenizer: tokenizer).model)
+            names.append("sweep \(point.grid.map(\.description).joined())")
+        }
+        let set = VariantSet(models)
+        #expect(set.parent == [nil] + Array(repeating: 0, count: models.count - 1), "every word-level variant updates base's logits: \(set.parent)")
+        for suite in prepared {
+            let shared = try suite.evaluate(set) { _ in }
+            let baseNumbers = Self.numbers(shared[0])
+            for (i, model) in models.enumerated().dropFirst() {
+                let alone = try suite.evaluate(model) { _ in }
+                let compared = Self.expectSame(shared[i], alone, "\(suite.suite.name) \(names[i])")
+                #expect(compared > 10)
+                #expect(Self.numbers(shared[i]) != baseNumbers, "\(suite.suite.name) \(names[i]) equals the base")
+            }
+        }
+    }
+
     /// Every bit of a result's numbers, for exact comparisons.
     static func bits(_ r: SuiteResult) -> [String] {
         r.attributes.map { "\($0.name) \($0.value.doubleValue?.bitPattern.description ?? "\($0.value)")" }
