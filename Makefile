@@ -149,6 +149,8 @@ bench: release blas
 	@echo "== the demo's evaluation (embedded model): base + 3 edits vs base alone (target <= 1.6x)"
 	-@Tools/corpus/fetch_corpus.sh "$(CORPUS)"
 	@if [ -f "$(CORPUS)" ]; then BACKPACK_CACHE="$(CACHE_DIR)" $(BIN_RELEASE) bench --demo-workload $(addprefix --edit ,$(DEMO_EDITS)) --warmup 0 --runs 3; else echo "note: $(CORPUS) not available: demo timing skipped"; fi
+	@echo "== issue 30's targets measured from outside, on this script's own runs of backpack eval (Tools/bench/edit_cost_check.py)"
+	@if [ -f "$(CORPUS)" ]; then BACKPACK_CACHE="$(CACHE_DIR)" python3 Tools/bench/edit_cost_check.py --binary $(BIN_RELEASE) --model-170m $(BENCH_MODEL) --corpus "$(CORPUS)"; else echo "note: $(CORPUS) not available: edit-cost check skipped"; fi
 	@echo "== backpack explore: server time of one update after a slider move (target <= 100 ms on the demo model, <= 1 s at 170M); wrk on /api/predict"
 	@$(BIN_RELEASE) bench --explorer --runs 5 | grep '^explore'
 	@$(BIN_RELEASE) bench --model $(BENCH_MODEL) --explorer --runs 5 | grep '^explore'

@@ -14,6 +14,10 @@ import Foundation
 //     reference's logits (computed for the batch when the reference is not one of the variants),
 //     never of another edit's: a variant's numbers do not depend on which variants run with it
 //     (a shard of a sweep gives the numbers of the whole run, bit for bit; ShardTests).
+//     Per reached row the update costs C V multiply-adds (C: the rows of P whose ids occur in
+//     the sequence) and the score's log-sum-exp over V; a base row costs d V and its trunk.
+//   - vocabulary-wide edits (`scope: vocabulary`, LEACE) change every token's C: they share the
+//     trunk but compute their own sense sums and logits.
 //   - any other variant (an edit of wte: `target: input_embedding`) runs its own full pass.
 // The results equal each variant's own forward pass up to float32 rounding of the logits (the
 // updated rows; the rest is the same arithmetic as the variant's own pass).
@@ -79,7 +83,7 @@ public struct VariantSet: Sendable {
                         out.logitPositions.enumerated().map { r, p in score(s, p, UnsafeBufferPointer(rebasing: all[(r * V)..<((r + 1) * V)])) }
                     }
                 }
-                for v in orphans { results[v] = models[v].scoreUpdate(of: reference, context: context, outputs: outputs, scores: scores, score) }
+                self.updates(orphans, of: reference, context: context, outputs: outputs, scores: scores, score, into: &results)
             }
             for m in models.indices where leader[m] == l && (parent[m] == nil || !updates) {
                 let outputs = try models[m].outputs(context, options: ForwardOptions(logits: selection))
@@ -90,14 +94,45 @@ public struct VariantSet: Sendable {
                         }
                     }
                 }
-                for v in models.indices where updates && parent[v] == m {
-                    results[v] = models[v].scoreUpdate(of: models[m], context: context, outputs: outputs,
-                                                       scores: results[m], score)
-                }
+                let children = models.indices.filter { updates && parent[$0] == m }
+                self.updates(children, of: models[m], context: context, outputs: outputs, scores: results[m], score, into: &results)
             }
         }
         return results
     }
+}
+
+extension VariantSet {
+    /// The word-level variants' scores from their parent's outputs, two variants at a time: an
+    /// update is a single-threaded pass over V per reached row, during which BLAS's threads sit
+    /// idle (a 64-point sweep on the demo model spent as long again waiting as updating). Each
+    /// variant's numbers are computed as when it is alone; only the order of the work changes.
+    func updates<T>(_ children: [Int], of parent: LanguageModel, context: Contextualization, outputs: [ForwardOutput], scores: [[T]],
+                    _ score: (Int, Int, UnsafeBufferPointer<Float>) -> T, into results: inout [[[T]]]) {
+        if children.count < 2 {
+            for v in children { results[v] = models[v].scoreUpdate(of: parent, context: context, outputs: outputs, scores: scores, score) }
+            return
+        }
+        // Each index is written by one thread; the scorers only read what they capture.
+        let out = UnsafeMutablePointer<[[T]]?>.allocate(capacity: children.count)
+        out.initialize(repeating: nil, count: children.count)
+        defer { out.deinitialize(count: children.count); out.deallocate() }
+        let slots = UnsafeShared(out), shared = UnsafeShared(scores), models = self.models
+        withoutActuallyEscaping(score) { escapable in
+            let scorer = UnsafeShared(escapable)
+            DispatchQueue.concurrentPerform(iterations: children.count) { k in
+                slots.value[k] = models[children[k]].scoreUpdate(of: parent, context: context, outputs: outputs,
+                                                                 scores: shared.value, scorer.value)
+            }
+        }
+        for (k, v) in children.enumerated() { results[v] = out[k] ?? [] }
+    }
+}
+
+/// A value handed to other threads whose safety the caller states where it is used.
+struct UnsafeShared<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
 }
 
 extension LanguageModel {

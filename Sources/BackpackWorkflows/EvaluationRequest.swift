@@ -30,6 +30,25 @@ public struct EvaluationRequest {
         self.dataDirectory = dataDirectory; self.out = out; self.options = options; self.commandLine = commandLine
     }
 
+    /// How each edit is computed (VariantSet's plan), one line: word-level edits update base's
+    /// logits by their low-rank difference; vocabulary-wide ones (`scope: vocabulary`, LEACE)
+    /// change every token's senses, so they recompute the sense sums and logits over base's
+    /// trunk; input-embedding edits run their own trunk.
+    static func plan(_ variants: [Variant], base: LanguageModel) -> String {
+        let set = VariantSet(variants.map(\.model), reference: base)
+        var low: [String] = [], full: [String] = [], own: [String] = []
+        for i in variants.indices.dropFirst() {
+            if set.parent[i] != nil { low.append(variants[i].name) }
+            else if set.leader[i] == set.leader[0] { full.append(variants[i].name) }
+            else { own.append(variants[i].name) }
+        }
+        func names(_ list: [String]) -> String { list.count <= 3 ? list.joined(separator: ", ") : list.prefix(2).joined(separator: ", ") + " and \(list.count - 2) more" }
+        var parts = ["\(low.count) word-level edit(s) update base's logits by a low-rank difference where every row is scored" + (low.isEmpty ? "" : " (\(names(low)))")]
+        if !full.isEmpty { parts.append("\(full.count) vocabulary-wide edit(s) change every token's senses and recompute sense sums and logits over base's trunk (\(names(full)))") }
+        if !own.isEmpty { parts.append("\(own.count) input-embedding edit(s) run their own full pass (\(names(own)))") }
+        return "plan: " + parts.joined(separator: "; ")
+    }
+
     /// Checks the output before any input is read, prepares every suite and variant (so that a
     /// bad suite or edit file fails before any model work), then runs. `stored(n)` is called after
     /// the n-th stored result.
@@ -53,6 +72,7 @@ public struct EvaluationRequest {
             prepared.append(p)
         }
         let variants = try EditVariants.withBase(base, edits: edits, tokenizer: tokenizer)
+        if variants.count > 1 { progress(Self.plan(variants, base: base)) }
         let modelSHA256 = try FileDigest.combined(model.weightFiles)
         let provenance = RunProvenance(toolVersion: Toolkit.version, gitCommit: Toolkit.gitCommit(), modelPath: model.url.path,
                                        modelSHA256: modelSHA256)
