@@ -71,12 +71,14 @@ def main():
     with tempfile.TemporaryDirectory() as folder:
         # 1. 170M perplexity: twelve held-out passages of the demo corpus as a perplexity suite.
         suite = os.path.join(folder, "heldout-12.yaml")
+        # data_file is looked up beside the suite file.
+        os.symlink(os.path.abspath(a.corpus), os.path.join(folder, "corpus.txt"))
         with open(suite, "w") as f:
             f.write(f"""suite: heldout-12
 version: 1
 kind: perplexity
 description: The first 12 held-out passages of the demo corpus (edit-cost check).
-data_file: {os.path.abspath(a.corpus)}
+data_file: corpus.txt
 split: blank_lines
 select: {{every: 20, offset: 19}}
 max_documents: 12
