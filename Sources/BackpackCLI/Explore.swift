@@ -17,7 +17,7 @@ struct Explore: ParsableCommand {
     @Option(help: "The port (0: a free one).") var port = 0
     @Option(help: "The address to bind. Anything but a loopback address exposes the page and the model to the network (the token still guards the API).")
     var host = "127.0.0.1"
-    @Option(help: "Where \"Save as edit file\" writes (default: the working directory).") var editsDir = "."
+    @Option(help: "Where \"Save as edit file\" writes; \".\" is the working directory.") var editsDir = "."
     @Option(help: "The results file the page's evaluations append to (as backpack eval --out).") var out = "backpack-results.h5"
     @Option(help: "Computations run at once (further requests wait; 503 when 32 wait).") var slots = 2
 

@@ -202,7 +202,10 @@ extension LanguageModel {
         // rows (P_C is read once per block: row by row, a projection edit's P, 30 MB at the
         // published size, was read once per row and the update ran at memory speed).
         let block = Self.updateRows
-        let rows = Buffer(block * V)
+        // One scratch row for the one-pass update; a block of rows only for a sequence that
+        // holds more than `fusedColumns` of P's rows (13 MB at the published size).
+        let row = Buffer(V)
+        var blockRows: Buffer?
         var results: [[T]] = []
         for (s, ids) in context.batch.enumerated() {
             let n = ids.count, alpha = context.perSequence[s].pointer          // (k, n, n)
@@ -245,14 +248,16 @@ extension LanguageModel {
                     for (t, ri) in touched.enumerated() {
                         W.withUnsafeBufferPointer { w in
                             Self.addLowRank(base: all.baseAddress! + ri * V, weights: w.baseAddress! + t * C, rows: Pc.pointer,
-                                            count: C, width: V, into: rows.pointer)
+                                            count: C, width: V, into: row.pointer)
                         }
-                        mine[ri] = score(s, positions[ri], UnsafeBufferPointer(start: rows.pointer, count: V))
+                        mine[ri] = score(s, positions[ri], UnsafeBufferPointer(start: row.pointer, count: V))
                     }
                 }
                 results.append(mine)
                 continue
             }
+            let rows = blockRows ?? Buffer(block * V)
+            blockRows = rows
             outputs[s].logits.withUnsafeBufferPointer { all in
                 W.withUnsafeBufferPointer { w in
                     for start in stride(from: 0, to: touched.count, by: block) {
