@@ -120,7 +120,7 @@ public struct BenchWorkload {
                 }
                 overrides[id] = c
             }
-            variants.append((name, model.withSenseOverrides(overrides)))
+            variants.append((name, model.withSenseOverrides(overrides, senses: overrides.mapValues { _ in [sense] })))
         }
         var source = "unknown"
         if case .string(let s)? = w["source"] { source = s }

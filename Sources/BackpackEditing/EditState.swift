@@ -138,7 +138,9 @@ struct EditState {
             var values = wte.values
             for id in r.tokens { map.apply(&values[(id * d)..<((id + 1) * d)]) }
             params.weights[wteName] = Weight(shape: wte.shape, values: values)
-            model = LanguageModel(parameters: params, senseOverrides: model.senseOverrides)
+            // word-level edits made earlier keep all k senses as they are now (the senses they left
+            // alone do not follow the new input embedding, as before partial overrides)
+            model = LanguageModel(parameters: params, senseOverrides: model.senseVectors(Array(model.senseOverrides.keys)))
             summary = "\(name) on the input embedding of \(r.tokens.count) token(s); output embedding untied"
         case .vocabulary:
             let maps: SenseMaps
@@ -169,10 +171,11 @@ struct EditState {
                 maps.apply(to: &v, d: d)
                 overrides[id] = v
             }
-            model = LanguageModel(parameters: params, senseOverrides: overrides)  // fresh sense cache
+            model = LanguageModel(parameters: params, senseOverrides: overrides,      // fresh sense cache
+                                  overriddenSenses: model.overriddenSenses)
             summary = "\(name) of sense(s) \(senses) for every token, folded into final_mlp.c_proj"
         case .words:
-            var overrides = model.senseOverrides
+            var overrides = model.senseOverrides, edited = model.overriddenSenses
             for id in r.tokens {
                 let maps: SenseMaps
                 switch effect.maps {
@@ -184,10 +187,12 @@ struct EditState {
                 }
                 var v = try senseBlock(of: id, current)
                 maps.apply(to: &v, d: d)
+                // the senses set so far: an id overridden whole (from a checkpoint) stays whole
+                if overrides[id] == nil || edited[id] != nil { edited[id, default: []] += maps.map(\.sense) }
                 overrides[id] = v
             }
             summary = "\(name) of sense(s) \(senses) for \(r.tokens.count) token(s)"
-            model = model.withSenseOverrides(overrides)
+            model = model.withSenseOverrides(overrides, senses: edited)
         }
         summary += effect.note
         if !r.skipped.isEmpty { summary += "; skipped \(r.skipped.count) multi-token word(s)" }

@@ -77,8 +77,11 @@ public enum EditedCheckpoint {
                                         to: tmp.appendingPathComponent(ModelFolder.safetensorsFile))
             var overridesSHA: String?
             if !model.senseOverrides.isEmpty {
-                let tensors = model.senseOverrides.keys.sorted().map { id in
-                    (name: "token.\(id)", shape: [config.senses, config.nEmbd], values: model.senseOverrides[id] ?? [])
+                // all k senses as the edited model computes them (an edit's partial override takes
+                // the senses it left alone from the model)
+                let ids = model.senseOverrides.keys.sorted(), vectors = model.senseVectors(ids)
+                let tensors = ids.map { id in
+                    (name: "token.\(id)", shape: [config.senses, config.nEmbd], values: vectors[id] ?? [])
                 }
                 let file = tmp.appendingPathComponent(ModelFolder.senseOverridesFile)
                 try SafetensorsWriter.write(tensors, metadata: ["format": "pt", "tool": "backpack \(toolVersion)"], to: file)

@@ -79,7 +79,7 @@ public enum LogSoftmax {
         let p = UnsafeMutablePointer(mutating: base)
         let n = x.count
         // This runs once per scored row over the whole vocabulary, and after a word-level edit
-        // it is most of what a row costs (VariantSet.scoreUpdate), so every pass is 16 lanes
+        // it is most of what a row costs (WordUpdate.scores), so every pass is 16 lanes
         // wide. The max is exact, as a scalar scan's; NaN entries are skipped as the scan
         // skipped them (a comparison with NaN is false).
         var lanes = Float16x(repeating: -.infinity)

@@ -53,6 +53,14 @@ public final class LanguageModel: @unchecked Sendable {
     public let parameters: ParameterSet
     /// Word-level sense edits: token id -> its k sense vectors (k*d), replacing the computed ones.
     public let senseOverrides: [Int: [Float]]
+    /// The senses an edit set, per overridden id, when not all of them: the others are the
+    /// model's own vectors as computed now (the override's copies of them are not read). An
+    /// edit copies the senses it leaves alone from vectors computed in some earlier product, and
+    /// BLAS rounds a row differently with other rows beside it (by about 4e-7 at the published
+    /// size), so a copy would differ from the base model's vector in the same batch: a
+    /// word-level update (VariantSet) would then carry all k senses of every edited id instead
+    /// of the ones edited. Ids not listed (overrides loaded from a checkpoint) replace all k.
+    public let overriddenSenses: [Int: [Int]]
     public let senseCache: SenseCache
 
     let trunk: Trunk
@@ -61,10 +69,12 @@ public final class LanguageModel: @unchecked Sendable {
     /// The output embedding: E (tied) unless the checkpoint carries its own `lm_head.weight`.
     let embedding: Weight
 
-    public init(parameters: ParameterSet, senseOverrides: [Int: [Float]] = [:], senseCache: SenseCache? = nil) {
+    public init(parameters: ParameterSet, senseOverrides: [Int: [Float]] = [:], overriddenSenses: [Int: [Int]] = [:],
+                senseCache: SenseCache? = nil) {
         config = parameters.config
         self.parameters = parameters
         self.senseOverrides = senseOverrides
+        self.overriddenSenses = overriddenSenses.filter { senseOverrides[$0.key] != nil }.mapValues { Array(Set($0)).sorted() }
         trunk = Trunk(parameters)
         embedding = parameters.weights[ParameterTable.outputEmbedding] ?? trunk.wte
         if config.architecture == .backpack {
@@ -73,14 +83,19 @@ public final class LanguageModel: @unchecked Sendable {
         } else {
             senseNetwork = nil; senseWeights = nil
         }
-        // Bounded at about 1 GB of cached sense vectors.
+        // Bounded at about 48 MB of cached sense vectors (1,024 ids at the published size; at
+        // least 1,024 ids): with the least recently used evicted, the 170M perplexity workload
+        // (2,901 distinct ids in 10 batches) computes about 10 % more sense vectors than with no
+        // bound, and its peak memory stays within 1.3x the weights (`make bench`; a bound of
+        // 1 GB held 142 MB there).
         let rowBytes = max(1, config.senses * config.nEmbd * 4)
-        self.senseCache = senseCache ?? SenseCache(capacity: max(1024, (1 << 30) / rowBytes))
+        self.senseCache = senseCache ?? SenseCache(capacity: max(1024, Self.senseCacheBytes / rowBytes))
     }
 
     /// The same weights with other word-level edits; shares the cache of unedited sense vectors.
-    public func withSenseOverrides(_ overrides: [Int: [Float]]) -> LanguageModel {
-        LanguageModel(parameters: parameters, senseOverrides: overrides, senseCache: senseCache)
+    /// `senses[id]`: the senses the edit set for that id (see `overriddenSenses`); all k if absent.
+    public func withSenseOverrides(_ overrides: [Int: [Float]], senses: [Int: [Int]] = [:]) -> LanguageModel {
+        LanguageModel(parameters: parameters, senseOverrides: overrides, overriddenSenses: senses, senseCache: senseCache)
     }
 
     public var isBackpack: Bool { config.architecture == .backpack }
@@ -99,16 +114,24 @@ public final class LanguageModel: @unchecked Sendable {
     // MARK: Senses
 
     /// Sense-network products have a multiple of `senseRows` rows (see `senseVectors`), at most
-    /// `senseRowsPerProduct` (bounds the (rows, k*d) output: 48 MB at the published size).
+    /// `senseRowsPerProduct` (bounds the (rows, k*d) output: 12.6 MB at the published size; with
+    /// 1,024 rows, its 50 MB were the peak of the 170M perplexity workload's memory).
     static let senseRows = 32
-    static let senseRowsPerProduct = 1024
+    static let senseRowsPerProduct = 256
+    /// The sense cache's bound (see `init`).
+    static let senseCacheBytes = 48 << 20
+    /// The gathered sense vectors and weights of one sense-sum product (see `senseSum`).
+    static let senseSumBytes = 8 << 20
 
     /// C(id) for each id, (k*d) each, edits applied; computes only ids not yet cached.
     public func senseVectors(_ ids: [Int]) -> [Int: [Float]] {
         guard let senseNetwork else { return [:] }
         let distinct = Array(Set(ids))
-        var found = senseCache.lookup(distinct.filter { senseOverrides[$0] == nil })
-        let missing = distinct.filter { found[$0] == nil && senseOverrides[$0] == nil }.sorted()
+        // The model's own vectors: of ids without an override, and of ids only some of whose
+        // senses an edit set
+        let computed = distinct.filter { senseOverrides[$0] == nil || overriddenSenses[$0] != nil }
+        var found = senseCache.lookup(computed)
+        let missing = computed.filter { found[$0] == nil }.sorted()
         if !missing.isEmpty {
             let kd = config.senses * config.nEmbd
             var new: [Int: [Float]] = [:]
@@ -136,7 +159,16 @@ public final class LanguageModel: @unchecked Sendable {
             senseCache.store(new)
             found.merge(new) { a, _ in a }
         }
-        for id in distinct { if let o = senseOverrides[id] { found[id] = o } }
+        let d = config.nEmbd
+        for id in distinct {
+            guard let o = senseOverrides[id] else { continue }
+            if let senses = overriddenSenses[id], var v = found[id] {
+                for l in senses { v.replaceSubrange((l * d)..<((l + 1) * d), with: o[(l * d)..<((l + 1) * d)]) }
+                found[id] = v
+            } else {
+                found[id] = o
+            }
+        }
         return found
     }
 
@@ -277,7 +309,7 @@ public final class LanguageModel: @unchecked Sendable {
         for (s, ids) in batch.enumerated() {
             if isBackpack {
                 let alpha = context.perSequence[s]
-                let (o, C) = senseSum(ids, alpha: alpha, table: senseTable)
+                let (o, C) = senseSum(ids, alpha: alpha, table: senseTable, keepingSenses: options.senses)
                 results.append((o, options.senses ? C : nil, options.contextualization ? alpha : nil, positions[s]))
             } else {
                 results.append((context.perSequence[s], nil, nil, positions[s]))
@@ -335,28 +367,36 @@ public final class LanguageModel: @unchecked Sendable {
     /// One sequence's o = sum_l alpha[l] @ C[l]  (m, d), with C (k, n, d) gathered from the
     /// per-id table and alpha (k, m, n): m = n for a whole sequence, m = 1 for the last position
     /// of a generation step (the one sense sum of the project).
-    func senseSum(_ ids: [Int], alpha: Buffer, rows: Int? = nil, table: [Int: [Float]]) -> (o: Buffer, senses: Buffer) {
+    func senseSum(_ ids: [Int], alpha: Buffer, rows: Int? = nil, table: [Int: [Float]],
+                  keepingSenses: Bool = false) -> (o: Buffer, senses: Buffer?) {
         let n = ids.count, d = config.nEmbd, k = config.senses, m = rows ?? n
-        let C = Buffer(k * n * d)                                         // (k, n, d)
-        for (j, id) in ids.enumerated() {
-            guard let row = table[id] else { continue }
-            row.withUnsafeBufferPointer { r in
-                for l in 0..<k { (C.pointer + (l * n + j) * d).update(from: r.baseAddress! + l * d, count: d) }
-            }
-        }
         // As one product over (sense, position): o = A C with A (m, k*n), A[i, l*n + j] =
         // alpha[l, i, j], and C read as (k*n, d). One product of m*d*k*n multiply-adds instead of
         // k of m*d*n: large enough for BLAS's threads where k small ones (8 sequences of 128
-        // tokens) each ran on one core.
-        let A = Buffer(m * k * n)                                         // (m, k*n)
-        for l in 0..<k {
-            for i in 0..<m {
-                (A.pointer + i * k * n + l * n).update(from: alpha.pointer + (l * m + i) * n, count: n)
-            }
-        }
+        // tokens) each ran on one core. For long sequences, g senses per product, the products
+        // summed (beta 1): C and A of all k senses were 42 MB for 512 tokens at the published
+        // size, the largest buffers of an evaluation batch after alpha.
+        let g = keepingSenses || m == 1 ? k : max(1, min(k, Self.senseSumBytes / max(1, n * d * 4)))
+        let C = Buffer(g * n * d)                                         // (g, n, d)
+        let A = Buffer(m * g * n)                                         // (m, g*n)
         let o = Buffer(m * d)                                             // (m, d)
-        BLAS.gemm(m: m, n: d, k: k * n, a: A.pointer, lda: k * n, b: C.pointer, ldb: d, c: o.pointer, ldc: d)
-        return (o, C)
+        for first in stride(from: 0, to: k, by: g) {
+            let senses = first..<min(k, first + g), G = senses.count
+            for (j, id) in ids.enumerated() {
+                guard let row = table[id] else { continue }
+                row.withUnsafeBufferPointer { r in
+                    for (c, l) in senses.enumerated() { (C.pointer + (c * n + j) * d).update(from: r.baseAddress! + l * d, count: d) }
+                }
+            }
+            for (c, l) in senses.enumerated() {
+                for i in 0..<m {
+                    (A.pointer + i * G * n + c * n).update(from: alpha.pointer + (l * m + i) * n, count: n)
+                }
+            }
+            BLAS.gemm(m: m, n: d, k: G * n, a: A.pointer, lda: G * n, b: C.pointer, ldb: d,
+                      beta: first == 0 ? 0 : 1, c: o.pointer, ldc: d)
+        }
+        return (o, keepingSenses ? C : nil)
     }
 
     /// logits = o E^T for the chosen rows of each sequence  (rows, V) each. A sequence with many

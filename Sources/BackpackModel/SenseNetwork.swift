@@ -39,9 +39,11 @@ struct SenseNetwork: Sendable {
 }
 
 /// Sense vectors per token id, computed once and reused across sequences, batches and
-/// evaluation variants. Thread-safe; bounded (cleared when it outgrows its capacity).
+/// evaluation variants. Thread-safe; bounded: past `capacity` ids, the least recently used go
+/// (a text's frequent words stay; the rare ones, most of its distinct ids, are seldom seen again).
 public final class SenseCache: @unchecked Sendable {
-    private var rows: [Int: [Float]] = [:]          // id -> (k*d)
+    private var rows: [Int: (vector: [Float], used: Int)] = [:]   // id -> (k*d), last use
+    private var clock = 0
     private let lock = NSLock()
     public let capacity: Int
 
@@ -49,15 +51,31 @@ public final class SenseCache: @unchecked Sendable {
 
     func lookup(_ ids: some Sequence<Int>) -> [Int: [Float]] {
         lock.lock(); defer { lock.unlock() }
+        clock += 1
         var found: [Int: [Float]] = [:]
-        for id in ids { if let r = rows[id] { found[id] = r } }
+        for id in ids {
+            guard let r = rows[id] else { continue }
+            found[id] = r.vector
+            rows[id] = (r.vector, clock)
+        }
         return found
     }
 
+    /// Stores `new`, first evicting the least recently used ids beyond `capacity` (never the ones
+    /// stored now, which the caller is about to use: a batch with more distinct ids than
+    /// `capacity` keeps them all until the next store).
     func store(_ new: [Int: [Float]]) {
         lock.lock(); defer { lock.unlock() }
-        if rows.count + new.count > capacity { rows.removeAll(keepingCapacity: true) }
-        rows.merge(new) { _, b in b }
+        clock += 1
+        let excess = rows.count + new.count - capacity
+        if excess > 0 {
+            // ties by id: a dictionary's order differs from process to process, and which ids are
+            // recomputed decides the rounding of a run's numbers
+            let oldest = rows.lazy.filter { new[$0.key] == nil }.map { ($0.key, $0.value.used) }
+                .sorted { $0.1 != $1.1 ? $0.1 < $1.1 : $0.0 < $1.0 }
+            for (id, _) in oldest.prefix(excess) { rows[id] = nil }
+        }
+        for (id, v) in new { rows[id] = (v, clock) }
     }
 
     public var count: Int { lock.lock(); defer { lock.unlock() }; return rows.count }

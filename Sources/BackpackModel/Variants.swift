@@ -16,6 +16,13 @@ import Foundation
 //     (a shard of a sweep gives the numbers of the whole run, bit for bit; ShardTests).
 //     Per reached row the update costs C V multiply-adds (C: the rows of P whose ids occur in
 //     the sequence) and the score's log-sum-exp over V; a base row costs d V and its trunk.
+//     R holds only the senses an edit set: the senses it left alone are the model's own vectors
+//     (LanguageModel.overriddenSenses), so their difference is exactly 0. (Copied, they
+//     differed by BLAS's rounding, and every edited id carried all k senses: R and C 16 times
+//     too large, the update 30 % of a base pass at the published size.)
+//   - when every row is scored, the logits are computed and scored `scoredRows` rows at a time,
+//     each chunk updated for the word-level children while it is in memory: a batch's logits
+//     are never held whole.
 //   - vocabulary-wide edits (`scope: vocabulary`, LEACE) change every token's C: they share the
 //     trunk but compute their own sense sums and logits.
 //   - any other variant (an edit of wte: `target: input_embedding`) runs its own full pass.
@@ -72,60 +79,112 @@ public struct VariantSet: Sendable {
         // recomputed by the variant's own sense sum and product, as when it runs alone.
         let updates = selection == .all
         for l in models.indices where leader[l] == l {
-            let context = try models[l].contextualize(batch)
-            try visit(l, context)
-            // The reference's outputs for its edits of this trunk when it is not a variant itself.
-            let orphans = models.indices.filter { updates && leader[$0] == l && parent[$0] == models.count }
-            if let reference, !orphans.isEmpty {
-                let outputs = try reference.outputs(context, options: ForwardOptions(logits: selection))
-                let scores = outputs.enumerated().map { s, out in
-                    out.logits.withUnsafeBufferPointer { all in
-                        out.logitPositions.enumerated().map { r, p in score(s, p, UnsafeBufferPointer(rebasing: all[(r * V)..<((r + 1) * V)])) }
-                    }
+            // Every row scored: each full variant's o and its children's update plans first, so
+            // that alpha (k n^2 per sequence: 34 MB for a batch of 1,024 tokens at the published
+            // size) is gone before the logits are computed.
+            var jobs: [RowJob] = []
+            do {
+                let context = try models[l].contextualize(batch)
+                try visit(l, context)
+                // The reference's logits for its edits of this trunk when it is not a variant itself.
+                let orphans = models.indices.filter { updates && leader[$0] == l && parent[$0] == models.count }
+                if let reference, !orphans.isEmpty {
+                    jobs.append(try rowJob(of: reference, context: context, storedAs: nil, children: orphans))
                 }
-                self.updates(orphans, of: reference, context: context, outputs: outputs, scores: scores, score, into: &results)
-            }
-            for m in models.indices where leader[m] == l && (parent[m] == nil || !updates) {
-                let outputs = try models[m].outputs(context, options: ForwardOptions(logits: selection))
-                results[m] = outputs.enumerated().map { s, out in
-                    out.logits.withUnsafeBufferPointer { all in
-                        out.logitPositions.enumerated().map { r, p in
-                            score(s, p, UnsafeBufferPointer(rebasing: all[(r * V)..<((r + 1) * V)]))
+                for m in models.indices where leader[m] == l && (parent[m] == nil || !updates) {
+                    if updates {
+                        let children = models.indices.filter { parent[$0] == m }
+                        jobs.append(try rowJob(of: models[m], context: context, storedAs: m, children: children))
+                        continue
+                    }
+                    let outputs = try models[m].outputs(context, options: ForwardOptions(logits: selection))
+                    results[m] = outputs.enumerated().map { s, out in
+                        out.logits.withUnsafeBufferPointer { all in
+                            out.logitPositions.enumerated().map { r, p in
+                                score(s, p, UnsafeBufferPointer(rebasing: all[(r * V)..<((r + 1) * V)]))
+                            }
                         }
                     }
                 }
-                let children = models.indices.filter { updates && parent[$0] == m }
-                self.updates(children, of: models[m], context: context, outputs: outputs, scores: results[m], score, into: &results)
             }
+            for job in jobs { scoreAllRows(job, score, into: &results) }
         }
         return results
     }
 }
 
 extension VariantSet {
-    /// The word-level variants' scores from their parent's outputs, two variants at a time: an
-    /// update is a single-threaded pass over V per reached row, during which BLAS's threads sit
-    /// idle (a 64-point sweep on the demo model spent as long again waiting as updating). Each
-    /// variant's numbers are computed as when it is alone; only the order of the work changes.
-    func updates<T>(_ children: [Int], of parent: LanguageModel, context: Contextualization, outputs: [ForwardOutput], scores: [[T]],
-                    _ score: (Int, Int, UnsafeBufferPointer<Float>) -> T, into results: inout [[[T]]]) {
-        if children.count < 2 {
-            for v in children { results[v] = models[v].scoreUpdate(of: parent, context: context, outputs: outputs, scores: scores, score) }
-            return
-        }
-        // Each index is written by one thread; the scorers only read what they capture.
-        let out = UnsafeMutablePointer<[[T]]?>.allocate(capacity: children.count)
-        out.initialize(repeating: nil, count: children.count)
-        defer { out.deinitialize(count: children.count); out.deallocate() }
-        let slots = UnsafeShared(out), shared = UnsafeShared(scores), models = self.models
-        withoutActuallyEscaping(score) { escapable in
-            let scorer = UnsafeShared(escapable)
-            DispatchQueue.concurrentPerform(iterations: children.count) { k in
-                slots.value[k] = models[children[k]].scoreUpdate(of: parent, context: context, outputs: outputs,
-                                                                 scores: shared.value, scorer.value)
+    /// Rows of logits computed and scored at a time when every row is scored: the logits of a
+    /// batch are never held whole (1,024 rows are 206 MB at the published size; 256 rows are
+    /// 51 MB, and the output product of 256 rows ran within 4 % of 512's speed, 128 rows 21 %
+    /// slower: BLAS packs E once per product).
+    static let scoredRows = 256
+
+    /// What scoring every row of one full variant needs once its contextualization is gone:
+    /// its o per sequence and its word-level children's update plans.
+    struct RowJob {
+        let model: LanguageModel
+        let stored: Int?
+        let children: [Int]
+        let outputs: [ForwardOutput]
+        let plans: [WordUpdate?]
+    }
+
+    func rowJob(of model: LanguageModel, context: Contextualization, storedAs stored: Int?, children: [Int]) throws -> RowJob {
+        RowJob(model: model, stored: stored, children: children,
+               outputs: try model.outputs(context, options: ForwardOptions(logits: .none)),   // o (n, d) per sequence
+               plans: children.map { models[$0].wordUpdate(of: model, context: context) })
+    }
+
+    /// Every row of the job's logits, `scoredRows` rows at a time: scored as `results[stored]`
+    /// (unless nil: the reference of a shard), and each chunk updated for every word-level child
+    /// and scored as `results[child]`. The children's updates of a chunk run two at a time: an
+    /// update is a single-threaded pass over V per reached row, during which BLAS's threads
+    /// would sit idle. Each variant's numbers are computed as when it is alone; only the order
+    /// of the work changes.
+    func scoreAllRows<T>(_ job: RowJob, _ score: (Int, Int, UnsafeBufferPointer<Float>) -> T, into results: inout [[[T]]]) {
+        let model = job.model, d = model.config.nEmbd, V = model.config.vocabSize
+        // The batch's rows in order, packed into chunks of up to `scoredRows`: a long sequence
+        // fills chunks of its own, short ones (sentences of a few tokens) share one product, so
+        // E is read once for many of them.
+        var chunks: [[WordUpdate.Segment]] = [[]], filled = 0
+        for (s, out) in job.outputs.enumerated() {
+            var start = 0
+            while start < out.ids.count {
+                if filled == Self.scoredRows { chunks.append([]); filled = 0 }
+                let end = min(out.ids.count, start + Self.scoredRows - filled)
+                chunks[chunks.count - 1].append(WordUpdate.Segment(sequence: s, rows: start..<end, offset: filled))
+                filled += end - start; start = end
             }
         }
-        for (k, v) in children.enumerated() { results[v] = out[k] ?? [] }
+        let logits = Buffer(Self.scoredRows * V), gathered = Buffer(Self.scoredRows * d)
+        var own = job.outputs.map { _ in [T]() }
+        var theirs = [[[T]]](repeating: job.outputs.map { _ in [] }, count: job.children.count)
+        for segments in chunks where !segments.isEmpty {
+            let rows = segments.reduce(0) { $0 + $1.rows.count }
+            if segments.count == 1, let only = segments.first {               // rows of one sequence: o itself
+                job.outputs[only.sequence].hidden.withUnsafeBufferPointer { o in
+                    model.logits(of: o.baseAddress! + only.rows.lowerBound * d, rows: rows, into: logits.pointer)
+                }
+            } else {
+                for g in segments {
+                    job.outputs[g.sequence].hidden.withUnsafeBufferPointer { o in
+                        (gathered.pointer + g.offset * d).update(from: o.baseAddress! + g.rows.lowerBound * d, count: g.rows.count * d)
+                    }
+                }
+                model.logits(of: gathered.pointer, rows: rows, into: logits.pointer)
+            }
+            let base = segments.map { g in
+                g.rows.map { i in score(g.sequence, i, UnsafeBufferPointer(start: logits.pointer + (g.offset + i - g.rows.lowerBound) * V, count: V)) }
+            }
+            for (g, b) in zip(segments, base) { own[g.sequence] += b }
+            let updated = WordUpdate.scores(job.plans, segments: segments, logits: logits, base: base, score)
+            for c in job.children.indices {
+                for (g, u) in zip(segments, updated[c]) { theirs[c][g.sequence] += u }
+            }
+        }
+        if let stored = job.stored { results[stored] = own }
+        for (c, v) in job.children.enumerated() { results[v] = theirs[c] }
     }
 }
 
@@ -145,11 +204,170 @@ extension LanguageModel {
         return true
     }
 
-    /// Rows of logits updated by one product in `scoreUpdate` (64 x V floats: 13 MB at the
-    /// published size).
-    static let updateRows = 64
-    /// Up to this many columns of P per sequence, rows are updated one at a time (`addLowRank`).
+    /// The logits of `rows` rows of o (rows, d): o E^T into `out` (rows, V).
+    func logits(of hidden: UnsafePointer<Float>, rows: Int, into out: UnsafeMutablePointer<Float>) {
+        let d = config.nEmbd, V = config.vocabSize
+        BLAS.gemm(transB: true, m: rows, n: V, k: d, a: hidden, lda: d, b: embedding.pointer, ldb: d, c: out, ldc: V)
+    }
+
+    /// This variant's update of `base`'s logits on one batch (see the top of the file), or nil
+    /// when no sense vector of the batch differs: P = dC_R E^T and, per sequence, W.
+    func wordUpdate(of base: LanguageModel, context: Contextualization) -> WordUpdate? {
+        let d = config.nEmbd, k = config.senses, V = config.vocabSize
+        let present = Set(context.batch.joined())
+        let candidates = present.filter { senseOverrides[$0] != nil || base.senseOverrides[$0] != nil }.sorted()
+        let mine = senseVectors(candidates), theirs = base.senseVectors(candidates)
+        var pairs: [Int: [(sense: Int, r: Int)]] = [:]                       // id -> rows of P
+        var dC: [Float] = []                                                 // (R, d)
+        for id in candidates {
+            guard let a = mine[id], let b = theirs[id] else { continue }
+            for l in 0..<k {
+                let delta = (0..<d).map { a[l * d + $0] - b[l * d + $0] }
+                if delta.contains(where: { $0 != 0 }) {
+                    pairs[id, default: []].append((l, dC.count / d)); dC += delta
+                }
+            }
+        }
+        let R = dC.count / d
+        if R == 0 { return nil }
+        let P = Buffer(R * V)                                                // dC E^T  (R, V)
+        dC.withUnsafeBufferPointer { a in
+            BLAS.gemm(transB: true, m: R, n: V, k: d, a: a.baseAddress!, lda: d, b: embedding.pointer, ldb: d,
+                      c: P.pointer, ldc: V)
+        }
+        // Per sequence, W (rows, C): w[i, r] for the rows the edit reaches and the C rows of P
+        // whose ids occur in the sequence (a sequence holds a few of the edited words: the update
+        // costs C V per row, not R V).
+        var sequences: [WordUpdate.Sequence?] = []
+        for (s, ids) in context.batch.enumerated() {
+            let n = ids.count, alpha = context.perSequence[s].pointer          // (k, n, n)
+            let occurrences = ids.enumerated().filter { pairs[$0.element] != nil }
+            // The sequence's columns of P, in P's order (by id, then sense): r -> c.
+            var active = Set<Int>()
+            for (_, id) in occurrences { for pair in pairs[id] ?? [] { active.insert(pair.r) } }
+            let columns: [Int] = active.sorted()
+            let C = columns.count
+            if C == 0 { sequences.append(nil); continue }
+            var column = [Int](repeating: -1, count: R)
+            for (c, r) in columns.enumerated() { column[r] = c }
+            let Pc: Buffer
+            if C == R { Pc = P } else {
+                Pc = Buffer(C * V)
+                for (c, r) in columns.enumerated() { (Pc.pointer + c * V).update(from: P.pointer + r * V, count: V) }
+            }
+            var slot = [Int](repeating: -1, count: n)                        // row -> its row of W
+            var W: [Float] = []                                              // (reached rows, C)
+            var w = [Float](repeating: 0, count: C)
+            for i in 0..<n {
+                var reached = false
+                for (j, id) in occurrences where j <= i {
+                    for (l, r) in pairs[id] ?? [] {
+                        let a = alpha[(l * n + i) * n + j]
+                        if a != 0 { w[column[r]] += a; reached = true }
+                    }
+                }
+                if reached { slot[i] = W.count / C; W += w }
+                for c in 0..<C { w[c] = 0 }
+            }
+            sequences.append(WordUpdate.Sequence(P: Pc, columns: C, W: W, slot: slot))
+        }
+        return WordUpdate(vocabulary: V, sequences: sequences)
+    }
+}
+
+/// One word-level variant's update of its reference's logits on one batch: row i of sequence s
+/// gains W[slot[i]] P (C rows of P: the edited (id, sense) pairs that occur in the sequence).
+struct WordUpdate: @unchecked Sendable {
+    struct Sequence {
+        let P: Buffer                       // (C, V)
+        let columns: Int                    // C
+        let W: [Float]                      // (reached rows, C)
+        let slot: [Int]                     // row -> its row of W, -1: not reached (base's row)
+    }
+    let vocabulary: Int
+    let sequences: [Sequence?]
+
+    /// Up to this many columns of P, rows are updated one at a time (`addLowRank`).
     static let fusedColumns = 16
+    /// Rows updated by one product beyond `fusedColumns` (64 x V floats: 13 MB at the published size).
+    static let blockRows = 64
+
+    /// Rows `rows` of one sequence, at row `offset` of a chunk of logits.
+    struct Segment: Sendable {
+        let sequence: Int
+        let rows: Range<Int>
+        let offset: Int
+    }
+
+    /// Each plan's scores of a chunk's segments ([plan][segment][row]), from the reference's
+    /// logits of the chunk and its scores `base` ([segment][row]); two plans at a time.
+    static func scores<T>(_ plans: [WordUpdate?], segments: [Segment], logits: Buffer, base: [[T]],
+                          _ score: (Int, Int, UnsafeBufferPointer<Float>) -> T) -> [[[T]]] {
+        func all(_ plan: WordUpdate?, _ score: (Int, Int, UnsafeBufferPointer<Float>) -> T) -> [[T]] {
+            guard let plan else { return base }
+            return zip(segments, base).map { g, b in plan.scores(g, logits: logits.pointer + g.offset * plan.vocabulary, base: b, score) }
+        }
+        if plans.count < 2 { return plans.map { all($0, score) } }
+        // Each index is written by one thread; the scorers only read what they capture.
+        let out = UnsafeMutablePointer<[[T]]?>.allocate(capacity: plans.count)
+        out.initialize(repeating: nil, count: plans.count)
+        defer { out.deinitialize(count: plans.count); out.deallocate() }
+        let slots = UnsafeShared(out)
+        withoutActuallyEscaping(score) { escapable in
+            withoutActuallyEscaping(all) { all in
+                let shared = UnsafeShared((escapable, all))
+                DispatchQueue.concurrentPerform(iterations: plans.count) { k in
+                    slots.value[k] = shared.value.1(plans[k], shared.value.0)
+                }
+            }
+        }
+        return (0..<plans.count).map { out[$0] ?? base }
+    }
+
+    /// This variant's scores of one segment, from the reference's logits of its rows
+    /// (`logits`, (rows, V)) and scores: base's where the edit does not reach.
+    func scores<T>(_ g: Segment, logits: UnsafePointer<Float>, base: [T],
+                   _ score: (Int, Int, UnsafeBufferPointer<Float>) -> T) -> [T] {
+        let s = g.sequence, rows = g.rows
+        guard let seq = sequences[s] else { return base }
+        let V = vocabulary, C = seq.columns
+        let reached = rows.filter { seq.slot[$0] >= 0 }
+        if reached.isEmpty { return base }
+        var mine = base
+        seq.W.withUnsafeBufferPointer { W in
+            if C <= Self.fusedColumns {
+                // Few columns (a sequence holds one or two of the edited words): each row is
+                // base + W P_C in one pass over V into one scratch row, which the score then reads
+                // while it is in cache. A copy and a BLAS product per block of rows cost 3 times
+                // as much, most of it the copy and BLAS's setup of a product of inner size C.
+                let row = Buffer(V)
+                for i in reached {
+                    Self.addLowRank(base: logits + (i - rows.lowerBound) * V, weights: W.baseAddress! + seq.slot[i] * C,
+                                    rows: seq.P.pointer, count: C, width: V, into: row.pointer)
+                    mine[i - rows.lowerBound] = score(s, i, UnsafeBufferPointer(start: row.pointer, count: V))
+                }
+                return
+            }
+            // Many columns: blocks of reached rows copied, then rows += W P_C in one product (P_C
+            // is read once per block; row by row, a projection edit's P, 30 MB at the published
+            // size, was read once per row and the update ran at memory speed).
+            let size = min(Self.blockRows, reached.count)
+            let block = Buffer(size * V), Wr = Buffer(size * C)
+            for first in stride(from: 0, to: reached.count, by: size) {
+                let these = reached[first..<min(reached.count, first + size)]
+                for (b, i) in these.enumerated() {
+                    (block.pointer + b * V).update(from: logits + (i - rows.lowerBound) * V, count: V)
+                    (Wr.pointer + b * C).update(from: W.baseAddress! + seq.slot[i] * C, count: C)
+                }
+                BLAS.gemm(m: these.count, n: V, k: C, a: Wr.pointer, lda: C, b: seq.P.pointer, ldb: V,
+                          beta: 1, c: block.pointer, ldc: V)
+                for (b, i) in these.enumerated() {
+                    mine[i - rows.lowerBound] = score(s, i, UnsafeBufferPointer(start: block.pointer + b * V, count: V))
+                }
+            }
+        }
+        return mine
+    }
 
     /// out = base + sum_c w[c] rows[c]  (width floats each): one logits row after a word-level edit.
     static func addLowRank(base: UnsafePointer<Float>, weights w: UnsafePointer<Float>, rows: UnsafePointer<Float>,
@@ -168,112 +386,5 @@ extension LanguageModel {
             out[v] = x
             v += 1
         }
-    }
-
-    /// This variant's scores from `base`'s outputs on the same contextualization (see the top of
-    /// the file): base rows plus sum_r w[i, r] P[r]; rows the edit does not reach keep base's score.
-    func scoreUpdate<T>(of base: LanguageModel, context: Contextualization, outputs: [ForwardOutput], scores: [[T]],
-                        _ score: (Int, Int, UnsafeBufferPointer<Float>) -> T) -> [[T]] {
-        let d = config.nEmbd, k = config.senses, V = config.vocabSize
-        let present = Set(context.batch.joined())
-        let candidates = present.filter { senseOverrides[$0] != nil || base.senseOverrides[$0] != nil }.sorted()
-        let mine = senseVectors(candidates), theirs = base.senseVectors(candidates)
-        var pairs: [Int: [(sense: Int, r: Int)]] = [:]                       // id -> rows of P
-        var dC: [Float] = []                                                 // (R, d)
-        for id in candidates {
-            guard let a = mine[id], let b = theirs[id] else { continue }
-            for l in 0..<k {
-                let delta = (0..<d).map { a[l * d + $0] - b[l * d + $0] }
-                if delta.contains(where: { $0 != 0 }) {
-                    pairs[id, default: []].append((l, dC.count / d)); dC += delta
-                }
-            }
-        }
-        let R = dC.count / d
-        if R == 0 { return scores }
-        let P = Buffer(R * V)                                                // dC E^T  (R, V)
-        dC.withUnsafeBufferPointer { a in
-            BLAS.gemm(transB: true, m: R, n: V, k: d, a: a.baseAddress!, lda: d, b: embedding.pointer, ldb: d,
-                      c: P.pointer, ldc: V)
-        }
-        // Per sequence, W (rows, C): w[i, r] for the rows the edit reaches and the C rows of P
-        // whose ids occur in the sequence (a sequence holds a few of the edited words: the update
-        // costs C V per row, not R V); their logits are base's plus W P_C, one product per block of
-        // rows (P_C is read once per block: row by row, a projection edit's P, 30 MB at the
-        // published size, was read once per row and the update ran at memory speed).
-        let block = Self.updateRows
-        // One scratch row for the one-pass update; a block of rows only for a sequence that
-        // holds more than `fusedColumns` of P's rows (13 MB at the published size).
-        let row = Buffer(V)
-        var blockRows: Buffer?
-        var results: [[T]] = []
-        for (s, ids) in context.batch.enumerated() {
-            let n = ids.count, alpha = context.perSequence[s].pointer          // (k, n, n)
-            let occurrences = ids.enumerated().filter { pairs[$0.element] != nil }
-            // The sequence's columns of P, in P's order (by id, then sense): r -> c.
-            var active = Set<Int>()
-            for (_, id) in occurrences { for pair in pairs[id] ?? [] { active.insert(pair.r) } }
-            let columns: [Int] = active.sorted()
-            let C = columns.count
-            if C == 0 { results.append(scores[s]); continue }
-            var column = [Int](repeating: -1, count: R)
-            for (c, r) in columns.enumerated() { column[r] = c }
-            let Pc: Buffer
-            if C == R { Pc = P } else {
-                Pc = Buffer(C * V)
-                for (c, r) in columns.enumerated() { (Pc.pointer + c * V).update(from: P.pointer + r * V, count: V) }
-            }
-            let positions = outputs[s].logitPositions
-            var touched: [Int] = []                                          // indices into positions
-            var W: [Float] = []                                              // (touched, C)
-            var w = [Float](repeating: 0, count: C)
-            for (ri, i) in positions.enumerated() {
-                var reached = false
-                for (j, id) in occurrences where j <= i {
-                    for (l, r) in pairs[id] ?? [] {
-                        let a = alpha[(l * n + i) * n + j]
-                        if a != 0 { w[column[r]] += a; reached = true }
-                    }
-                }
-                if reached { touched.append(ri); W += w }
-                for c in 0..<C { w[c] = 0 }
-            }
-            var mine = scores[s]                                             // rows the edit does not reach: base's
-            if C <= Self.fusedColumns {
-                // Few columns (a sequence holds one or two of the edited words): each row is
-                // base + W P_C in one pass over V into one scratch row, which the score then reads
-                // while it is in cache. A copy and a BLAS product per block of rows cost 3 times
-                // as much, most of it the copy and BLAS's setup of a product of inner size C.
-                outputs[s].logits.withUnsafeBufferPointer { all in
-                    for (t, ri) in touched.enumerated() {
-                        W.withUnsafeBufferPointer { w in
-                            Self.addLowRank(base: all.baseAddress! + ri * V, weights: w.baseAddress! + t * C, rows: Pc.pointer,
-                                            count: C, width: V, into: row.pointer)
-                        }
-                        mine[ri] = score(s, positions[ri], UnsafeBufferPointer(start: row.pointer, count: V))
-                    }
-                }
-                results.append(mine)
-                continue
-            }
-            let rows = blockRows ?? Buffer(block * V)
-            blockRows = rows
-            outputs[s].logits.withUnsafeBufferPointer { all in
-                W.withUnsafeBufferPointer { w in
-                    for start in stride(from: 0, to: touched.count, by: block) {
-                        let m = min(block, touched.count - start)
-                        for b in 0..<m { (rows.pointer + b * V).update(from: all.baseAddress! + touched[start + b] * V, count: V) }
-                        BLAS.gemm(m: m, n: V, k: C, a: w.baseAddress! + start * C, lda: C, b: Pc.pointer, ldb: V,
-                                  beta: 1, c: rows.pointer, ldc: V)               // rows += W P_C
-                        for b in 0..<m {
-                            let ri = touched[start + b]
-                            mine[ri] = score(s, positions[ri], UnsafeBufferPointer(start: rows.pointer + b * V, count: V))
-                        }
-                    }
-                }
-            }
-            results.append(mine)
-        }
-        return results
     }
 }
