@@ -157,6 +157,24 @@ import TestSupport
             models.append(try Editor.apply([point], to: base, tokenizer: tokenizer).model)
             names.append("sweep \(point.grid.map(\.description).joined())")
         }
+        // An edit sets only the senses it names: the others are base's own vectors, bit for bit,
+        // so the update carries the edited (id, sense) pairs alone.
+        for (i, model) in models.enumerated().dropFirst() {
+            try #require(!model.senseOverrides.isEmpty, "\(names[i]) overrides no token")
+            let d = base.config.nEmbd, ids = Array(model.senseOverrides.keys)
+            let mine = model.senseVectors(ids), theirs = base.senseVectors(ids)
+            var changed = 0
+            for id in ids {
+                let edited = try #require(model.overriddenSenses[id], "\(names[i]): token \(id) overridden whole")
+                #expect(Set(edited).isSubset(of: [0, 1, 2, 3]), "\(names[i]): token \(id) senses \(edited)")
+                let a = try #require(mine[id]), b = try #require(theirs[id])
+                for l in 0..<base.config.senses {
+                    let same = a[(l * d)..<((l + 1) * d)].elementsEqual(b[(l * d)..<((l + 1) * d)]) { $0.bitPattern == $1.bitPattern }
+                    if !edited.contains(l) { #expect(same, "\(names[i]): token \(id) sense \(l) is not base's") } else if !same { changed += 1 }
+                }
+            }
+            #expect(changed > 0, "\(names[i]) changes no sense vector")
+        }
         let set = VariantSet(models)
         #expect(set.parent == [nil] + Array(repeating: 0, count: models.count - 1), "every word-level variant updates base's logits: \(set.parent)")
         for suite in prepared {
