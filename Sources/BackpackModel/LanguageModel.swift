@@ -351,7 +351,7 @@ public final class LanguageModel: @unchecked Sendable {
         }
     }
 
-    private func logitPositions(_ selection: LogitSelection, length n: Int) throws -> [Int] {
+    func logitPositions(_ selection: LogitSelection, length n: Int) throws -> [Int] {
         switch selection {
         case .all: return Array(0..<n)
         case .last: return [n - 1]

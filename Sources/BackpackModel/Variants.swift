@@ -76,11 +76,13 @@ public struct VariantSet: Sendable {
         // Logits updates only when every row is scored (sequence log-likelihoods, perplexity:
         // the results are sums over rows, where the update's float32 rounding averages out, and
         // the output product is most of the cost). A few rows per sequence (last position) are
-        // recomputed by the variant's own sense sum and product, as when it runs alone.
+        // recomputed by the variant's own sense sum and product, as when it runs alone: a stored
+        // per-prompt probability p = exp(z - lse) moves by the absolute rounding of its logit,
+        // about 2e-6 relative for |z| ~ 15 (measured: p_he of the tiny fixture, 1.8e-6 from the
+        // variant's own pass), beyond the 1e-6 that every stored number keeps.
         let updates = selection == .all
         for l in models.indices where leader[l] == l {
-            // Every row scored: each full variant's o and its children's update plans first, so
-            // that alpha (k n^2 per sequence: 34 MB for a batch of 1,024 tokens at the published
+            // Each full variant's o and its children's update plans first, so that alpha (k n^2 per sequence: 34 MB for a batch of 1,024 tokens at the published
             // size) is gone before the logits are computed.
             var jobs: [RowJob] = []
             do {
@@ -89,12 +91,12 @@ public struct VariantSet: Sendable {
                 // The reference's logits for its edits of this trunk when it is not a variant itself.
                 let orphans = models.indices.filter { updates && leader[$0] == l && parent[$0] == models.count }
                 if let reference, !orphans.isEmpty {
-                    jobs.append(try rowJob(of: reference, context: context, storedAs: nil, children: orphans))
+                    jobs.append(try rowJob(of: reference, context: context, selection: selection, storedAs: nil, children: orphans))
                 }
                 for m in models.indices where leader[m] == l && (parent[m] == nil || !updates) {
                     if updates {
                         let children = models.indices.filter { parent[$0] == m }
-                        jobs.append(try rowJob(of: models[m], context: context, storedAs: m, children: children))
+                        jobs.append(try rowJob(of: models[m], context: context, selection: selection, storedAs: m, children: children))
                         continue
                     }
                     let outputs = try models[m].outputs(context, options: ForwardOptions(logits: selection))
@@ -127,13 +129,18 @@ extension VariantSet {
         let stored: Int?
         let children: [Int]
         let outputs: [ForwardOutput]
+        /// the selected rows of each sequence
+        let positions: [[Int]]
         let plans: [WordUpdate?]
     }
 
-    func rowJob(of model: LanguageModel, context: Contextualization, storedAs stored: Int?, children: [Int]) throws -> RowJob {
-        RowJob(model: model, stored: stored, children: children,
-               outputs: try model.outputs(context, options: ForwardOptions(logits: .none)),   // o (n, d) per sequence
-               plans: children.map { models[$0].wordUpdate(of: model, context: context) })
+    func rowJob(of model: LanguageModel, context: Contextualization, selection: LogitSelection, storedAs stored: Int?,
+                children: [Int]) throws -> RowJob {
+        let positions = try context.batch.map { try model.logitPositions(selection, length: $0.count) }
+        return RowJob(model: model, stored: stored, children: children,
+                      outputs: try model.outputs(context, options: ForwardOptions(logits: .none)),   // o (n, d) per sequence
+                      positions: positions,
+                      plans: children.map { models[$0].wordUpdate(of: model, context: context, positions: positions) })
     }
 
     /// Every row of the job's logits, `scoredRows` rows at a time: scored as `results[stored]`
@@ -144,15 +151,15 @@ extension VariantSet {
     /// of the work changes.
     func scoreAllRows<T>(_ job: RowJob, _ score: (Int, Int, UnsafeBufferPointer<Float>) -> T, into results: inout [[[T]]]) {
         let model = job.model, d = model.config.nEmbd, V = model.config.vocabSize
-        // The batch's rows in order, packed into chunks of up to `scoredRows`: a long sequence
-        // fills chunks of its own, short ones (sentences of a few tokens) share one product, so
-        // E is read once for many of them.
+        // The batch's selected rows in order, packed into chunks of up to `scoredRows`: a long
+        // sequence fills chunks of its own, short ones (sentences of a few tokens, the last row
+        // of each prompt) share one product, so E is read once for many of them.
         var chunks: [[WordUpdate.Segment]] = [[]], filled = 0
-        for (s, out) in job.outputs.enumerated() {
+        for (s, positions) in job.positions.enumerated() {
             var start = 0
-            while start < out.ids.count {
+            while start < positions.count {
                 if filled == Self.scoredRows { chunks.append([]); filled = 0 }
-                let end = min(out.ids.count, start + Self.scoredRows - filled)
+                let end = min(positions.count, start + Self.scoredRows - filled)
                 chunks[chunks.count - 1].append(WordUpdate.Segment(sequence: s, rows: start..<end, offset: filled))
                 filled += end - start; start = end
             }
@@ -162,23 +169,28 @@ extension VariantSet {
         var theirs = [[[T]]](repeating: job.outputs.map { _ in [] }, count: job.children.count)
         for segments in chunks where !segments.isEmpty {
             let rows = segments.reduce(0) { $0 + $1.rows.count }
-            if segments.count == 1, let only = segments.first {               // rows of one sequence: o itself
-                job.outputs[only.sequence].hidden.withUnsafeBufferPointer { o in
-                    model.logits(of: o.baseAddress! + only.rows.lowerBound * d, rows: rows, into: logits.pointer)
+            let first = segments[0], firstPositions = job.positions[first.sequence][first.rows]
+            if segments.count == 1, firstPositions.last! - firstPositions.first! + 1 == rows {   // rows of o itself
+                job.outputs[first.sequence].hidden.withUnsafeBufferPointer { o in
+                    model.logits(of: o.baseAddress! + firstPositions.first! * d, rows: rows, into: logits.pointer)
                 }
             } else {
                 for g in segments {
                     job.outputs[g.sequence].hidden.withUnsafeBufferPointer { o in
-                        (gathered.pointer + g.offset * d).update(from: o.baseAddress! + g.rows.lowerBound * d, count: g.rows.count * d)
+                        for (r, p) in job.positions[g.sequence][g.rows].enumerated() {
+                            (gathered.pointer + (g.offset + r) * d).update(from: o.baseAddress! + p * d, count: d)
+                        }
                     }
                 }
                 model.logits(of: gathered.pointer, rows: rows, into: logits.pointer)
             }
             let base = segments.map { g in
-                g.rows.map { i in score(g.sequence, i, UnsafeBufferPointer(start: logits.pointer + (g.offset + i - g.rows.lowerBound) * V, count: V)) }
+                job.positions[g.sequence][g.rows].enumerated().map { r, p in
+                    score(g.sequence, p, UnsafeBufferPointer(start: logits.pointer + (g.offset + r) * V, count: V))
+                }
             }
             for (g, b) in zip(segments, base) { own[g.sequence] += b }
-            let updated = WordUpdate.scores(job.plans, segments: segments, logits: logits, base: base, score)
+            let updated = WordUpdate.scores(job.plans, segments: segments, positions: job.positions, logits: logits, base: base, score)
             for c in job.children.indices {
                 for (g, u) in zip(segments, updated[c]) { theirs[c][g.sequence] += u }
             }
@@ -212,7 +224,7 @@ extension LanguageModel {
 
     /// This variant's update of `base`'s logits on one batch (see the top of the file), or nil
     /// when no sense vector of the batch differs: P = dC_R E^T and, per sequence, W.
-    func wordUpdate(of base: LanguageModel, context: Contextualization) -> WordUpdate? {
+    func wordUpdate(of base: LanguageModel, context: Contextualization, positions: [[Int]]) -> WordUpdate? {
         let d = config.nEmbd, k = config.senses, V = config.vocabSize
         let present = Set(context.batch.joined())
         let candidates = present.filter { senseOverrides[$0] != nil || base.senseOverrides[$0] != nil }.sorted()
@@ -255,10 +267,10 @@ extension LanguageModel {
                 Pc = Buffer(C * V)
                 for (c, r) in columns.enumerated() { (Pc.pointer + c * V).update(from: P.pointer + r * V, count: V) }
             }
-            var slot = [Int](repeating: -1, count: n)                        // row -> its row of W
+            var slot = [Int](repeating: -1, count: n)                        // position -> its row of W
             var W: [Float] = []                                              // (reached rows, C)
             var w = [Float](repeating: 0, count: C)
-            for i in 0..<n {
+            for i in positions[s] {
                 var reached = false
                 for (j, id) in occurrences where j <= i {
                     for (l, r) in pairs[id] ?? [] {
@@ -292,7 +304,8 @@ struct WordUpdate: @unchecked Sendable {
     /// Rows updated by one product beyond `fusedColumns` (64 x V floats: 13 MB at the published size).
     static let blockRows = 64
 
-    /// Rows `rows` of one sequence, at row `offset` of a chunk of logits.
+    /// Selected rows `rows` (indices into the sequence's positions) of one sequence, at row
+    /// `offset` of a chunk of logits.
     struct Segment: Sendable {
         let sequence: Int
         let rows: Range<Int>
@@ -301,11 +314,13 @@ struct WordUpdate: @unchecked Sendable {
 
     /// Each plan's scores of a chunk's segments ([plan][segment][row]), from the reference's
     /// logits of the chunk and its scores `base` ([segment][row]); two plans at a time.
-    static func scores<T>(_ plans: [WordUpdate?], segments: [Segment], logits: Buffer, base: [[T]],
+    static func scores<T>(_ plans: [WordUpdate?], segments: [Segment], positions: [[Int]], logits: Buffer, base: [[T]],
                           _ score: (Int, Int, UnsafeBufferPointer<Float>) -> T) -> [[[T]]] {
         func all(_ plan: WordUpdate?, _ score: (Int, Int, UnsafeBufferPointer<Float>) -> T) -> [[T]] {
             guard let plan else { return base }
-            return zip(segments, base).map { g, b in plan.scores(g, logits: logits.pointer + g.offset * plan.vocabulary, base: b, score) }
+            return zip(segments, base).map { g, b in
+                plan.scores(g, positions: positions[g.sequence], logits: logits.pointer + g.offset * plan.vocabulary, base: b, score)
+            }
         }
         if plans.count < 2 { return plans.map { all($0, score) } }
         // Each index is written by one thread; the scorers only read what they capture.
@@ -326,12 +341,12 @@ struct WordUpdate: @unchecked Sendable {
 
     /// This variant's scores of one segment, from the reference's logits of its rows
     /// (`logits`, (rows, V)) and scores: base's where the edit does not reach.
-    func scores<T>(_ g: Segment, logits: UnsafePointer<Float>, base: [T],
+    func scores<T>(_ g: Segment, positions: [Int], logits: UnsafePointer<Float>, base: [T],
                    _ score: (Int, Int, UnsafeBufferPointer<Float>) -> T) -> [T] {
         let s = g.sequence, rows = g.rows
         guard let seq = sequences[s] else { return base }
         let V = vocabulary, C = seq.columns
-        let reached = rows.filter { seq.slot[$0] >= 0 }
+        let reached = rows.filter { seq.slot[positions[$0]] >= 0 }
         if reached.isEmpty { return base }
         var mine = base
         seq.W.withUnsafeBufferPointer { W in
@@ -342,9 +357,9 @@ struct WordUpdate: @unchecked Sendable {
                 // as much, most of it the copy and BLAS's setup of a product of inner size C.
                 let row = Buffer(V)
                 for i in reached {
-                    Self.addLowRank(base: logits + (i - rows.lowerBound) * V, weights: W.baseAddress! + seq.slot[i] * C,
+                    Self.addLowRank(base: logits + (i - rows.lowerBound) * V, weights: W.baseAddress! + seq.slot[positions[i]] * C,
                                     rows: seq.P.pointer, count: C, width: V, into: row.pointer)
-                    mine[i - rows.lowerBound] = score(s, i, UnsafeBufferPointer(start: row.pointer, count: V))
+                    mine[i - rows.lowerBound] = score(s, positions[i], UnsafeBufferPointer(start: row.pointer, count: V))
                 }
                 return
             }
@@ -357,12 +372,12 @@ struct WordUpdate: @unchecked Sendable {
                 let these = reached[first..<min(reached.count, first + size)]
                 for (b, i) in these.enumerated() {
                     (block.pointer + b * V).update(from: logits + (i - rows.lowerBound) * V, count: V)
-                    (Wr.pointer + b * C).update(from: W.baseAddress! + seq.slot[i] * C, count: C)
+                    (Wr.pointer + b * C).update(from: W.baseAddress! + seq.slot[positions[i]] * C, count: C)
                 }
                 BLAS.gemm(m: these.count, n: V, k: C, a: Wr.pointer, lda: C, b: seq.P.pointer, ldb: V,
                           beta: 1, c: block.pointer, ldc: V)
                 for (b, i) in these.enumerated() {
-                    mine[i - rows.lowerBound] = score(s, i, UnsafeBufferPointer(start: block.pointer + b * V, count: V))
+                    mine[i - rows.lowerBound] = score(s, positions[i], UnsafeBufferPointer(start: block.pointer + b * V, count: V))
                 }
             }
         }
