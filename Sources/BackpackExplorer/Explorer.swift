@@ -47,7 +47,8 @@ public final class Explorer: @unchecked Sendable {
     public let resultsFile: URL
 
     private let contexts = RecentCache<[Int], Contextualization>(capacity: 8)
-    private let outcomes = RecentCache<[String], EditOutcome>(capacity: 8)
+    /// By the digests of a list of edits: every prefix of a request's list is kept.
+    private let outcomes = RecentCache<[String], EditOutcome>(capacity: 32)
 
     public convenience init(model: URL, tokenizer tokenizerPath: String? = nil, edits editPaths: [String] = [],
                             editsDirectory: URL, resultsFile: URL) throws {
@@ -109,13 +110,27 @@ public final class Explorer: @unchecked Sendable {
     public func edited(_ interventions: RequestInterventions) throws -> EditOutcome? {
         if interventions.isEmpty { return nil }
         let files = interventions.files
-        return try outcomes.value(for: files.map { $0.url.path + $0.sha256 }) {
-            do {
-                return try Editor.apply(files, to: base, tokenizer: tokenizer)
-            } catch let error as EditError {
-                throw interventions.explain(error)
+        let keys = files.map { $0.url.path + $0.sha256 }
+        // Edits apply in order, each to the model the ones before it made (EditPlan.apply), so
+        // the longest prefix already applied is reused and only the rest is applied: a slider
+        // (the page sends them after the edit files) does not refit a loaded LEACE file.
+        var done = keys.count, outcome: EditOutcome?
+        while done > 0 {
+            if let hit = outcomes.cached(Array(keys[..<done])) { outcome = hit; break }
+            done -= 1
+        }
+        for i in done..<files.count {
+            let prior = outcome
+            outcome = try outcomes.value(for: Array(keys[...i])) {
+                do {
+                    let step = try Editor.apply([files[i]], to: prior?.model ?? base, tokenizer: tokenizer)
+                    return EditOutcome(model: step.model, records: (prior?.records ?? []) + step.records)
+                } catch let error as EditError {
+                    throw interventions.explain(error)
+                }
             }
         }
+        return outcome
     }
 
     /// The base model's contextualization of a text, shared by every sense edit.
@@ -284,11 +299,16 @@ final class RecentCache<Key: Hashable, Value>: @unchecked Sendable {
     let capacity: Int
     init(capacity: Int) { self.capacity = capacity }
 
-    func value(for key: Key, _ compute: () throws -> Value) throws -> Value {
-        if let hit = lock.withLock({ () -> Value? in
+    /// The value stored for `key`, if any (now the most recent).
+    func cached(_ key: Key) -> Value? {
+        lock.withLock {
             guard let i = entries.firstIndex(where: { $0.key == key }) else { return nil }
             let e = entries.remove(at: i); entries.append(e); return e.value
-        }) { return hit }
+        }
+    }
+
+    func value(for key: Key, _ compute: () throws -> Value) throws -> Value {
+        if let hit = cached(key) { return hit }
         let value = try compute()
         lock.withLock {
             entries.removeAll { $0.key == key }

@@ -95,6 +95,39 @@ final class APITests: XCTestCase, @unchecked Sendable {
         }
     }
 
+    /// A request whose edits begin like an earlier request's applies only the rest on top of the
+    /// cached prefix (a slider move does not re-apply the loaded files): its prediction equals
+    /// all its edits applied afresh, in order (1e-5 nats, as above).
+    func testEditsAfterACachedPrefixEqualAFreshApplication() async throws {
+        let (explorer, _) = try explorer()
+        let text = "The nurse said that"
+        let slider: @Sendable (Double) -> String = { scale in #"{"words": ["nurse"], "senses": [3], "scale": \#(scale)}"# }
+        let loaded = try XCTUnwrap(try EditFile.loadGrid(TestPaths.repoRoot.appendingPathComponent("Edits/remove-gender-sense.yaml")).first)
+        let inline = try EditFile.parse("schema: backpack-edit/1\ninterventions:\n  - \(slider(0.25))\n", url: URL(fileURLWithPath: "/tmp/x.yaml"))
+        let fresh = try Editor.apply([loaded, inline], to: explorer.base, tokenizer: explorer.tokenizer).model
+        let ids = explorer.tokenizer.encode(text)
+        let row = try fresh.forward(ids, options: .init(logits: .all)).logits.suffix(fresh.config.vocabSize).map(Double.init)
+        let m = row.max() ?? 0
+        let lse = m + log(row.reduce(0) { $0 + exp($1 - m) })
+        let app = Application(router: try server().router())
+        try await app.test(.router) { client in
+            for scale in [0.5, 0.25] {                                   // the second reuses the first's prefix
+                let r = try await self.post(client, "/api/predict",
+                                            #"{"text": "\#(text)", "top_k": 10, "interventions": [{"edit": "remove-gender-sense"}, \#(slider(scale))]}"#)
+                XCTAssertEqual(r.status, .ok, String(buffer: r.body))
+                guard scale == 0.25 else { continue }
+                let body = try self.json(r)
+                let top = (body["edited"] as? [String: Any])?["top"] as? [[String: Any]] ?? []
+                XCTAssertEqual(top.count, 10)
+                for c in top {
+                    let id = c["id"] as? Int ?? -1, lp = c["logprob"] as? Double ?? .nan
+                    XCTAssertEqual(lp, row[id] - lse, accuracy: 1e-5, "token \(id)")
+                }
+                XCTAssertEqual((body["applied"] as? [String])?.count, 2, "the loaded file's record and the slider's")
+            }
+        }
+    }
+
     /// /api/attribute has `backpack attribute --json`'s fields and numbers: the model's own
     /// attribution (exact same computation path), the sum of contributions equal to the logit
     /// difference (1e-4), and the loaded edit file's column.
