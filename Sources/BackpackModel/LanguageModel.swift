@@ -338,14 +338,13 @@ public final class LanguageModel: @unchecked Sendable {
     /// array (positions.count, V). (Going block by block of the vocabulary across sequences, so
     /// that E is read from memory once, measured no faster on 8x128: the product is compute-bound.)
     private func unembedOwn(_ sequences: [(hidden: Buffer, positions: [Int])]) -> [[Float]] {
-        let d = config.nEmbd, V = config.vocabSize
+        let V = config.vocabSize
         return sequences.map { seq in
             let R = seq.positions.count
             if R == 0 { return [] }
             let rows = selectedRows(of: seq.hidden, positions: seq.positions)
             return [Float](unsafeUninitializedCapacity: R * V) { out, initialized in
-                BLAS.gemm(transB: true, m: R, n: V, k: d, a: rows.pointer, lda: d, b: embedding.pointer, ldb: d,
-                          c: out.baseAddress!, ldc: V)
+                logits(of: rows.pointer, rows: R, into: out.baseAddress!)
                 initialized = R * V
             }
         }

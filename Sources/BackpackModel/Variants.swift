@@ -82,8 +82,9 @@ public struct VariantSet: Sendable {
         // variant's own pass), beyond the 1e-6 that every stored number keeps.
         let updates = selection == .all
         for l in models.indices where leader[l] == l {
-            // Each full variant's o and its children's update plans first, so that alpha (k n^2 per sequence: 34 MB for a batch of 1,024 tokens at the published
-            // size) is gone before the logits are computed.
+            // Each full variant's o and its children's update plans first, so that alpha (k n^2
+            // per sequence: 34 MB for a batch of 1,024 tokens at the published size) is gone
+            // before the logits are computed.
             var jobs: [RowJob] = []
             do {
                 let context = try models[l].contextualize(batch)
