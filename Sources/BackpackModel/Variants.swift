@@ -20,9 +20,9 @@ import Foundation
 //     (LanguageModel.overriddenSenses), so their difference is exactly 0. (Copied, they
 //     differed by BLAS's rounding, and every edited id carried all k senses: R and C 16 times
 //     too large, the update 30 % of a base pass at the published size.)
-//   - when every row is scored, the logits are computed and scored `scoredRows` rows at a time,
-//     each chunk updated for the word-level children while it is in memory: a batch's logits
-//     are never held whole.
+//   - the selected rows' logits are computed and scored `scoredRows` rows at a time, in buffers
+//     reused by every variant of the batch, each chunk updated for the word-level children (when
+//     every row is scored) while it is in memory: a batch's logits are never held whole.
 //   - vocabulary-wide edits (`scope: vocabulary`, LEACE) change every token's C: they share the
 //     trunk but compute their own sense sums and logits.
 //   - any other variant (an edit of wte: `target: input_embedding`) runs its own full pass.
@@ -59,8 +59,8 @@ public struct VariantSet: Sendable {
     }
 
     /// `score(sequence, position, logits row (V))` for every selected row of every variant on one
-    /// batch. Returns [variant][sequence][selected row]. Memory: one contextualization and one
-    /// variant's logits of the batch at a time.
+    /// batch. Returns [variant][sequence][selected row]. Memory: one contextualization, the
+    /// selected rows of o of its variants, and `scoredRows` rows of logits at a time.
     public func score<T>(_ batch: [[Int]], logits selection: LogitSelection,
                          _ score: (_ sequence: Int, _ position: Int, _ row: UnsafeBufferPointer<Float>) -> T) throws -> [[[T]]] {
         try self.score(batch, logits: selection, score) { _, _ in }
@@ -72,7 +72,7 @@ public struct VariantSet: Sendable {
                   _ score: (_ sequence: Int, _ position: Int, _ row: UnsafeBufferPointer<Float>) -> T,
                   visiting visit: (_ leader: Int, _ context: Contextualization) throws -> Void) throws -> [[[T]]] {
         var results = [[[T]]](repeating: [], count: models.count)
-        let V = models.first?.config.vocabSize ?? 0
+        let scratch = RowScratch()
         // Logits updates only when every row is scored (sequence log-likelihoods, perplexity:
         // the results are sums over rows, where the update's float32 rounding averages out, and
         // the output product is most of the cost). A few rows per sequence (last position) are
@@ -95,22 +95,11 @@ public struct VariantSet: Sendable {
                     jobs.append(try rowJob(of: reference, context: context, selection: selection, storedAs: nil, children: orphans))
                 }
                 for m in models.indices where leader[m] == l && (parent[m] == nil || !updates) {
-                    if updates {
-                        let children = models.indices.filter { parent[$0] == m }
-                        jobs.append(try rowJob(of: models[m], context: context, selection: selection, storedAs: m, children: children))
-                        continue
-                    }
-                    let outputs = try models[m].outputs(context, options: ForwardOptions(logits: selection))
-                    results[m] = outputs.enumerated().map { s, out in
-                        out.logits.withUnsafeBufferPointer { all in
-                            out.logitPositions.enumerated().map { r, p in
-                                score(s, p, UnsafeBufferPointer(rebasing: all[(r * V)..<((r + 1) * V)]))
-                            }
-                        }
-                    }
+                    let children = updates ? models.indices.filter { parent[$0] == m } : []
+                    jobs.append(try rowJob(of: models[m], context: context, selection: selection, storedAs: m, children: children))
                 }
             }
-            for job in jobs { scoreAllRows(job, score, into: &results) }
+            for job in jobs { scoreAllRows(job, scratch, score, into: &results) }
         }
         return results
     }
@@ -123,13 +112,16 @@ extension VariantSet {
     /// slower: BLAS packs E once per product).
     static let scoredRows = 256
 
-    /// What scoring every row of one full variant needs once its contextualization is gone:
-    /// its o per sequence and its word-level children's update plans.
+    /// What scoring the selected rows of one full variant needs once its contextualization is
+    /// gone: the selected rows of its o per sequence and its word-level children's update plans.
     struct RowJob {
         let model: LanguageModel
         let stored: Int?
         let children: [Int]
-        let outputs: [ForwardOutput]
+        /// per sequence, the rows of o at `positions` (rows, d): o itself when every row is
+        /// selected; a copy of the few rows otherwise (the last row of a prompt: 390 prompts keep
+        /// 0.2 MB per variant instead of their whole o).
+        let hidden: [[Float]]
         /// the selected rows of each sequence
         let positions: [[Int]]
         let plans: [WordUpdate?]
@@ -137,20 +129,40 @@ extension VariantSet {
 
     func rowJob(of model: LanguageModel, context: Contextualization, selection: LogitSelection, storedAs stored: Int?,
                 children: [Int]) throws -> RowJob {
+        let d = model.config.nEmbd
         let positions = try context.batch.map { try model.logitPositions(selection, length: $0.count) }
-        return RowJob(model: model, stored: stored, children: children,
-                      outputs: try model.outputs(context, options: ForwardOptions(logits: .none)),   // o (n, d) per sequence
-                      positions: positions,
+        let outputs = try model.outputs(context, options: ForwardOptions(logits: .none))   // o (n, d) per sequence
+        let hidden = zip(outputs, positions).map { out, rows -> [Float] in
+            if rows == Array(out.ids.indices) { return out.hidden }
+            return out.hidden.withUnsafeBufferPointer { o in rows.flatMap { o[($0 * d)..<(($0 + 1) * d)] } }
+        }
+        return RowJob(model: model, stored: stored, children: children, hidden: hidden, positions: positions,
                       plans: children.map { models[$0].wordUpdate(of: model, context: context, positions: positions) })
     }
 
-    /// Every row of the job's logits, `scoredRows` rows at a time: scored as `results[stored]`
-    /// (unless nil: the reference of a shard), and each chunk updated for every word-level child
-    /// and scored as `results[child]`. The children's updates of a chunk run two at a time: an
-    /// update is a single-threaded pass over V per reached row, during which BLAS's threads
-    /// would sit idle. Each variant's numbers are computed as when it is alone; only the order
-    /// of the work changes.
-    func scoreAllRows<T>(_ job: RowJob, _ score: (Int, Int, UnsafeBufferPointer<Float>) -> T, into results: inout [[[T]]]) {
+    /// The buffers every job of one `score` call computes its logits in: allocated once, so a
+    /// variant's rows land in memory already mapped. (Fresh per variant, the 390 pronoun prompts'
+    /// logits, 78 MB, and their copies were a third of a sweep point: page faults and copies.)
+    final class RowScratch: @unchecked Sendable {
+        private var buffers: (logits: Buffer, gathered: Buffer)?
+        func buffers(vocabulary V: Int, width d: Int) -> (logits: Buffer, gathered: Buffer) {
+            if let buffers, buffers.logits.count == VariantSet.scoredRows * V, buffers.gathered.count == VariantSet.scoredRows * d {
+                return buffers
+            }
+            let made = (Buffer(VariantSet.scoredRows * V), Buffer(VariantSet.scoredRows * d))
+            buffers = made
+            return made
+        }
+    }
+
+    /// Every selected row of the job's logits, `scoredRows` rows at a time: scored as
+    /// `results[stored]` (unless nil: the reference of a shard), and each chunk updated for every
+    /// word-level child and scored as `results[child]`. The children's updates of a chunk run two
+    /// at a time: an update is a single-threaded pass over V per reached row, during which BLAS's
+    /// threads would sit idle. Each variant's numbers are computed as when it is alone; only the
+    /// order of the work changes.
+    func scoreAllRows<T>(_ job: RowJob, _ scratch: RowScratch, _ score: (Int, Int, UnsafeBufferPointer<Float>) -> T,
+                         into results: inout [[[T]]]) {
         let model = job.model, d = model.config.nEmbd, V = model.config.vocabSize
         // The batch's selected rows in order, packed into chunks of up to `scoredRows`: a long
         // sequence fills chunks of its own, short ones (sentences of a few tokens, the last row
@@ -165,22 +177,20 @@ extension VariantSet {
                 filled += end - start; start = end
             }
         }
-        let logits = Buffer(Self.scoredRows * V), gathered = Buffer(Self.scoredRows * d)
-        var own = job.outputs.map { _ in [T]() }
-        var theirs = [[[T]]](repeating: job.outputs.map { _ in [] }, count: job.children.count)
+        let (logits, gathered) = scratch.buffers(vocabulary: V, width: d)
+        var own = job.hidden.map { _ in [T]() }
+        var theirs = [[[T]]](repeating: job.hidden.map { _ in [] }, count: job.children.count)
         for segments in chunks where !segments.isEmpty {
             let rows = segments.reduce(0) { $0 + $1.rows.count }
-            let first = segments[0], firstPositions = job.positions[first.sequence][first.rows]
-            if segments.count == 1, firstPositions.last! - firstPositions.first! + 1 == rows {   // rows of o itself
-                job.outputs[first.sequence].hidden.withUnsafeBufferPointer { o in
-                    model.logits(of: o.baseAddress! + firstPositions.first! * d, rows: rows, into: logits.pointer)
+            if segments.count == 1 {                                     // consecutive rows of one sequence's
+                let g = segments[0]
+                job.hidden[g.sequence].withUnsafeBufferPointer { o in
+                    model.logits(of: o.baseAddress! + g.rows.lowerBound * d, rows: rows, into: logits.pointer)
                 }
             } else {
                 for g in segments {
-                    job.outputs[g.sequence].hidden.withUnsafeBufferPointer { o in
-                        for (r, p) in job.positions[g.sequence][g.rows].enumerated() {
-                            (gathered.pointer + (g.offset + r) * d).update(from: o.baseAddress! + p * d, count: d)
-                        }
+                    job.hidden[g.sequence].withUnsafeBufferPointer { o in
+                        (gathered.pointer + g.offset * d).update(from: o.baseAddress! + g.rows.lowerBound * d, count: g.rows.count * d)
                     }
                 }
                 model.logits(of: gathered.pointer, rows: rows, into: logits.pointer)
