@@ -187,18 +187,11 @@ public final class Explorer: @unchecked Sendable {
     }
 
     func distribution(_ logits: [Float], top k: Int) -> Distribution {
-        let lse = Self.logSumExp(logits)
+        let lse = LogSoftmax.logSumExp(logits)   // as every suite normalises a row
         let order = logits.indices.sorted { logits[$0] > logits[$1] || (logits[$0] == logits[$1] && $0 < $1) }
         return Distribution(top: order.prefix(k).map { Candidate(id: $0, token: tokenizer.decode([$0]), logprob: Double(logits[$0]) - lse) })
     }
 
-    /// log sum_v exp(x_v), in double precision.
-    static func logSumExp(_ x: [Float]) -> Double {
-        let m = Double(x.max() ?? 0)
-        var s = 0.0
-        for v in x { s += Foundation.exp(Double(v) - m) }
-        return m + Foundation.log(s)
-    }
 
     /// `backpack attribute --json`'s fields: the base model's at the top, the intervention's
     /// (named `intervention`) in `edits` when there is one.
