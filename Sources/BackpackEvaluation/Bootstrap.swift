@@ -138,16 +138,29 @@ public enum Bootstrap {
             }
             return (Double(hits) / Double(1 << n), .signFlipExact, 1 << n)
         }
+        // Resample r takes the next ceil(n / 64) words of the generator; unit u's sign is bit u % 64
+        // of word u / 64 (1: flipped). Eight resamples are summed at once, one per lane, each in
+        // unit order with its sign set by flipping the sign bit (exact): every T* is the sum a
+        // scalar loop makes, bit for bit, without its unpredictable branch per unit (13 ms of a
+        // perplexity variant's 4 metrics at 200 documents, a third of a sweep point's cost).
         var g = Generator(state: seed ^ 0x5851_F42D_4C95_7F2D ^ (UInt64(n) &* 0xD1B5_4A32_D192_ED03))
-        var hits = 0
-        for _ in 0..<resamples {
-            var t = 0.0, bits = 0 as UInt64, left = 0
-            for u in 0..<n {
-                if left == 0 { bits = g.next(); left = 64 }
-                t += bits & 1 == 1 ? -d[u] : d[u]
-                bits >>= 1; left -= 1
+        let words = (n + 63) / 64, lanes = 8
+        var signs = [SIMD8<UInt64>](repeating: .zero, count: words)   // word w of each lane's resample
+        let patterns = d.map { SIMD8<UInt64>(repeating: $0.bitPattern) }
+        let one = SIMD8<UInt64>(repeating: 1)
+        var hits = 0, done = 0
+        while done < resamples {
+            let m = min(lanes, resamples - done)
+            for l in 0..<lanes {
+                for w in 0..<words { signs[w][l] = l < m ? g.next() : 0 }
             }
-            if abs(t) >= observed - margin { hits += 1 }
+            var t = SIMD8<Double>(repeating: 0)
+            for u in 0..<n {
+                let flip = ((signs[u >> 6] &>> UInt64(u & 63)) & one) &<< 63
+                t += unsafeBitCast(patterns[u] ^ flip, to: SIMD8<Double>.self)
+            }
+            for l in 0..<m where abs(t[l]) >= observed - margin { hits += 1 }
+            done += m
         }
         return (Double(hits + 1) / Double(resamples + 1), .signFlipMonteCarlo, resamples)
     }

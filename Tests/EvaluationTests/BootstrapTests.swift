@@ -134,6 +134,39 @@ import TestSupport
         #expect(withNaN[0] == 0.04 && withNaN[1].isNaN && withNaN[2] == 0.5)
     }
 
+    /// The Monte Carlo sign-flip test sums eight resamples at once; each sum must be the one a
+    /// scalar loop over the same draws makes (resample r: the next ceil(n / 64) words of the
+    /// generator, unit u flipped when bit u % 64 of word u / 64 is set), so every p is unchanged.
+    /// Units across word boundaries, and resample counts that are not a multiple of 8.
+    @Test func signFlipMonteCarloEqualsTheScalarLoop() {
+        func scalar(_ d: [Double], resamples: Int, seed: UInt64) -> Double {
+            let n = d.count
+            let observed = abs(d.reduce(0, +)), margin = 1e-12 * d.reduce(0) { $0 + abs($1) }
+            var g = Bootstrap.Generator(state: seed ^ 0x5851_F42D_4C95_7F2D ^ (UInt64(n) &* 0xD1B5_4A32_D192_ED03))
+            var hits = 0
+            for _ in 0..<resamples {
+                var t = 0.0, bits = 0 as UInt64, left = 0
+                for u in 0..<n {
+                    if left == 0 { bits = g.next(); left = 64 }
+                    t += bits & 1 == 1 ? -d[u] : d[u]
+                    bits >>= 1; left -= 1
+                }
+                if abs(t) >= observed - margin { hits += 1 }
+            }
+            return Double(hits + 1) / Double(resamples + 1)
+        }
+        var g = Bootstrap.Generator(state: 7)
+        for (n, resamples) in [(17, 10_000), (64, 1_003), (65, 997), (130, 2_001), (200, 10_000)] {
+            // small differences around a shift, so that p is neither 1 nor its floor
+            let d = (0..<n).map { _ in Double(g.below(2_001)) / 1_000 - 0.97 }
+            let got = Bootstrap.signFlipP(d, resamples: resamples, seed: UInt64(n))
+            let want = scalar(d, resamples: resamples, seed: UInt64(n))
+            #expect(got.test == .signFlipMonteCarlo && got.count == resamples)
+            #expect(got.p == want, "n = \(n), \(resamples) resamples: p \(got.p), the scalar loop's \(want)")
+            #expect(want > 1.0 / Double(resamples + 1) && want < 1, "n = \(n): p \(want) tells nothing")
+        }
+    }
+
     /// With its own random draws (a xorshift generator, not the library's), the same bootstrap gives
     /// the same interval up to Monte Carlo error: with B = 4000 both 2.5 / 97.5 % points are within
     /// about 1.5 % of the interval's width of each other (one standard error); 10 % is allowed.
