@@ -195,11 +195,7 @@ extension VariantSet {
                 }
                 model.logits(of: gathered.pointer, rows: rows, into: logits.pointer)
             }
-            let base = segments.map { g in
-                job.positions[g.sequence][g.rows].enumerated().map { r, p in
-                    score(g.sequence, p, UnsafeBufferPointer(start: logits.pointer + (g.offset + r) * V, count: V))
-                }
-            }
+            let base = Self.scoreRows(segments, positions: job.positions, logits: logits, vocabulary: V, score)
             for (g, b) in zip(segments, base) { own[g.sequence] += b }
             let updated = WordUpdate.scores(job.plans, segments: segments, positions: job.positions, logits: logits, base: base, score)
             for c in job.children.indices {
@@ -208,6 +204,45 @@ extension VariantSet {
         }
         if let stored = job.stored { results[stored] = own }
         for (c, v) in job.children.enumerated() { results[v] = theirs[c] }
+    }
+}
+
+extension VariantSet {
+    /// The scores of a chunk's rows of `logits` ([segment][row]), the rows split between two
+    /// threads: a score is a single-threaded pass over V (the log-sum-exp), during which BLAS's
+    /// threads would sit idle (the 390 pronoun prompts' rows of each sweep point were scored on
+    /// one core). Each row's score is the same call on the same row, whichever thread makes it.
+    static func scoreRows<T>(_ segments: [WordUpdate.Segment], positions: [[Int]], logits: Buffer, vocabulary V: Int,
+                             _ score: (Int, Int, UnsafeBufferPointer<Float>) -> T) -> [[T]] {
+        // (sequence, position, row of the chunk) of every row, in order
+        let rows = segments.flatMap { g in positions[g.sequence][g.rows].enumerated().map { (g.sequence, $0.element, g.offset + $0.offset) } }
+        func one(_ k: Int, _ score: (Int, Int, UnsafeBufferPointer<Float>) -> T) -> T {
+            let (s, p, r) = rows[k]
+            return score(s, p, UnsafeBufferPointer(start: logits.pointer + r * V, count: V))
+        }
+        let flat: [T]
+        if rows.count < 16 {
+            flat = rows.indices.map { one($0, score) }
+        } else {
+            // Each index is written by one thread; the scorers only read what they capture (as in
+            // WordUpdate.scores, which calls them from two threads too).
+            let out = UnsafeMutablePointer<T?>.allocate(capacity: rows.count)
+            out.initialize(repeating: nil, count: rows.count)
+            defer { out.deinitialize(count: rows.count); out.deallocate() }
+            let slots = UnsafeShared(out), half = (rows.count + 1) / 2
+            withoutActuallyEscaping(score) { escapable in
+                withoutActuallyEscaping(one) { one in
+                    let shared = UnsafeShared((escapable, one))
+                    DispatchQueue.concurrentPerform(iterations: 2) { t in
+                        for k in (t * half)..<min(rows.count, (t + 1) * half) { slots.value[k] = shared.value.1(k, shared.value.0) }
+                    }
+                }
+            }
+            flat = (0..<rows.count).map { out[$0]! }
+        }
+        var grouped: [[T]] = [], k = 0
+        for g in segments { grouped.append(Array(flat[k..<(k + g.rows.count)])); k += g.rows.count }
+        return grouped
     }
 }
 
