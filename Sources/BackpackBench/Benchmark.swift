@@ -87,6 +87,20 @@ public struct Benchmark {
         }
     }
 
+    /// Two workloads timed in turn, a then b, `runs` times each: a ratio of the two then compares
+    /// runs minutes apart at most. (Timed one block after the other, base alone swung by 1 s of
+    /// 5 s between blocks on a shared 2-core machine, and a sweep point's share, (all - base) /
+    /// 64 / base, from 0.5 % to 1.0 % for one binary.)
+    func timedInTurn(warmup: Int, runs: Int, _ a: () throws -> Void, _ b: () throws -> Void) rethrows -> (a: [Double], b: [Double]) {
+        for _ in 0..<warmup { try a(); try b() }
+        var ta: [Double] = [], tb: [Double] = []
+        for _ in 0..<runs {
+            ta += try timed(warmup: 0, runs: 1, a)
+            tb += try timed(warmup: 0, runs: 1, b)
+        }
+        return (ta, tb)
+    }
+
     func forward(_ model: LanguageModel, shape: String?, into out: inout BenchLines) throws {
         var rng = SeededGenerator(seed: seed)
         let V = UInt64(min(model.config.vocabSize, 50257))
@@ -186,30 +200,29 @@ public struct Benchmark {
         let variants = try EditVariants.withBase(model, edits: Array(edits.prefix(3)), tokenizer: tokenizer)
         let editSeconds = Date().timeIntervalSince(t)
         var tokens = 0
-        let baseSamples = try timed(warmup: warmup, runs: runs) {
+        let (baseSamples, allSamples) = try timedInTurn(warmup: warmup, runs: runs, {
             model.senseCache.removeAll()
             let r = try EvaluationRunner.run(suites: suites, variants: [variants[0]])
             // the tokens scored by the perplexity suite (the pronoun prompts add one row each)
             tokens = r[0].suites.compactMap { $0["n_tokens"]?.doubleValue }.map(Int.init).reduce(0, +)
-        }
-        let allSamples = try timed(warmup: warmup, runs: runs) {
+        }, {
             model.senseCache.removeAll()
             _ = try EvaluationRunner.run(suites: suites, variants: variants)
-        }
+        })
         let b = out.measurement("demo/base", tokens: tokens, samples: baseSamples, warmup: warmup)
         let a = out.measurement("demo/all", tokens: tokens * variants.count, samples: allSamples, warmup: warmup,
                                 extra: ["variants": variants.count])
         say(String(format: "demo workload  pronoun-bias + demo-heldout-perplexity: base alone %.3f s, base + %d edits %.3f s = %.2fx (target <= 1.6x); applying the edits %.2f s",
                    b.best, variants.count - 1, a.best, a.best / b.best, editSeconds))
-        try sweepPoint(evaluations: evaluations, suites: suites, model: model, tokenizer: tokenizer, baseSeconds: b.best, into: &out)
+        try sweepPoint(evaluations: evaluations, suites: suites, model: model, tokenizer: tokenizer, into: &out)
         try attribution(evaluations: evaluations, model: model, tokenizer: tokenizer, edits: edits, locations: locations, into: &out)
     }
 
     /// What one point of a word-level sweep adds to the demo's evaluation (issue 30's target: at
     /// most 1 % of a base pass): pronoun-bias + demo-heldout-perplexity on base and a 64-point
     /// sweep over the scale (0 to 2) of the profession nouns' top-3 localized he/she senses, against
-    /// base alone; (all - base) / 64 as a share of base.
-    func sweepPoint(evaluations: URL, suites: [PreparedSuite], model: LanguageModel, tokenizer: GPT2Tokenizer, baseSeconds: Double,
+    /// base alone, timed in turn; (all - base) / 64 as a share of base.
+    func sweepPoint(evaluations: URL, suites: [PreparedSuite], model: LanguageModel, tokenizer: GPT2Tokenizer,
                     into out: inout BenchLines) throws {
         let points = 64
         let words = evaluations.deletingLastPathComponent().appendingPathComponent("Edits/lists/paper-professions.txt")
@@ -231,10 +244,14 @@ public struct Benchmark {
         let file = folder.appendingPathComponent("bench-sweep.yaml")
         try text.write(to: file, atomically: true, encoding: .utf8)
         let variants = try EditVariants.withBase(model, edits: [file.path], tokenizer: tokenizer)
-        let samples = try timed(warmup: warmup, runs: runs) {
+        let (baseSamples, samples) = try timedInTurn(warmup: warmup, runs: runs, {
+            model.senseCache.removeAll()
+            _ = try EvaluationRunner.run(suites: suites, variants: [variants[0]])
+        }, {
             model.senseCache.removeAll()
             _ = try EvaluationRunner.run(suites: suites, variants: variants)
-        }
+        })
+        let baseSeconds = out.measurement("demo/sweep_base", tokens: 0, samples: baseSamples, warmup: warmup).best
         let all = out.measurement("demo/sweep", tokens: 0, samples: samples, warmup: warmup, extra: ["variants": variants.count]).best
         let share = (all - baseSeconds) / Double(variants.count - 1) / baseSeconds
         say(String(format: "sweep point    pronoun-bias + demo-heldout-perplexity, base + a %d-point sweep %.3f s vs base alone %.3f s: a point costs %.1f %% of a base pass (target <= 1 %%)",
@@ -254,19 +271,20 @@ public struct Benchmark {
         }
         let variants = try EditVariants.withBase(model, edits: edits, tokenizer: tokenizer)
         let set = VariantSet(variants.map(\.model), reference: model)
-        var best: [Bool: Double] = [:]
-        for attributes in [false, true] {
-            bias.attributes = attributes; retention.attributes = attributes
+        func suites(attributed: Bool) -> () throws -> Void {
+            bias.attributes = attributed; retention.attributes = attributed
             let (b, r) = (bias, retention)
-            let samples = try timed(warmup: warmup, runs: runs) {
+            return {
                 model.senseCache.removeAll()
                 _ = try b.evaluate(set) { _ in }
                 _ = try r.evaluate(set) { _ in }
             }
-            best[attributes] = out.measurement(attributes ? "demo/pronoun_suites_attributed" : "demo/pronoun_suites", tokens: 0,
-                                               samples: samples, warmup: warmup, extra: ["variants": variants.count]).best
         }
-        guard let without = best[false], let with = best[true] else { return }
+        let samples = try timedInTurn(warmup: warmup, runs: runs, suites(attributed: false), suites(attributed: true))
+        let without = out.measurement("demo/pronoun_suites", tokens: 0, samples: samples.a, warmup: warmup,
+                                      extra: ["variants": variants.count]).best
+        let with = out.measurement("demo/pronoun_suites_attributed", tokens: 0, samples: samples.b, warmup: warmup,
+                                   extra: ["variants": variants.count]).best
         say(String(format: "attribution    pronoun-bias + pronoun-retention, %d variants: %.3f s without, %.3f s with = +%.3f s (+%.0f %%)",
                    variants.count, without, with, with - without, 100 * (with / without - 1)))
     }
