@@ -266,6 +266,29 @@ struct H5WrapperTests {
         #expect(try ro.root.intAttribute("x") == 1)
     }
 
+    /// A process started while a results file is open must not inherit its descriptor: HDF5's
+    /// lock on the file belongs to the open file, so a child holding a copy would keep the file
+    /// locked after it is closed here, until the child exits (Foundation's Process closes the
+    /// descriptors a child would inherit; HardeningTests' posix_spawn does it by hand).
+    @Test func aChildProcessDoesNotHoldTheFileLocked() throws {
+        let dir = try TestPaths.temporaryDirectory("h5child")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let url = dir.appendingPathComponent("c.h5")
+        let file = try H5File.create(url)
+        try file.root.setAttribute("x", 1)
+        let child = Process()
+        child.executableURL = URL(fileURLWithPath: "/bin/sleep")
+        child.arguments = ["30"]
+        try child.run()
+        defer { kill(child.processIdentifier, SIGKILL); child.waitUntilExit() }   // SIGTERM may be masked in a test process's children
+        try file.close()
+        // Writable: HDF5 takes an exclusive lock, refused while any copy of the old descriptor lives.
+        let again = try H5File.open(url, writable: true)
+        try again.root.setAttribute("y", 2)
+        try again.close()
+        #expect(child.isRunning, "the child exited before the file was opened again: nothing was tested")
+    }
+
     @Test func concurrentReadersAreSerialisedByTheLock() throws {
         let dir = try TestPaths.temporaryDirectory("h5conc")
         defer { try? FileManager.default.removeItem(at: dir) }
