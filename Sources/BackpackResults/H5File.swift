@@ -70,7 +70,15 @@ public final class H5File {
             if isHDF5 < 0 {
                 throw loc.error(.hdf5, "H5Fis_hdf5", H5Library.errorStackMessage())
             }
-            let id = H5Fopen(url.path, writable ? bp_H5F_ACC_RDWR() : bp_H5F_ACC_RDONLY(), bp_H5P_DEFAULT())
+            // A read-only open takes no lock of HDF5's: this project never writes a results file
+            // in place (ResultsFile writes a copy under its own lock file and renames it over the
+            // file), so a reader cannot meet a file half written, and HDF5's flock only failed
+            // opens ("unable to lock the file", errno 11, while any copy of a writer's
+            // descriptor lived on; errno 38 on file systems without flock).
+            let fapl = try loc.check(H5Pcreate(bp_H5P_FILE_ACCESS()), "H5Pcreate(file access)")
+            defer { closePlist(fapl) }
+            if !writable { try loc.check(H5Pset_file_locking(fapl, false, true), "H5Pset_file_locking") }
+            let id = H5Fopen(url.path, writable ? bp_H5F_ACC_RDWR() : bp_H5F_ACC_RDONLY(), fapl)
             try loc.check(id, "H5Fopen")
             return try H5File(url: url, id: id, location: loc)
         }

@@ -289,6 +289,35 @@ struct H5WrapperTests {
         #expect(child.isRunning, "the child exited before the file was opened again: nothing was tested")
     }
 
+    /// Reading takes no HDF5 lock: another process holding an exclusive flock on the file (as a
+    /// writer's descriptor that outlived it did) does not stop a read-only open. Writing still
+    /// locks (a writable open is refused while the flock is held).
+    @Test func readingIgnoresAnotherProcesssLock() throws {
+        let dir = try TestPaths.temporaryDirectory("h5flock")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let url = dir.appendingPathComponent("c.h5")
+        do {
+            let file = try H5File.create(url)
+            try file.root.setAttribute("x", 7)
+            try file.close()
+        }
+        let ready = dir.appendingPathComponent("locked")
+        let holder = Process()
+        // One process holds the lock (flock(1) on the shell's descriptor 9, kept by exec): killing it frees the file.
+        holder.executableURL = URL(fileURLWithPath: "/bin/sh")
+        holder.arguments = ["-c", "exec 9<'\(url.path)'; flock -x 9; touch '\(ready.path)'; exec sleep 30"]
+        try holder.run()
+        defer { kill(holder.processIdentifier, SIGKILL); holder.waitUntilExit() }
+        let deadline = Date().addingTimeInterval(20)
+        while !FileManager.default.fileExists(atPath: ready.path) && Date() < deadline { usleep(10_000) }
+        try #require(FileManager.default.fileExists(atPath: ready.path), "flock did not take the lock")
+        let reader = try H5File.open(url, writable: false)
+        #expect(try reader.root.intAttribute("x") == 7)
+        try reader.close()
+        #expect(throws: ResultsError.self) { try H5File.open(url, writable: true) }
+        #expect(holder.isRunning, "the lock holder exited early: nothing was tested")
+    }
+
     @Test func concurrentReadersAreSerialisedByTheLock() throws {
         let dir = try TestPaths.temporaryDirectory("h5conc")
         defer { try? FileManager.default.removeItem(at: dir) }
