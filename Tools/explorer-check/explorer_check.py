@@ -169,7 +169,8 @@ def schemathesis(api, seconds):
             "--exclude-path", "/api/evaluations/{id}/events"]
     try:
         r = subprocess.run(args, capture_output=True, text=True, timeout=seconds + 180)
-        tail = "\n".join(r.stdout.strip().splitlines()[-15:])
+        # All of it on a failure (the failing request and its curl line come first), the summary otherwise.
+        tail = "\n".join(r.stdout.strip().splitlines()[-(400 if r.returncode else 15):])
         check("schemathesis: no 5xx, every answer matches /openapi.json", r.returncode == 0, "\n" + tail)
     except subprocess.TimeoutExpired as e:
         out = e.stdout.decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
