@@ -281,6 +281,11 @@ final class APITests: XCTestCase, @unchecked Sendable {
             XCTAssertEqual(try self.error(r7, status: .contentTooLarge).field, "body")
             let senses = try await client.execute(uri: "/api/senses?word=nurse&top=abc", method: .get, headers: self.auth)
             XCTAssertEqual(try self.error(senses, status: .badRequest).field, "top")
+            // A parameter given twice is an array where openapi.json says one value: refused.
+            for (uri, field) in [("/api/senses?word=nurse&word=doctor", "word"), ("/api/senses?word=nurse&top=3&top=4", "top")] {
+                let twice = try await client.execute(uri: uri, method: .get, headers: self.auth)
+                XCTAssertEqual(try self.error(twice, status: .badRequest).field, field, uri)
+            }
             let unknown = try await client.execute(uri: "/api/evaluations/nope", method: .get, headers: self.auth)
             XCTAssertEqual(try self.error(unknown, status: .notFound).field, "id")
         }

@@ -115,6 +115,11 @@ public final class ExplorerServer: Sendable {
             for (key, _) in q where !["word", "id", "top", "space"].contains(String(key)) {
                 throw ExplorerError(field: String(key), "unknown parameter; expected word, id, top, space")
             }
+            // Each is one value (openapi.json): `word=a&word=b` is refused, not read as one of them
+            // (schemathesis sends such arrays as requests the API must reject).
+            for key in ["word", "id", "top", "space"] where q.getAll(key).count > 1 {
+                throw ExplorerError(field: key, "given \(q.getAll(key).count) times; expected once")
+            }
             func int(_ key: String, _ fallback: Int?) throws -> Int? {
                 guard let s = q[key[...]] else { return fallback }
                 guard let v = Int(s) else { throw ExplorerError(field: key, "expected an integer, found '\(s)'") }
