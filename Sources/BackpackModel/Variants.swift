@@ -119,8 +119,8 @@ extension VariantSet {
         let stored: Int?
         let children: [Int]
         /// per sequence, the rows of o at `positions` (rows, d): o itself when every row is
-        /// selected; a copy of the few rows otherwise (the last row of a prompt: 390 prompts keep
-        /// 0.2 MB per variant instead of their whole o).
+        /// selected; a copy of the few rows otherwise (the last row of a prompt: 520 prompts keep
+        /// 0.3 MB per variant instead of their whole o).
         let hidden: [[Float]]
         /// the selected rows of each sequence
         let positions: [[Int]]
@@ -141,8 +141,8 @@ extension VariantSet {
     }
 
     /// The buffers every job of one `score` call computes its logits in: allocated once, so a
-    /// variant's rows land in memory already mapped. (Fresh per variant, the 390 pronoun prompts'
-    /// logits, 78 MB, and their copies were a third of a sweep point: page faults and copies.)
+    /// variant's rows land in memory already mapped. (Fresh per variant, the demo's 520 pronoun
+    /// prompts' logits, 17 MB, and their copies were a third of a sweep point: page faults.)
     final class RowScratch: @unchecked Sendable {
         private var buffers: (logits: Buffer, gathered: Buffer)?
         func buffers(vocabulary V: Int, width d: Int) -> (logits: Buffer, gathered: Buffer) {
@@ -210,7 +210,7 @@ extension VariantSet {
 extension VariantSet {
     /// The scores of a chunk's rows of `logits` ([segment][row]), the rows split between two
     /// threads: a score is a single-threaded pass over V (the log-sum-exp), during which BLAS's
-    /// threads would sit idle (the 390 pronoun prompts' rows of each sweep point were scored on
+    /// threads would sit idle (the 520 pronoun prompts' rows of each sweep point were scored on
     /// one core). Each row's score is the same call on the same row, whichever thread makes it.
     static func scoreRows<T>(_ segments: [WordUpdate.Segment], positions: [[Int]], logits: Buffer, vocabulary V: Int,
                              _ score: (Int, Int, UnsafeBufferPointer<Float>) -> T) -> [[T]] {
