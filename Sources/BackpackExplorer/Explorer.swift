@@ -192,7 +192,6 @@ public final class Explorer: @unchecked Sendable {
         return Distribution(top: order.prefix(k).map { Candidate(id: $0, token: tokenizer.decode([$0]), logprob: Double(logits[$0]) - lse) })
     }
 
-
     /// `backpack attribute --json`'s fields: the base model's at the top, the intervention's
     /// (named `intervention`) in `edits` when there is one.
     public struct Attribution: Codable, Sendable {

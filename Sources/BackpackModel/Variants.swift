@@ -220,30 +220,28 @@ extension VariantSet {
             let (s, p, r) = rows[k]
             return score(s, p, UnsafeBufferPointer(start: logits.pointer + r * V, count: V))
         }
-        let flat: [T]
-        if rows.count < 16 {
-            flat = rows.indices.map { one($0, score) }
-        } else {
-            // Each index is written by one thread; the scorers only read what they capture (as in
-            // WordUpdate.scores, which calls them from two threads too).
-            let out = UnsafeMutablePointer<T?>.allocate(capacity: rows.count)
-            out.initialize(repeating: nil, count: rows.count)
-            defer { out.deinitialize(count: rows.count); out.deallocate() }
-            let slots = UnsafeShared(out), half = (rows.count + 1) / 2
-            withoutActuallyEscaping(score) { escapable in
-                withoutActuallyEscaping(one) { one in
-                    let shared = UnsafeShared((escapable, one))
-                    DispatchQueue.concurrentPerform(iterations: 2) { t in
-                        for k in (t * half)..<min(rows.count, (t + 1) * half) { slots.value[k] = shared.value.1(k, shared.value.0) }
-                    }
-                }
-            }
-            flat = (0..<rows.count).map { out[$0]! }
-        }
+        let flat = rows.count < 16 ? rows.indices.map { one($0, score) } : concurrentMap(rows.count, threads: 2) { one($0, score) }
         var grouped: [[T]] = [], k = 0
         for g in segments { grouped.append(Array(flat[k..<(k + g.rows.count)])); k += g.rows.count }
         return grouped
     }
+}
+
+/// `body(k)` for k in 0 ..< count, in order, computed by `threads` threads (each a contiguous block
+/// of k). `body` must be safe to call from several threads: the scorers it calls only read what
+/// they capture, and each result is written by one thread.
+func concurrentMap<R>(_ count: Int, threads: Int, _ body: (Int) -> R) -> [R] {
+    let out = UnsafeMutablePointer<R?>.allocate(capacity: count)
+    out.initialize(repeating: nil, count: count)
+    defer { out.deinitialize(count: count); out.deallocate() }
+    let slots = UnsafeShared(out), block = (count + threads - 1) / max(1, threads)
+    withoutActuallyEscaping(body) { body in
+        let shared = UnsafeShared(body)
+        DispatchQueue.concurrentPerform(iterations: threads) { t in
+            for k in (t * block)..<min(count, (t + 1) * block) { slots.value[k] = shared.value(k) }
+        }
+    }
+    return (0..<count).map { out[$0]! }
 }
 
 /// A value handed to other threads whose safety the caller states where it is used.
@@ -369,20 +367,7 @@ struct WordUpdate: @unchecked Sendable {
             }
         }
         if plans.count < 2 { return plans.map { all($0, score) } }
-        // Each index is written by one thread; the scorers only read what they capture.
-        let out = UnsafeMutablePointer<[[T]]?>.allocate(capacity: plans.count)
-        out.initialize(repeating: nil, count: plans.count)
-        defer { out.deinitialize(count: plans.count); out.deallocate() }
-        let slots = UnsafeShared(out)
-        withoutActuallyEscaping(score) { escapable in
-            withoutActuallyEscaping(all) { all in
-                let shared = UnsafeShared((escapable, all))
-                DispatchQueue.concurrentPerform(iterations: plans.count) { k in
-                    slots.value[k] = shared.value.1(plans[k], shared.value.0)
-                }
-            }
-        }
-        return (0..<plans.count).map { out[$0] ?? base }
+        return concurrentMap(plans.count, threads: plans.count) { all(plans[$0], score) }
     }
 
     /// This variant's scores of one segment, from the reference's logits of its rows

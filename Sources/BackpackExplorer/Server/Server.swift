@@ -117,8 +117,9 @@ public final class ExplorerServer: Sendable {
             }
             // Each is one value (openapi.json): `word=a&word=b` is refused, not read as one of them
             // (schemathesis sends such arrays as requests the API must reject).
-            for key in ["word", "id", "top", "space"] where q.getAll(key).count > 1 {
-                throw ExplorerError(field: key, "given \(q.getAll(key).count) times; expected once")
+            for key in ["word", "id", "top", "space"] {
+                let given = q.getAll(key).count
+                if given > 1 { throw ExplorerError(field: key, "given \(given) times; expected once") }
             }
             func int(_ key: String, _ fallback: Int?) throws -> Int? {
                 guard let s = q[key[...]] else { return fallback }
