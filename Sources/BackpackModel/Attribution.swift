@@ -110,9 +110,10 @@ extension LanguageModel {
             for l in 0..<k {
                 for j in 0...i { contributions[l][j] = Double(last.pointer[l * n + j]) * projections[ids[j]]![l] }
             }
-            // logit(a) - logit(b) as the forward pass computes it: o_i by the engine's sense sum
-            // (float32), then o_i . E_a - o_i . E_b, in float32 as the logits product.
-            let (o, _) = senseSum(ids, alpha: last, rows: 1, table: table)  // (1, d)
+            // logit(a) - logit(b) as the forward pass computes it: o_i as `outputs` sums a
+            // selected row (float32, senseRows), then o_i . E_a - o_i . E_b, in float32.
+            let o = Buffer(d)                                                 // (1, d)
+            senseRows(ids, alpha: alpha, rows: [i], table: table, into: o.pointer)
             var la: Float = 0, lb: Float = 0
             for e in 0..<d { la += o.pointer[e] * ea[e]; lb += o.pointer[e] * eb[e] }
             return SenseAttribution(ids: ids, position: i, a: a, b: b, contributions: contributions,

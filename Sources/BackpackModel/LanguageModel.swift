@@ -310,6 +310,13 @@ public final class LanguageModel: @unchecked Sendable {
             if isBackpack {
                 let alpha = context.perSequence[s]
                 let (o, C) = senseSum(ids, alpha: alpha, table: senseTable, keepingSenses: options.senses)
+                // The selected rows of a subset (the last position) summed as VariantSet sums
+                // them, so that a variant's logits there are the same bits alone and shared.
+                if positions[s] != Array(ids.indices) {
+                    let d = config.nEmbd, rows = Buffer(positions[s].count * d)
+                    senseRows(ids, alpha: alpha.pointer, rows: positions[s], table: senseTable, into: rows.pointer)
+                    for (r, p) in positions[s].enumerated() { (o.pointer + p * d).update(from: rows.pointer + r * d, count: d) }
+                }
                 results.append((o, options.senses ? C : nil, options.contextualization ? alpha : nil, positions[s]))
             } else {
                 results.append((context.perSequence[s], nil, nil, positions[s]))
@@ -360,6 +367,44 @@ public final class LanguageModel: @unchecked Sendable {
                 throw ModelError(file: "input", reason: "logit position \(bad) is outside the sequence of \(n) tokens")
             }
             return p
+        }
+    }
+
+    /// o at a few rows of one sequence, (rows.count, d): o_i = sum_l sum_{j <= i} alpha[l, i, j]
+    /// C(x_j)_l, summed straight from the per-id table in Double and rounded once to float32 (each
+    /// product of two floats is exact in Double, so o_i is the exact sum correctly rounded but
+    /// for 2^-53 rounding of the sum). For the last row of a prompt this reads the k i d floats
+    /// the row needs, where `senseSum` gathers all k n d of C and multiplies every row in float32
+    /// (a third of what a sweep point of the pronoun suites cost). Where rows of o are wanted at
+    /// selected positions only (`outputs`' logits there, VariantSet's selected rows, attribution),
+    /// they come from here, so the same variant gives the same bits on every path. alpha: (k, n, n).
+    func senseRows(_ ids: [Int], alpha: UnsafePointer<Float>, rows positions: [Int], table: [Int: [Float]],
+                   into out: UnsafeMutablePointer<Float>) {
+        let n = ids.count, d = config.nEmbd, k = config.senses
+        let vectors = ids.map { table[$0] }                               // C(x_j)  (k*d) each
+        let sum = UnsafeMutablePointer<Double>.allocate(capacity: d)      // o_i in Double
+        defer { sum.deallocate() }
+        for (r, i) in positions.enumerated() {
+            sum.initialize(repeating: 0, count: d)
+            for l in 0..<k {
+                let a = alpha + (l * n + i) * n                          // alpha[l, i, :]
+                for j in 0...i {
+                    guard let vector = vectors[j] else { continue }
+                    let w = Double(a[j]), lanes = SIMD8<Double>(repeating: w)
+                    vector.withUnsafeBufferPointer { c in
+                        let v = c.baseAddress! + l * d
+                        var e = 0
+                        while e + 8 <= d {
+                            let x = UnsafeRawPointer(v + e).loadUnaligned(as: SIMD8<Float>.self)
+                            let acc = UnsafeMutableRawPointer(sum + e)
+                            acc.storeBytes(of: acc.loadUnaligned(as: SIMD8<Double>.self) + lanes * SIMD8<Double>(x), as: SIMD8<Double>.self)
+                            e += 8
+                        }
+                        while e < d { sum[e] += w * Double(v[e]); e += 1 }
+                    }
+                }
+            }
+            for e in 0..<d { out[r * d + e] = Float(sum[e]) }
         }
     }
 

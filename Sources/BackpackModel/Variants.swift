@@ -1,3 +1,4 @@
+import BackpackModelFolder
 import Foundation
 
 // Several variants of one model on the same batch (the base model and its edits, as evaluation
@@ -131,10 +132,27 @@ extension VariantSet {
                 children: [Int]) throws -> RowJob {
         let d = model.config.nEmbd
         let positions = try context.batch.map { try model.logitPositions(selection, length: $0.count) }
-        let outputs = try model.outputs(context, options: ForwardOptions(logits: .none))   // o (n, d) per sequence
-        let hidden = zip(outputs, positions).map { out, rows -> [Float] in
-            if rows == Array(out.ids.indices) { return out.hidden }
-            return out.hidden.withUnsafeBufferPointer { o in rows.flatMap { o[($0 * d)..<(($0 + 1) * d)] } }
+        let hidden: [[Float]]
+        if !model.isBackpack || zip(context.batch, positions).allSatisfy({ $1 == Array($0.indices) }) {
+            let outputs = try model.outputs(context, options: ForwardOptions(logits: .none))   // o (n, d) per sequence
+            hidden = zip(outputs, positions).map { out, rows -> [Float] in
+                if rows == Array(out.ids.indices) { return out.hidden }
+                return out.hidden.withUnsafeBufferPointer { o in rows.flatMap { o[($0 * d)..<(($0 + 1) * d)] } }
+            }
+        } else {
+            // A few rows per sequence: only those rows of o, as `outputs` sums them (senseRows).
+            guard model.sharesContextualization(with: context.source) else {
+                throw ModelError(file: "contextualization", reason: "computed by a model with other trunk weights; run this variant's own contextualize")
+            }
+            let table = model.senseVectors(context.batch.flatMap { $0 })
+            hidden = context.batch.indices.map { s in
+                if positions[s].isEmpty { return [] }
+                return [Float](unsafeUninitializedCapacity: positions[s].count * d) { out, initialized in
+                    model.senseRows(context.batch[s], alpha: context.perSequence[s].pointer, rows: positions[s], table: table,
+                                    into: out.baseAddress!)
+                    initialized = positions[s].count * d
+                }
+            }
         }
         return RowJob(model: model, stored: stored, children: children, hidden: hidden, positions: positions,
                       plans: children.map { models[$0].wordUpdate(of: model, context: context, positions: positions) })
