@@ -33,7 +33,9 @@ enum HarnessScorer {
                 tokens += full[end].count - 1; end += 1
             }
             let inputs = (start..<end).map { Array(full[$0].dropLast()) }
-            let scored = try variants.score(inputs, logits: .all) { s, p, row -> (Double, Bool)? in
+            // Only the continuation's rows get logits (LAMBADA's last word: 1 to 3 rows of ~80).
+            let rows = (start..<end).map { r in Array(max(0, full[r].count - requests[r].continuation.count - 1)..<(full[r].count - 1)) }
+            let scored = try variants.score(inputs, logits: .rows(rows)) { s, p, row -> (Double, Bool)? in
                 let r = start + s, seq = full[r], j = p + 1
                 guard j >= seq.count - requests[r].continuation.count else { return nil }
                 let target = seq[j]

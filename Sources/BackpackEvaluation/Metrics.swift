@@ -117,16 +117,15 @@ public enum SequenceScorer {
                 tokens += items[end].ids.count; end += 1
             }
             let batch = Array(items[start..<end])
-            // Row p predicts ids[p + 1]; rows before the first scored token are not scored.
-            let scored = try variants.score(batch.map(\.ids), logits: .all) { s, p, row -> Double in
-                let item = batch[s], j = p + 1
-                guard j >= max(1, item.from), j < item.ids.count else { return 0 }
-                return Double(row[item.ids[j]]) - LogSoftmax.logSumExp(row)
+            // Row p predicts ids[p + 1]: only the rows of scored tokens get logits (a window's
+            // context rows and its last row would be a fifth of a sliding-window perplexity's).
+            let rows = batch.map { Array((max(1, $0.from) - 1)..<max(max(1, $0.from) - 1, $0.ids.count - 1)) }
+            let scored = try variants.score(batch.map(\.ids), logits: .rows(rows)) { s, p, row -> Double in
+                let item = batch[s]
+                return Double(row[item.ids[p + 1]]) - LogSoftmax.logSumExp(row)
             }
             for v in scored.indices {
-                for (b, item) in batch.enumerated() {
-                    out[v][start + b] = Array(scored[v][b][(max(1, item.from) - 1)..<(item.ids.count - 1)])
-                }
+                for b in batch.indices { out[v][start + b] = scored[v][b] }
             }
             start = end
             progress(end)

@@ -16,7 +16,21 @@ import Foundation
 /// Which positions' logits to compute (the output layer is the costliest part per position).
 public enum LogitSelection: Sendable, Equatable {
     case all, last, none
+    /// The same rows of every sequence.
     case positions([Int])
+    /// Each sequence's own rows, [sequence][row]: the rows an evaluation scores (those that
+    /// predict the tokens it scores; a sliding window's context rows and a sequence's last row
+    /// are not among them), so that no logits are computed for rows nobody reads.
+    case rows([[Int]])
+
+    /// Whether the scores are sums over the rows of sequences (every row, or the scored rows of
+    /// sequence likelihoods), where VariantSet updates word-level variants' logits (Variants.swift).
+    var sumsOverRows: Bool {
+        switch self {
+        case .all, .rows: return true
+        case .last, .none, .positions: return false
+        }
+    }
 }
 
 public struct ForwardOptions: Sendable {
@@ -303,16 +317,16 @@ public final class LanguageModel: @unchecked Sendable {
             throw ModelError(file: "contextualization", reason: "computed by a model with other trunk weights; run this variant's own contextualize")
         }
         let batch = context.batch
-        let positions = try batch.map { try logitPositions(options.logits, length: $0.count) }
+        let positions = try batch.enumerated().map { try logitPositions(options.logits, sequence: $0.offset, length: $0.element.count) }
         let senseTable = isBackpack ? senseVectors(batch.flatMap { $0 }) : [:]
         var results: [(hidden: Buffer, senses: Buffer?, alpha: Buffer?, positions: [Int])] = []
         for (s, ids) in batch.enumerated() {
             if isBackpack {
                 let alpha = context.perSequence[s]
                 let (o, C) = senseSum(ids, alpha: alpha, table: senseTable, keepingSenses: options.senses)
-                // The selected rows of a subset (the last position) summed as VariantSet sums
-                // them, so that a variant's logits there are the same bits alone and shared.
-                if positions[s] != Array(ids.indices) {
+                // A few selected rows (the last position) summed as VariantSet sums them, so that
+                // a variant's logits there are the same bits alone and shared.
+                if Self.sumsRowsDirectly(positions[s].count, of: ids.count) {
                     let d = config.nEmbd, rows = Buffer(positions[s].count * d)
                     senseRows(ids, alpha: alpha.pointer, rows: positions[s], table: senseTable, into: rows.pointer)
                     for (r, p) in positions[s].enumerated() { (o.pointer + p * d).update(from: rows.pointer + r * d, count: d) }
@@ -357,7 +371,8 @@ public final class LanguageModel: @unchecked Sendable {
         }
     }
 
-    func logitPositions(_ selection: LogitSelection, length n: Int) throws -> [Int] {
+    /// The selected rows of sequence `sequence` (of `n` tokens).
+    func logitPositions(_ selection: LogitSelection, sequence: Int, length n: Int) throws -> [Int] {
         switch selection {
         case .all: return Array(0..<n)
         case .last: return [n - 1]
@@ -367,8 +382,21 @@ public final class LanguageModel: @unchecked Sendable {
                 throw ModelError(file: "input", reason: "logit position \(bad) is outside the sequence of \(n) tokens")
             }
             return p
+        case .rows(let rows):
+            guard sequence < rows.count else {
+                throw ModelError(file: "input", reason: "logit rows are given for \(rows.count) sequence(s); sequence \(sequence) has none")
+            }
+            if let bad = rows[sequence].first(where: { $0 < 0 || $0 >= n }) {
+                throw ModelError(file: "input", reason: "logit row \(bad) of sequence \(sequence) is outside its \(n) tokens")
+            }
+            return rows[sequence]
         }
     }
+
+    /// Whether `count` selected rows of a sequence of `n` tokens have o summed row by row
+    /// (senseRows, a few rows: k i d each) rather than taken from the product over all rows
+    /// (senseSum: k n n d, but at BLAS's speed). `outputs` and VariantSet decide alike.
+    static func sumsRowsDirectly(_ count: Int, of n: Int) -> Bool { count > 0 && count <= max(1, n / 8) }
 
     /// o at a few rows of one sequence, (rows.count, d): o_i = sum_l sum_{j <= i} alpha[l, i, j]
     /// C(x_j)_l, summed straight from the per-id table in Double and rounded once to float32 (each

@@ -5,8 +5,9 @@ import Foundation
 // runs them). A sense edit changes only C, so:
 //   - variants that share the base's contextualization (`sharesContextualization`) reuse its
 //     alpha: the trunk runs once per batch for all of them;
-//   - when every row is scored, a variant that differs from the reference (the unedited model)
-//     only by word-level overrides (same weights) has
+//   - when the scores are sums over rows (every row, or each sequence's scored rows:
+//     `LogitSelection.sumsOverRows`), a variant that differs from the reference (the unedited
+//     model) only by word-level overrides (same weights) has
 //     logits' = logits + dO E^T with dO = sum_l alpha[l] dC[l], and dC is non-zero only at the
 //     occurrences of the edited ids. With R = the (id, sense) pairs whose vectors differ,
 //     P = dC_R E^T (R, V) once per batch, and row i of the logits gains sum_r w[i, r] P[r],
@@ -23,7 +24,7 @@ import Foundation
 //     too large, the update 30 % of a base pass at the published size.)
 //   - the selected rows' logits are computed and scored `scoredRows` rows at a time, in buffers
 //     reused by every variant of the batch, each chunk updated for the word-level children (when
-//     every row is scored) while it is in memory: a batch's logits are never held whole.
+//     the scores are sums over rows) while it is in memory: a batch's logits are never held whole.
 //   - vocabulary-wide edits (`scope: vocabulary`, LEACE) change every token's C: they share the
 //     trunk but compute their own sense sums and logits.
 //   - any other variant (an edit of wte: `target: input_embedding`) runs its own full pass.
@@ -74,15 +75,15 @@ public struct VariantSet: Sendable {
                   visiting visit: (_ leader: Int, _ context: Contextualization) throws -> Void) throws -> [[[T]]] {
         var results = [[[T]]](repeating: [], count: models.count)
         let scratch = RowScratch()
-        // Logits updates only when every row is scored (sequence log-likelihoods, perplexity:
-        // the results are sums over rows, where the update's float32 rounding averages out, and
+        // Logits updates only when the scores are sums over rows (every row or the scored rows of
+        // sequence log-likelihoods, perplexity: the results are sums over rows, where the update's float32 rounding averages out, and
         // the output product is most of the cost). A few rows per sequence (last position) are
         // recomputed by the variant's own sense sum (senseRows: only those rows) and product, as
         // when it runs alone: a stored per-prompt probability p = exp(z - lse) moves by the
         // absolute rounding of its logit, about 2e-6 relative for |z| ~ 15 (measured: p_he of the
         // tiny fixture, 1.8e-6 from the variant's own pass), beyond the 1e-6 that every stored
         // number keeps.
-        let updates = selection == .all
+        let updates = selection.sumsOverRows
         for l in models.indices where leader[l] == l {
             // Each full variant's o and its children's update plans first, so that alpha (k n^2
             // per sequence: 34 MB for a batch of 1,024 tokens at the published size) is gone
@@ -108,7 +109,7 @@ public struct VariantSet: Sendable {
 }
 
 extension VariantSet {
-    /// Rows of logits computed and scored at a time when every row is scored: the logits of a
+    /// Rows of logits computed and scored at a time when many rows are scored: the logits of a
     /// batch are never held whole (1,024 rows are 206 MB at the published size; 256 rows are
     /// 51 MB, and the output product of 256 rows ran within 4 % of 512's speed, 128 rows 21 %
     /// slower: BLAS packs E once per product).
@@ -132,9 +133,10 @@ extension VariantSet {
     func rowJob(of model: LanguageModel, context: Contextualization, selection: LogitSelection, storedAs stored: Int?,
                 children: [Int]) throws -> RowJob {
         let d = model.config.nEmbd
-        let positions = try context.batch.map { try model.logitPositions(selection, length: $0.count) }
+        let positions = try context.batch.enumerated().map { try model.logitPositions(selection, sequence: $0.offset, length: $0.element.count) }
+        let direct = context.batch.indices.map { model.isBackpack && LanguageModel.sumsRowsDirectly(positions[$0].count, of: context.batch[$0].count) }
         let hidden: [[Float]]
-        if !model.isBackpack || zip(context.batch, positions).allSatisfy({ $1 == Array($0.indices) }) {
+        if !direct.contains(true) {
             let outputs = try model.outputs(context, options: ForwardOptions(logits: .none))   // o (n, d) per sequence
             hidden = zip(outputs, positions).map { out, rows -> [Float] in
                 if rows == Array(out.ids.indices) { return out.hidden }
@@ -148,9 +150,13 @@ extension VariantSet {
             let table = model.senseVectors(context.batch.flatMap { $0 })
             hidden = context.batch.indices.map { s in
                 if positions[s].isEmpty { return [] }
+                let ids = context.batch[s], alpha = context.perSequence[s]
+                if !direct[s] {                                          // many rows: the product's rows
+                    let o = model.senseSum(ids, alpha: alpha, table: table).o
+                    return positions[s].flatMap { Array(UnsafeBufferPointer(start: o.pointer + $0 * d, count: d)) }
+                }
                 return [Float](unsafeUninitializedCapacity: positions[s].count * d) { out, initialized in
-                    model.senseRows(context.batch[s], alpha: context.perSequence[s].pointer, rows: positions[s], table: table,
-                                    into: out.baseAddress!)
+                    model.senseRows(ids, alpha: alpha.pointer, rows: positions[s], table: table, into: out.baseAddress!)
                     initialized = positions[s].count * d
                 }
             }

@@ -1,3 +1,4 @@
+import BackpackModelFolder
 import Foundation
 import TestSupport
 import Testing
@@ -145,5 +146,40 @@ import Testing
             for e in 0..<d { la += last[e] * ea[e]; lb += last[e] * eb[e] }
             #expect(t.logitDifference == Double(la) - Double(lb))
         }
+    }
+
+    /// `.rows`: each sequence's own rows (an evaluation's scored rows) are what every row's
+    /// scoring gives at those rows, within float32 rounding; the same bits alone and shared; the
+    /// word-level edit's rows are updated there too (its own pass within 1e-5). Rows outside a
+    /// sequence, or a sequence without rows, are refused with a message naming them.
+    @Test func eachSequencesOwnRowsAreItsRowsOfEveryRow() throws {
+        let (base, edited) = try Self.models(marked: 7)
+        let set = VariantSet([base, edited])
+        let texts = Self.batch(count: 9, lengths: 20...64, vocabulary: base.config.vocabSize, marked: 7)
+        // a sliding window's scored rows (from a third of the way), a few last rows, one row, none
+        let rows = texts.enumerated().map { s, ids -> [Int] in
+            switch s % 4 {
+            case 0: return Array((ids.count / 3)..<(ids.count - 1))
+            case 1: return Array((ids.count - 3)..<(ids.count - 1))
+            case 2: return [ids.count - 2]
+            default: return []
+            }
+        }
+        let (shared, alone, own) = try Self.rows(set, texts, .rows(rows))
+        let every = try Self.rows(set, texts, .all).shared
+        let V = base.config.vocabSize
+        for v in 0..<2 {
+            #expect(shared[v] == alone[v], "variant \(v): .rows differ from the variant run alone")
+            let picked = zip(every[v], rows).map { all, r in r.flatMap { Array(all[($0 * V)..<(($0 + 1) * V)]) } }
+            let fromEvery = Self.largestDifference(shared[v], picked)
+            #expect(fromEvery <= 1e-5, "variant \(v): .rows differ from the same rows of .all by \(fromEvery) relative")
+            let fromOwn = Self.largestDifference(shared[v], own[v])
+            #expect(fromOwn <= 1e-5, "variant \(v): .rows differ from its own pass by \(fromOwn) relative")
+            #expect(zip(shared[v], rows).allSatisfy { $0.count == $1.count * V })
+        }
+        #expect(set.parent == [nil, 0])
+        #expect(shared[0] != shared[1], "the edit changed no selected row")
+        #expect(throws: ModelError.self) { try set.score(texts, logits: .rows(rows.map { $0 + [999] })) { _, _, _ in 0 } }
+        #expect(throws: ModelError.self) { try set.score(texts, logits: .rows(Array(rows.dropLast()))) { _, _, _ in 0 } }
     }
 }
