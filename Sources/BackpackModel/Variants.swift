@@ -75,14 +75,14 @@ public struct VariantSet: Sendable {
                   visiting visit: (_ leader: Int, _ context: Contextualization) throws -> Void) throws -> [[[T]]] {
         var results = [[[T]]](repeating: [], count: models.count)
         let scratch = RowScratch()
-        // Logits updates only when the scores are sums over rows (every row or the scored rows of
-        // sequence log-likelihoods, perplexity: the results are sums over rows, where the update's float32 rounding averages out, and
-        // the output product is most of the cost). A few rows per sequence (last position) are
-        // recomputed by the variant's own sense sum (senseRows: only those rows) and product, as
-        // when it runs alone: a stored per-prompt probability p = exp(z - lse) moves by the
-        // absolute rounding of its logit, about 2e-6 relative for |z| ~ 15 (measured: p_he of the
-        // tiny fixture, 1.8e-6 from the variant's own pass), beyond the 1e-6 that every stored
-        // number keeps.
+        // Logits updates only when the scores are sums over rows (every row, or the scored rows
+        // of sequence log-likelihoods and perplexity: `sumsOverRows`; the update's float32
+        // rounding averages out over the rows, and the output product is most of the cost). The
+        // last row or chosen positions of each sequence (`.last`, `.positions`) are recomputed by
+        // the variant's own sense sum (senseRows: only those rows) and product, as when it runs
+        // alone: a stored per-prompt probability p = exp(z - lse) moves by the absolute rounding
+        // of its logit, about 2e-6 relative for |z| ~ 15 (measured: p_he of the tiny fixture,
+        // 1.8e-6 from the variant's own pass), beyond the 1e-6 that every stored number keeps.
         let updates = selection.sumsOverRows
         for l in models.indices where leader[l] == l {
             // Each full variant's o and its children's update plans first, so that alpha (k n^2
