@@ -134,26 +134,27 @@ extension VariantSet {
                 children: [Int]) throws -> RowJob {
         let d = model.config.nEmbd
         let positions = try context.batch.enumerated().map { try model.logitPositions(selection, sequence: $0.offset, length: $0.element.count) }
-        let direct = context.batch.indices.map { model.isBackpack && LanguageModel.sumsRowsDirectly(positions[$0].count, of: context.batch[$0].count) }
+        func rows(_ o: UnsafePointer<Float>, _ s: Int) -> [Float] {      // the selected rows of o (n, d)
+            positions[s].flatMap { Array(UnsafeBufferPointer(start: o + $0 * d, count: d)) }
+        }
         let hidden: [[Float]]
-        if !direct.contains(true) {
-            let outputs = try model.outputs(context, options: ForwardOptions(logits: .none))   // o (n, d) per sequence
-            hidden = zip(outputs, positions).map { out, rows -> [Float] in
-                if rows == Array(out.ids.indices) { return out.hidden }
-                return out.hidden.withUnsafeBufferPointer { o in rows.flatMap { o[($0 * d)..<(($0 + 1) * d)] } }
+        if !model.isBackpack {                                           // plain GPT-2: hc's rows
+            hidden = try model.outputs(context, options: ForwardOptions(logits: .none)).enumerated().map { s, out in
+                out.hidden.withUnsafeBufferPointer { rows($0.baseAddress!, s) }
             }
         } else {
-            // A few rows per sequence: only those rows of o, as `outputs` sums them (senseRows).
             guard model.sharesContextualization(with: context.source) else {
                 throw ModelError(file: "contextualization", reason: "computed by a model with other trunk weights; run this variant's own contextualize")
             }
             let table = model.senseVectors(context.batch.flatMap { $0 })
+            // Per sequence, as `outputs` sums them: a few rows by senseRows, otherwise the
+            // product over every row (senseSum) and its selected rows.
             hidden = context.batch.indices.map { s in
                 if positions[s].isEmpty { return [] }
                 let ids = context.batch[s], alpha = context.perSequence[s]
-                if !direct[s] {                                          // many rows: the product's rows
+                if !LanguageModel.sumsRowsDirectly(positions[s].count, of: ids.count) {
                     let o = model.senseSum(ids, alpha: alpha, table: table).o
-                    return positions[s].flatMap { Array(UnsafeBufferPointer(start: o.pointer + $0 * d, count: d)) }
+                    return positions[s] == Array(ids.indices) ? o.array : rows(o.pointer, s)
                 }
                 return [Float](unsafeUninitializedCapacity: positions[s].count * d) { out, initialized in
                     model.senseRows(ids, alpha: alpha.pointer, rows: positions[s], table: table, into: out.baseAddress!)
