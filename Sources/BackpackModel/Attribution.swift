@@ -110,14 +110,15 @@ extension LanguageModel {
             for l in 0..<k {
                 for j in 0...i { contributions[l][j] = Double(last.pointer[l * n + j]) * projections[ids[j]]![l] }
             }
-            // logit(a) - logit(b) as the forward pass computes it: o_i as `outputs` sums a
-            // selected row (float32, senseRows), then o_i . E_a - o_i . E_b, in float32.
-            let o = Buffer(d)                                                 // (1, d)
-            senseRows(ids, alpha: alpha, rows: [i], table: table, into: o.pointer)
-            var la: Float = 0, lb: Float = 0
-            for e in 0..<d { la += o.pointer[e] * ea[e]; lb += o.pointer[e] * eb[e] }
+            // logit(a) - logit(b) as the forward pass computes the last row's logits
+            // (`exactLogits`): o_i in Double (senseRows), each logit o_i . E_v summed in Double
+            // and rounded once to float32.
+            var o = [Double](repeating: 0, count: d)                          // (1, d)
+            o.withUnsafeMutableBufferPointer { senseRows(ids, alpha: alpha, rows: [i], table: table, into: $0.baseAddress!) }
+            var la = 0.0, lb = 0.0
+            for e in 0..<d { la += o[e] * Double(ea[e]); lb += o[e] * Double(eb[e]) }
             return SenseAttribution(ids: ids, position: i, a: a, b: b, contributions: contributions,
-                                    logitDifference: Double(la) - Double(lb))
+                                    logitDifference: Double(Float(la)) - Double(Float(lb)))
         }
     }
 }

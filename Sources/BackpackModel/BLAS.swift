@@ -1,7 +1,8 @@
 import CBLAS
 import Foundation
 
-/// Single-precision matrix products, row-major throughout.
+/// Matrix products, row-major throughout: single precision, and one double-precision product
+/// (`dgemm`) for the logits of a few rows accumulated exactly (LanguageModel.exactLogits).
 ///
 /// The system OpenBLAS (Debian's libopenblas-dev) is linked. A faster build is used when found:
 /// `BACKPACK_BLAS=/path/to/lib.so` (any library exporting `cblas_sgemm`, or the `scipy_`-prefixed
@@ -106,5 +107,16 @@ public enum BLAS {
             cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
                         Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
         }
+    }
+
+    /// C (m, n) = A op(B) + beta C in double precision, A (m, k). Always the linked system
+    /// OpenBLAS (the faster builds `BACKPACK_BLAS` names are loaded for their sgemm).
+    static func dgemm(transB: Bool = false, m: Int, n: Int, k: Int, a: UnsafePointer<Double>, lda: Int,
+                      b: UnsafePointer<Double>, ldb: Int, beta: Double = 0, c: UnsafeMutablePointer<Double>, ldc: Int) {
+        if m == 0 || n == 0 { return }
+        lock.lock(); defer { lock.unlock() }
+        setThreads(forWork: 2 * m * n * k)                           // a double multiply-add costs two float ones
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                    Int32(m), Int32(n), Int32(k), 1, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
     }
 }

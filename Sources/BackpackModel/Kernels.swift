@@ -127,3 +127,14 @@ final class Buffer: @unchecked Sendable {
     deinit { pointer.deallocate() }
     var array: [Float] { Array(UnsafeBufferPointer(start: pointer, count: count)) }
 }
+
+/// The same in Double: exact logits and their updates (Variants.swift).
+final class DoubleBuffer: @unchecked Sendable {
+    let pointer: UnsafeMutablePointer<Double>
+    let count: Int
+    init(_ count: Int) {
+        self.count = count
+        pointer = .allocate(capacity: max(count, 1))
+    }
+    deinit { pointer.deallocate() }
+}

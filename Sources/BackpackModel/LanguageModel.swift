@@ -319,7 +319,9 @@ public final class LanguageModel: @unchecked Sendable {
         let batch = context.batch
         let positions = try batch.enumerated().map { try logitPositions(options.logits, sequence: $0.offset, length: $0.element.count) }
         let senseTable = isBackpack ? senseVectors(batch.flatMap { $0 }) : [:]
+        let exact = isBackpack && Self.takesExactLogits(options.logits, positions: positions, lengths: batch.map(\.count))
         var results: [(hidden: Buffer, senses: Buffer?, alpha: Buffer?, positions: [Int])] = []
+        var exactRows: [[Double]] = []                                   // per sequence (rows, d), when `exact`
         for (s, ids) in batch.enumerated() {
             if isBackpack {
                 let alpha = context.perSequence[s]
@@ -327,16 +329,22 @@ public final class LanguageModel: @unchecked Sendable {
                 // A few selected rows (the last position) summed as VariantSet sums them, so that
                 // a variant's logits there are the same bits alone and shared.
                 if Self.sumsRowsDirectly(positions[s].count, of: ids.count) {
-                    let d = config.nEmbd, rows = Buffer(positions[s].count * d)
-                    senseRows(ids, alpha: alpha.pointer, rows: positions[s], table: senseTable, into: rows.pointer)
-                    for (r, p) in positions[s].enumerated() { (o.pointer + p * d).update(from: rows.pointer + r * d, count: d) }
+                    let d = config.nEmbd, count = positions[s].count * d
+                    let rows = [Double](unsafeUninitializedCapacity: count) { out, initialized in
+                        senseRows(ids, alpha: alpha.pointer, rows: positions[s], table: senseTable, into: out.baseAddress!)
+                        initialized = count
+                    }
+                    for (r, p) in positions[s].enumerated() { for e in 0..<d { o.pointer[p * d + e] = Float(rows[r * d + e]) } }
+                    if exact { exactRows.append(rows) }
+                } else if exact {
+                    exactRows.append([])                                   // no rows selected
                 }
                 results.append((o, options.senses ? C : nil, options.contextualization ? alpha : nil, positions[s]))
             } else {
                 results.append((context.perSequence[s], nil, nil, positions[s]))
             }
         }
-        let logits = unembed(results.map { ($0.hidden, $0.positions) })
+        let logits = exact ? exactLogits(exactRows) : unembed(results.map { ($0.hidden, $0.positions) })
         var outputs: [ForwardOutput] = []
         for (s, res) in results.enumerated() {
             outputs.append(ForwardOutput(
@@ -398,6 +406,18 @@ public final class LanguageModel: @unchecked Sendable {
     /// (senseSum: k n n d, but at BLAS's speed). `outputs` and VariantSet decide alike.
     static func sumsRowsDirectly(_ count: Int, of n: Int) -> Bool { count > 0 && count <= max(1, n / 8) }
 
+    /// Whether a batch's selected rows get exact logits (`exactLogits`): when the scores are not
+    /// sums over rows (`.last`, `.positions`: per-prompt probabilities) and every sequence's rows
+    /// are few (`sumsRowsDirectly`). A stored p = exp(z - lse) moves by the absolute error of
+    /// its logit z: a float32 product's few ulps of |z| ~ 15 are 2e-6 relative, beyond the 1e-6
+    /// every stored number keeps between a word-level edit's low-rank update and its own pass.
+    /// Accumulated in Double and rounded once, both paths give z correctly rounded: the same
+    /// bits but at ties. `outputs` and VariantSet decide alike.
+    static func takesExactLogits(_ selection: LogitSelection, positions: [[Int]], lengths: [Int]) -> Bool {
+        !selection.sumsOverRows && positions.contains { !$0.isEmpty }
+            && zip(positions, lengths).allSatisfy { $0.isEmpty || sumsRowsDirectly($0.count, of: $1) }
+    }
+
     /// o at a few rows of one sequence, (rows.count, d): o_i = sum_l sum_{j <= i} alpha[l, i, j]
     /// C(x_j)_l, summed straight from the per-id table in Double and rounded once to float32 (each
     /// product of two floats is exact in Double, so o_i is the exact sum correctly rounded but
@@ -408,11 +428,19 @@ public final class LanguageModel: @unchecked Sendable {
     /// they come from here, so the same variant gives the same bits on every path. alpha: (k, n, n).
     func senseRows(_ ids: [Int], alpha: UnsafePointer<Float>, rows positions: [Int], table: [Int: [Float]],
                    into out: UnsafeMutablePointer<Float>) {
+        let d = config.nEmbd, sums = UnsafeMutablePointer<Double>.allocate(capacity: positions.count * d)
+        defer { sums.deallocate() }
+        senseRows(ids, alpha: alpha, rows: positions, table: table, into: sums)
+        for e in 0..<(positions.count * d) { out[e] = Float(sums[e]) }
+    }
+
+    /// The same rows of o in Double, not rounded (the input of `exactLogits`).
+    func senseRows(_ ids: [Int], alpha: UnsafePointer<Float>, rows positions: [Int], table: [Int: [Float]],
+                   into out: UnsafeMutablePointer<Double>) {
         let n = ids.count, d = config.nEmbd, k = config.senses
         let vectors = ids.map { table[$0] }                               // C(x_j)  (k*d) each
-        let sum = UnsafeMutablePointer<Double>.allocate(capacity: d)      // o_i in Double
-        defer { sum.deallocate() }
         for (r, i) in positions.enumerated() {
+            let sum = out + r * d                                         // o_i
             sum.initialize(repeating: 0, count: d)
             for l in 0..<k {
                 let a = alpha + (l * n + i) * n                          // alpha[l, i, :]
@@ -432,7 +460,54 @@ public final class LanguageModel: @unchecked Sendable {
                     }
                 }
             }
-            for e in 0..<d { out[r * d + e] = Float(sum[e]) }
+        }
+    }
+
+    /// Rows of the vocabulary converted to Double at a time by `exactLogits` (2,048 x 768 x 8
+    /// bytes: 12.6 MB at the published size).
+    static let exactVocabularyBlock = 2048
+
+    /// z = o E^T for `rows` rows of o given in Double, (rows, V) in Double: each product of a
+    /// float of E and o is summed in Double, so z is exact but for about 2^-53 of sum |E_v o|,
+    /// and `Float(z)` is z correctly rounded but at ties. E is converted a block of the vocabulary
+    /// at a time (a Double copy of it would be 309 MB at the published size).
+    func exactLogits(of o: UnsafePointer<Double>, rows: Int, into out: UnsafeMutablePointer<Double>) {
+        let d = config.nEmbd, V = config.vocabSize, block = min(V, Self.exactVocabularyBlock)
+        let E = UnsafeMutablePointer<Double>.allocate(capacity: block * d)
+        defer { E.deallocate() }
+        for first in stride(from: 0, to: V, by: block) {
+            let count = min(block, V - first), source = embedding.pointer + first * d
+            for e in 0..<(count * d) { E[e] = Double(source[e]) }
+            BLAS.dgemm(transB: true, m: rows, n: count, k: d, a: o, lda: d, b: E, ldb: d, c: out + first, ldc: V)
+        }
+    }
+
+    /// Rows of exact logits computed at a time (`exactLogits` into a Double buffer: 128 x V x 8
+    /// bytes, 51 MB at the published size, as many as 256 float32 rows).
+    static let exactRows = 128
+
+    /// Each sequence's rows of o (Double, (rows, d)) times E^T by `exactLogits`, rounded once:
+    /// (rows, V) float32 each, `exactRows` rows at a time.
+    func exactLogits(_ sequences: [[Double]]) -> [[Float]] {
+        let d = config.nEmbd, V = config.vocabSize
+        let flat = Array(sequences.joined()), R = flat.count / d
+        var logits = [Float](repeating: 0, count: R * V)
+        let z = UnsafeMutablePointer<Double>.allocate(capacity: min(R, Self.exactRows) * V)
+        defer { z.deallocate() }
+        flat.withUnsafeBufferPointer { o in
+            logits.withUnsafeMutableBufferPointer { out in
+                for first in stride(from: 0, to: R, by: Self.exactRows) {
+                    let rows = min(Self.exactRows, R - first)
+                    exactLogits(of: o.baseAddress! + first * d, rows: rows, into: z)
+                    for e in 0..<(rows * V) { out[first * V + e] = Float(z[e]) }
+                }
+            }
+        }
+        var r = 0
+        return sequences.map { rows in
+            let count = rows.count / d
+            defer { r += count }
+            return Array(logits[(r * V)..<((r + count) * V)])
         }
     }
 

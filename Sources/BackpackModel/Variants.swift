@@ -5,9 +5,8 @@ import Foundation
 // runs them). A sense edit changes only C, so:
 //   - variants that share the base's contextualization (`sharesContextualization`) reuse its
 //     alpha: the trunk runs once per batch for all of them;
-//   - when the scores are sums over rows (every row, or each sequence's scored rows:
-//     `LogitSelection.sumsOverRows`), a variant that differs from the reference (the unedited
-//     model) only by word-level overrides (same weights) has
+//   - a variant that differs from the reference (the unedited model) only by word-level
+//     overrides (same weights) has
 //     logits' = logits + dO E^T with dO = sum_l alpha[l] dC[l], and dC is non-zero only at the
 //     occurrences of the edited ids. With R = the (id, sense) pairs whose vectors differ,
 //     P = dC_R E^T (R, V) once per batch, and row i of the logits gains sum_r w[i, r] P[r],
@@ -23,13 +22,21 @@ import Foundation
 //     differed by BLAS's rounding, and every edited id carried all k senses: R and C 16 times
 //     too large, the update 30 % of a base pass at the published size.)
 //   - the selected rows' logits are computed and scored `scoredRows` rows at a time, in buffers
-//     reused by every variant of the batch, each chunk updated for the word-level children (when
-//     the scores are sums over rows) while it is in memory: a batch's logits are never held whole.
+//     reused by every variant of the batch, each chunk updated for the word-level children while
+//     it is in memory: a batch's logits are never held whole.
+//   - two precisions. When the scores are sums over rows (every row, or each sequence's scored
+//     rows: `LogitSelection.sumsOverRows`), logits and updates are float32: the update's rounding
+//     averages out over the rows. A few rows per sequence (`.last`, `.positions`: per-prompt
+//     probabilities, `LanguageModel.takesExactLogits`) have exact logits: o's rows, P and w in
+//     Double, the reference's rows of o E^T accumulated in Double (`exactLogits`), and each
+//     variant's row rounded once to float32. Its own pass rounds the same exact value, so the
+//     two give the same bits but at ties (an update in float32 moved a per-prompt probability by
+//     2e-6 relative, beyond the 1e-6 every stored number keeps).
 //   - vocabulary-wide edits (`scope: vocabulary`, LEACE) change every token's C: they share the
 //     trunk but compute their own sense sums and logits.
 //   - any other variant (an edit of wte: `target: input_embedding`) runs its own full pass.
 // The results equal each variant's own forward pass up to float32 rounding of the logits (the
-// updated rows; the rest is the same arithmetic as the variant's own pass).
+// updated rows of sums over rows; the rest is the same arithmetic as the variant's own pass).
 
 /// The base model and its variants, planned once: whose trunk each uses, and which variant's
 /// logits it updates (if any).
@@ -75,15 +82,14 @@ public struct VariantSet: Sendable {
                   visiting visit: (_ leader: Int, _ context: Contextualization) throws -> Void) throws -> [[[T]]] {
         var results = [[[T]]](repeating: [], count: models.count)
         let scratch = RowScratch()
-        // Logits updates only when the scores are sums over rows (every row, or the scored rows
-        // of sequence log-likelihoods and perplexity: `sumsOverRows`; the update's float32
-        // rounding averages out over the rows, and the output product is most of the cost). The
-        // last row or chosen positions of each sequence (`.last`, `.positions`) are recomputed by
-        // the variant's own sense sum (senseRows: only those rows) and product, as when it runs
-        // alone: a stored per-prompt probability p = exp(z - lse) moves by the absolute rounding
-        // of its logit, about 2e-6 relative for |z| ~ 15 (measured: p_he of the tiny fixture,
-        // 1.8e-6 from the variant's own pass), beyond the 1e-6 that every stored number keeps.
-        let updates = selection.sumsOverRows
+        // Logits updates when the scores are sums over rows (float32) or the rows are few
+        // (exact, see the top of the file). Otherwise (many chosen positions of a sequence)
+        // each variant runs its own sense sum and product: a float32 update would move a stored
+        // per-prompt probability by 2e-6 relative.
+        guard let first = models.first else { return [] }
+        let positions = try batch.enumerated().map { try first.logitPositions(selection, sequence: $0.offset, length: $0.element.count) }
+        let exact = LanguageModel.takesExactLogits(selection, positions: positions, lengths: batch.map(\.count))
+        let updates = selection.sumsOverRows || exact
         for l in models.indices where leader[l] == l {
             // Each full variant's o and its children's update plans first, so that alpha (k n^2
             // per sequence: 34 MB for a batch of 1,024 tokens at the published size) is gone
@@ -95,11 +101,11 @@ public struct VariantSet: Sendable {
                 // The reference's logits for its edits of this trunk when it is not a variant itself.
                 let orphans = models.indices.filter { updates && leader[$0] == l && parent[$0] == models.count }
                 if let reference, !orphans.isEmpty {
-                    jobs.append(try rowJob(of: reference, context: context, selection: selection, storedAs: nil, children: orphans))
+                    jobs.append(try rowJob(of: reference, context: context, positions: positions, exact: exact, storedAs: nil, children: orphans))
                 }
                 for m in models.indices where leader[m] == l && (parent[m] == nil || !updates) {
                     let children = updates ? models.indices.filter { parent[$0] == m } : []
-                    jobs.append(try rowJob(of: models[m], context: context, selection: selection, storedAs: m, children: children))
+                    jobs.append(try rowJob(of: models[m], context: context, positions: positions, exact: exact, storedAs: m, children: children))
                 }
             }
             for job in jobs { scoreAllRows(job, scratch, score, into: &results) }
@@ -123,19 +129,39 @@ extension VariantSet {
         let children: [Int]
         /// per sequence, the rows of o at `positions` (rows, d): o itself when every row is
         /// selected; a copy of the few rows otherwise (the last row of a prompt: 520 prompts keep
-        /// 0.3 MB per variant instead of their whole o).
+        /// 0.3 MB per variant instead of their whole o). Empty when `exact`.
         let hidden: [[Float]]
+        /// per sequence, the rows of o in Double (rows, d), when the logits are exact
+        let exact: [[Double]]?
         /// the selected rows of each sequence
         let positions: [[Int]]
         let plans: [WordUpdate?]
+        /// the children's update plans when the logits are exact (P is computed per child as its
+        /// rows are scored: `scoreExactRows`)
+        let exactPlans: [UpdatePlan?]
     }
 
-    func rowJob(of model: LanguageModel, context: Contextualization, selection: LogitSelection, storedAs stored: Int?,
+    func rowJob(of model: LanguageModel, context: Contextualization, positions: [[Int]], exact: Bool, storedAs stored: Int?,
                 children: [Int]) throws -> RowJob {
         let d = model.config.nEmbd
-        let positions = try context.batch.enumerated().map { try model.logitPositions(selection, sequence: $0.offset, length: $0.element.count) }
         func rows(_ o: UnsafePointer<Float>, _ s: Int) -> [Float] {      // the selected rows of o (n, d)
             positions[s].flatMap { Array(UnsafeBufferPointer(start: o + $0 * d, count: d)) }
+        }
+        if exact && model.isBackpack {
+            guard model.sharesContextualization(with: context.source) else {
+                throw ModelError(file: "contextualization", reason: "computed by a model with other trunk weights; run this variant's own contextualize")
+            }
+            let table = model.senseVectors(context.batch.flatMap { $0 })
+            let hidden = context.batch.indices.map { s in
+                [Double](unsafeUninitializedCapacity: positions[s].count * d) { out, initialized in
+                    if !positions[s].isEmpty {
+                        model.senseRows(context.batch[s], alpha: context.perSequence[s].pointer, rows: positions[s], table: table, into: out.baseAddress!)
+                    }
+                    initialized = positions[s].count * d
+                }
+            }
+            return RowJob(model: model, stored: stored, children: children, hidden: [], exact: hidden, positions: positions, plans: [],
+                          exactPlans: children.map { models[$0].updatePlan(of: model, context: context, positions: positions) })
         }
         let hidden: [[Float]]
         if !model.isBackpack {                                           // plain GPT-2: hc's rows
@@ -162,8 +188,8 @@ extension VariantSet {
                 }
             }
         }
-        return RowJob(model: model, stored: stored, children: children, hidden: hidden, positions: positions,
-                      plans: children.map { models[$0].wordUpdate(of: model, context: context, positions: positions) })
+        return RowJob(model: model, stored: stored, children: children, hidden: hidden, exact: nil, positions: positions,
+                      plans: children.map { models[$0].wordUpdate(of: model, context: context, positions: positions) }, exactPlans: [])
     }
 
     /// The buffers every job of one `score` call computes its logits in: allocated once, so a
@@ -179,6 +205,14 @@ extension VariantSet {
             buffers = made
             return made
         }
+        /// Double buffers of at least `count` entries for exact logits and for P (reused, so a
+        /// sweep's points do not fault in fresh pages each).
+        private var doubles: [DoubleBuffer] = []
+        func exactBuffer(_ which: Int, count: Int) -> DoubleBuffer {
+            while doubles.count <= which { doubles.append(DoubleBuffer(0)) }
+            if doubles[which].count < count { doubles[which] = DoubleBuffer(count) }
+            return doubles[which]
+        }
     }
 
     /// Every selected row of the job's logits, `scoredRows` rows at a time: scored as
@@ -193,19 +227,21 @@ extension VariantSet {
         // The batch's selected rows in order, packed into chunks of up to `scoredRows`: a long
         // sequence fills chunks of its own, short ones (sentences of a few tokens, the last row
         // of each prompt) share one product, so E is read once for many of them.
+        let size = Self.scoredRows
         var chunks: [[WordUpdate.Segment]] = [[]], filled = 0
         for (s, positions) in job.positions.enumerated() {
             var start = 0
             while start < positions.count {
-                if filled == Self.scoredRows { chunks.append([]); filled = 0 }
-                let end = min(positions.count, start + Self.scoredRows - filled)
+                if filled == size { chunks.append([]); filled = 0 }
+                let end = min(positions.count, start + size - filled)
                 chunks[chunks.count - 1].append(WordUpdate.Segment(sequence: s, rows: start..<end, offset: filled))
                 filled += end - start; start = end
             }
         }
+        if job.exact != nil { return scoreExactRows(job, chunks: chunks, scratch, score, into: &results) }
         let (logits, gathered) = scratch.buffers(vocabulary: V, width: d)
-        var own = job.hidden.map { _ in [T]() }
-        var theirs = [[[T]]](repeating: job.hidden.map { _ in [] }, count: job.children.count)
+        var own = job.positions.map { _ in [T]() }
+        var theirs = [[[T]]](repeating: job.positions.map { _ in [] }, count: job.children.count)
         for segments in chunks where !segments.isEmpty {
             let rows = segments.reduce(0) { $0 + $1.rows.count }
             if segments.count == 1 {                                     // consecutive rows of one sequence's
@@ -226,6 +262,66 @@ extension VariantSet {
             let updated = WordUpdate.scores(job.plans, segments: segments, positions: job.positions, logits: logits, base: base, score)
             for c in job.children.indices {
                 for (g, u) in zip(segments, updated[c]) { theirs[c][g.sequence] += u }
+            }
+        }
+        if let stored = job.stored { results[stored] = own }
+        for (c, v) in job.children.enumerated() { results[v] = theirs[c] }
+    }
+}
+
+extension VariantSet {
+    /// Rows of exact logits held at a time (their Double rows: 128 MB at most; all 520 prompts of
+    /// the demo, 333 rows at the published size).
+    static func exactGroupRows(vocabulary V: Int) -> Int { max(LanguageModel.exactRows, (128 << 20) / (8 * V)) }
+
+    /// `scoreAllRows` for exact logits (`LanguageModel.takesExactLogits`), a group of chunks at a
+    /// time: the group's rows of o E^T in Double (`exactLogits`), each rounded once and scored as
+    /// `results[stored]`; then child by child, its P = dC E^T in Double into one reused buffer
+    /// and its rows, z + W P rounded once (ExactWordUpdate). Child by child rather than chunk by
+    /// chunk: every child's P at once was 377 MB for the demo's 64-point sweep (R = 90 rows of
+    /// V Doubles each), and faulting it in was a quarter of the sweep's time.
+    func scoreExactRows<T>(_ job: RowJob, chunks: [[WordUpdate.Segment]], _ scratch: RowScratch,
+                           _ score: (Int, Int, UnsafeBufferPointer<Float>) -> T, into results: inout [[[T]]]) {
+        guard let exact = job.exact else { return }
+        let model = job.model, d = model.config.nEmbd, V = model.config.vocabSize
+        let (logits, _) = scratch.buffers(vocabulary: V, width: d)
+        var own = job.positions.map { _ in [T]() }
+        var theirs = [[[T]]](repeating: job.positions.map { _ in [] }, count: job.children.count)
+        let chunks = chunks.filter { !$0.isEmpty }
+        let perGroup = max(1, Self.exactGroupRows(vocabulary: V) / Self.scoredRows)
+        for first in stride(from: 0, to: chunks.count, by: perGroup) {
+            let group = chunks[first..<min(chunks.count, first + perGroup)]
+            let rows = group.map { $0.reduce(0) { $0 + $1.rows.count } }, total = rows.reduce(0, +)
+            let z = scratch.exactBuffer(0, count: total * V), o = scratch.exactBuffer(1, count: total * d)
+            var start: [Int] = [], at = 0                                    // each chunk's first row of the group
+            for (segments, count) in zip(group, rows) {
+                start.append(at)
+                for g in segments {
+                    exact[g.sequence].withUnsafeBufferPointer { rowsOfO in
+                        (o.pointer + (at + g.offset) * d).update(from: rowsOfO.baseAddress! + g.rows.lowerBound * d, count: g.rows.count * d)
+                    }
+                }
+                at += count
+            }
+            model.exactLogits(of: o.pointer, rows: total, into: z.pointer)
+            for (segments, (begin, count)) in zip(group, zip(start, rows)) {
+                for e in 0..<(count * V) { logits.pointer[e] = Float(z.pointer[begin * V + e]) }
+                let base = Self.scoreRows(segments, positions: job.positions, logits: logits, vocabulary: V, score)
+                for (g, b) in zip(segments, base) { own[g.sequence] += b }
+            }
+            for (c, plan) in job.exactPlans.enumerated() {
+                guard let plan else {                                          // no sense vector of the batch differs
+                    for segments in group { for g in segments { theirs[c][g.sequence] += own[g.sequence][g.rows] } }
+                    continue
+                }
+                let P = scratch.exactBuffer(2, count: plan.rows * V)
+                plan.dC.withUnsafeBufferPointer { model.exactLogits(of: $0.baseAddress!, rows: plan.rows, into: P.pointer) }
+                let update = ExactWordUpdate(vocabulary: V, P: P, sequences: plan.sequences)
+                for (segments, begin) in zip(group, start) {
+                    let mine = update.scores(segments, positions: job.positions, logits: z.pointer + begin * V,
+                                             base: segments.map { Array(own[$0.sequence][$0.rows]) }, score)
+                    for (g, u) in zip(segments, mine) { theirs[c][g.sequence] += u }
+                }
             }
         }
         if let stored = job.stored { results[stored] = own }
@@ -292,19 +388,21 @@ extension LanguageModel {
         BLAS.gemm(transB: true, m: rows, n: V, k: d, a: hidden, lda: d, b: embedding.pointer, ldb: d, c: out, ldc: V)
     }
 
-    /// This variant's update of `base`'s logits on one batch (see the top of the file), or nil
-    /// when no sense vector of the batch differs: P = dC_R E^T and, per sequence, W.
-    func wordUpdate(of base: LanguageModel, context: Contextualization, positions: [[Int]]) -> WordUpdate? {
-        let d = config.nEmbd, k = config.senses, V = config.vocabSize
+    /// What a word-level update of `base`'s logits on one batch needs, in either precision (see
+    /// the top of the file), or nil when no sense vector of the batch differs: dC (R, d) in
+    /// Double (each entry the exact difference of two floats), and per sequence the C rows of P
+    /// whose ids occur in it and W (reached rows, C) summed in float32 and in Double.
+    func updatePlan(of base: LanguageModel, context: Contextualization, positions: [[Int]]) -> UpdatePlan? {
+        let d = config.nEmbd, k = config.senses
         let present = Set(context.batch.joined())
         let candidates = present.filter { senseOverrides[$0] != nil || base.senseOverrides[$0] != nil }.sorted()
         let mine = senseVectors(candidates), theirs = base.senseVectors(candidates)
         var pairs: [Int: [(sense: Int, r: Int)]] = [:]                       // id -> rows of P
-        var dC: [Float] = []                                                 // (R, d)
+        var dC: [Double] = []                                                // (R, d)
         for id in candidates {
             guard let a = mine[id], let b = theirs[id] else { continue }
             for l in 0..<k {
-                let delta = (0..<d).map { a[l * d + $0] - b[l * d + $0] }
+                let delta = (0..<d).map { Double(a[l * d + $0]) - Double(b[l * d + $0]) }
                 if delta.contains(where: { $0 != 0 }) {
                     pairs[id, default: []].append((l, dC.count / d)); dC += delta
                 }
@@ -312,15 +410,10 @@ extension LanguageModel {
         }
         let R = dC.count / d
         if R == 0 { return nil }
-        let P = Buffer(R * V)                                                // dC E^T  (R, V)
-        dC.withUnsafeBufferPointer { a in
-            BLAS.gemm(transB: true, m: R, n: V, k: d, a: a.baseAddress!, lda: d, b: embedding.pointer, ldb: d,
-                      c: P.pointer, ldc: V)
-        }
         // Per sequence, W (rows, C): w[i, r] for the rows the edit reaches and the C rows of P
         // whose ids occur in the sequence (a sequence holds a few of the edited words: the update
         // costs C V per row, not R V).
-        var sequences: [WordUpdate.Sequence?] = []
+        var sequences: [UpdatePlan.Sequence?] = []
         for (s, ids) in context.batch.enumerated() {
             let n = ids.count, alpha = context.perSequence[s].pointer          // (k, n, n)
             let occurrences = ids.enumerated().filter { pairs[$0.element] != nil }
@@ -332,29 +425,60 @@ extension LanguageModel {
             if C == 0 { sequences.append(nil); continue }
             var column = [Int](repeating: -1, count: R)
             for (c, r) in columns.enumerated() { column[r] = c }
-            let Pc: Buffer
-            if C == R { Pc = P } else {
-                Pc = Buffer(C * V)
-                for (c, r) in columns.enumerated() { (Pc.pointer + c * V).update(from: P.pointer + r * V, count: V) }
-            }
             var slot = [Int](repeating: -1, count: n)                        // position -> its row of W
-            var W: [Float] = []                                              // (reached rows, C)
-            var w = [Float](repeating: 0, count: C)
+            var W: [Float] = [], exactW: [Double] = []                       // (reached rows, C)
+            var w = [Float](repeating: 0, count: C), exactRow = [Double](repeating: 0, count: C)
             for i in positions[s] {
                 var reached = false
                 for (j, id) in occurrences where j <= i {
                     for (l, r) in pairs[id] ?? [] {
                         let a = alpha[(l * n + i) * n + j]
-                        if a != 0 { w[column[r]] += a; reached = true }
+                        if a != 0 { w[column[r]] += a; exactRow[column[r]] += Double(a); reached = true }
                     }
                 }
-                if reached { slot[i] = W.count / C; W += w }
-                for c in 0..<C { w[c] = 0 }
+                if reached { slot[i] = W.count / C; W += w; exactW += exactRow }
+                for c in 0..<C { w[c] = 0; exactRow[c] = 0 }
             }
-            sequences.append(WordUpdate.Sequence(P: Pc, columns: C, W: W, slot: slot))
+            sequences.append(UpdatePlan.Sequence(columns: columns, W: W, exactW: exactW, slot: slot))
+        }
+        return UpdatePlan(dC: dC, rows: R, sequences: sequences)
+    }
+
+    /// This variant's float32 update of `base`'s logits on one batch (sums over rows), or nil
+    /// when no sense vector of the batch differs: P = dC_R E^T and, per sequence, W.
+    func wordUpdate(of base: LanguageModel, context: Contextualization, positions: [[Int]]) -> WordUpdate? {
+        guard let plan = updatePlan(of: base, context: context, positions: positions) else { return nil }
+        let d = config.nEmbd, V = config.vocabSize, R = plan.rows
+        let P = Buffer(R * V)                                                // dC E^T  (R, V)
+        plan.dC.map { Float($0) }.withUnsafeBufferPointer { a in
+            BLAS.gemm(transB: true, m: R, n: V, k: d, a: a.baseAddress!, lda: d, b: embedding.pointer, ldb: d,
+                      c: P.pointer, ldc: V)
+        }
+        let sequences = plan.sequences.map { seq -> WordUpdate.Sequence? in
+            guard let seq else { return nil }
+            let C = seq.columns.count
+            let Pc: Buffer
+            if C == R { Pc = P } else {
+                Pc = Buffer(C * V)
+                for (c, r) in seq.columns.enumerated() { (Pc.pointer + c * V).update(from: P.pointer + r * V, count: V) }
+            }
+            return WordUpdate.Sequence(P: Pc, columns: C, W: seq.W, slot: seq.slot)
         }
         return WordUpdate(vocabulary: V, sequences: sequences)
     }
+}
+
+/// A word-level update of one batch before its products: see `LanguageModel.updatePlan`.
+struct UpdatePlan {
+    struct Sequence {
+        let columns: [Int]                  // the rows of P (edited (id, sense) pairs) that occur
+        let W: [Float]                      // (reached rows, C)
+        let exactW: [Double]                // the same sums in Double
+        let slot: [Int]                     // row -> its row of W, -1: not reached
+    }
+    let dC: [Double]                        // (R, d)
+    let rows: Int                           // R
+    let sequences: [Sequence?]
 }
 
 /// One word-level variant's update of its reference's logits on one batch: row i of sequence s
@@ -458,5 +582,60 @@ struct WordUpdate: @unchecked Sendable {
             out[v] = x
             v += 1
         }
+    }
+}
+
+/// One word-level variant's exact update of its reference's logits on one batch (a few rows per
+/// sequence, `LanguageModel.takesExactLogits`): row i of sequence s is the reference's row z_i of
+/// o E^T in Double plus W[slot[i]] P over the sequence's columns of P, in Double, rounded once.
+struct ExactWordUpdate: @unchecked Sendable {
+    let vocabulary: Int
+    let P: DoubleBuffer                     // (R, V)
+    let sequences: [UpdatePlan.Sequence?]
+
+    /// This variant's scores of a chunk's segments ([segment][row]), from the reference's exact
+    /// logits of the chunk (`logits`, (rows, V) Double, segment g at row g.offset) and scores
+    /// `base`: base's where the edit does not reach. The reached rows are split between two
+    /// threads (a row is a pass over V: its update, then the score's log-sum-exp); each row is
+    /// the same arithmetic whichever thread makes it.
+    func scores<T>(_ segments: [WordUpdate.Segment], positions: [[Int]], logits: UnsafePointer<Double>, base: [[T]],
+                   _ score: (Int, Int, UnsafeBufferPointer<Float>) -> T) -> [[T]] {
+        let V = vocabulary
+        var reached: [(segment: Int, row: Int)] = []
+        for (k, g) in segments.enumerated() {
+            guard let seq = sequences[g.sequence] else { continue }
+            for r in g.rows where seq.slot[positions[g.sequence][r]] >= 0 { reached.append((k, r)) }
+        }
+        var mine = base
+        if reached.isEmpty { return mine }
+        let threads = reached.count < 16 ? 1 : 2, block = (reached.count + threads - 1) / threads
+        let rowsOfThreads = (0..<threads).map { _ in Buffer(V) }
+        let scored = concurrentMap(threads, threads: threads) { t -> [T] in
+            let row = rowsOfThreads[t].pointer
+            return reached[(t * block)..<min(reached.count, (t + 1) * block)].map { k, r in
+                let g = segments[k], s = g.sequence, seq = sequences[s]!, i = positions[s][r]
+                let C = seq.columns.count
+                return seq.exactW.withUnsafeBufferPointer { W in
+                    let w = W.baseAddress! + seq.slot[i] * C, z = logits + (g.offset + r - g.rows.lowerBound) * V
+                    let columns = seq.columns.map { UnsafePointer(P.pointer + $0 * V) }
+                    var v = 0
+                    while v + 8 <= V {
+                        var acc = UnsafeRawPointer(z + v).loadUnaligned(as: SIMD8<Double>.self)
+                        for c in 0..<C { acc += w[c] * UnsafeRawPointer(columns[c] + v).loadUnaligned(as: SIMD8<Double>.self) }
+                        UnsafeMutableRawPointer(row + v).storeBytes(of: SIMD8<Float>(acc), as: SIMD8<Float>.self)
+                        v += 8
+                    }
+                    while v < V {
+                        var x = z[v]
+                        for c in 0..<C { x += w[c] * columns[c][v] }
+                        row[v] = Float(x)
+                        v += 1
+                    }
+                    return score(s, i, UnsafeBufferPointer(start: row, count: V))
+                }
+            }
+        }
+        for ((k, r), value) in zip(reached, scored.joined()) { mine[k][r - segments[k].rows.lowerBound] = value }
+        return mine
     }
 }
