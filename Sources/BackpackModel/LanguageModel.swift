@@ -322,10 +322,11 @@ public final class LanguageModel: @unchecked Sendable {
         let exact = isBackpack && Self.takesExactLogits(options.logits, positions: positions, lengths: batch.map(\.count))
         var results: [(hidden: Buffer, senses: Buffer?, alpha: Buffer?, positions: [Int])] = []
         var exactRows: [[Double]] = []                                   // per sequence (rows, d), when `exact`
+        let workspace = SenseSumWorkspace()
         for (s, ids) in batch.enumerated() {
             if isBackpack {
                 let alpha = context.perSequence[s]
-                let (o, C) = senseSum(ids, alpha: alpha, table: senseTable, keepingSenses: options.senses)
+                let (o, C) = senseSum(ids, alpha: alpha, table: senseTable, keepingSenses: options.senses, workspace: workspace)
                 // A few selected rows (the last position) summed as VariantSet sums them, so that
                 // a variant's logits there are the same bits alone and shared.
                 if Self.sumsRowsDirectly(positions[s].count, of: ids.count) {
@@ -515,7 +516,7 @@ public final class LanguageModel: @unchecked Sendable {
     /// per-id table and alpha (k, m, n): m = n for a whole sequence, m = 1 for the last position
     /// of a generation step (the one sense sum of the project).
     func senseSum(_ ids: [Int], alpha: Buffer, rows: Int? = nil, table: [Int: [Float]],
-                  keepingSenses: Bool = false) -> (o: Buffer, senses: Buffer?) {
+                  keepingSenses: Bool = false, workspace: SenseSumWorkspace? = nil) -> (o: Buffer, senses: Buffer?) {
         let n = ids.count, d = config.nEmbd, k = config.senses, m = rows ?? n
         // As one product over (sense, position): o = A C with A (m, k*n), A[i, l*n + j] =
         // alpha[l, i, j], and C read as (k*n, d). One product of m*d*k*n multiply-adds instead of
@@ -524,8 +525,9 @@ public final class LanguageModel: @unchecked Sendable {
         // summed (beta 1): C and A of all k senses were 42 MB for 512 tokens at the published
         // size, the largest buffers of an evaluation batch after alpha.
         let g = keepingSenses || m == 1 ? k : max(1, min(k, Self.senseSumBytes / max(1, n * d * 4)))
-        let C = Buffer(g * n * d)                                         // (g, n, d)
-        let A = Buffer(m * g * n)                                         // (m, g*n)
+        // C (g, n, d) and A (m, g*n): the workspace's when given (C is returned when kept)
+        let (C, A) = keepingSenses || workspace == nil ? (Buffer(g * n * d), Buffer(m * g * n))
+                                                       : workspace!.buffers(c: g * n * d, a: m * g * n)
         let o = Buffer(m * d)                                             // (m, d)
         for first in stride(from: 0, to: k, by: g) {
             let senses = first..<min(k, first + g), G = senses.count
@@ -576,6 +578,20 @@ public final class LanguageModel: @unchecked Sendable {
             r += count
         }
         return logits
+    }
+}
+
+/// `senseSum`'s C and A, allocated once for the sequences of a batch and reused by each: fresh per
+/// sequence they were mapped and faulted in every time (A alone is 16.7 MB for a 512-token
+/// sequence of the demo model; large buffers are mapped and unmapped, see the CLI's
+/// MemoryPolicy): 700,000 page faults in an evaluation of the demo's held-out perplexity.
+final class SenseSumWorkspace: @unchecked Sendable {
+    private var c = Buffer(0), a = Buffer(0)
+    /// Buffers of at least `count` floats each (contents undefined).
+    func buffers(c cCount: Int, a aCount: Int) -> (c: Buffer, a: Buffer) {
+        if c.count < cCount { c = Buffer(cCount) }
+        if a.count < aCount { a = Buffer(aCount) }
+        return (c, a)
     }
 }
 

@@ -178,11 +178,12 @@ extension VariantSet {
             let table = model.senseVectors(context.batch.flatMap { $0 })
             // Per sequence, as `outputs` sums them: a few rows by senseRows, otherwise the
             // product over every row (senseSum) and its selected rows.
+            let workspace = SenseSumWorkspace()
             hidden = context.batch.indices.map { s in
                 if positions[s].isEmpty { return [] }
                 let ids = context.batch[s], alpha = context.perSequence[s]
                 if !LanguageModel.sumsRowsDirectly(positions[s].count, of: ids.count) {
-                    let o = model.senseSum(ids, alpha: alpha, table: table).o
+                    let o = model.senseSum(ids, alpha: alpha, table: table, workspace: workspace).o
                     return positions[s] == Array(ids.indices) ? o.array : rows(o.pointer, s)
                 }
                 return [Float](unsafeUninitializedCapacity: positions[s].count * d) { out, initialized in
