@@ -51,9 +51,6 @@ public struct VariantSet: Sendable {
     /// The model whose logits the word-level edits update: `reference`, or without one the first
     /// variant without overrides.
     let reference: LanguageModel?
-    /// Each word-level variant's changed senses, computed once for all the batches scored
-    /// through this set (a suite's).
-    let updateCache = UpdateCache()
 
     /// `reference` is the unedited model of a run (base); give it whenever `models` may be a
     /// subset of a run (a shard, a resumed run), so that every variant is computed the same way.
@@ -141,7 +138,7 @@ extension VariantSet {
         let plans: [WordUpdate?]
         /// the children's update plans when the logits are exact (P is computed per child as its
         /// rows are scored: `scoreExactRows`)
-        let exactPlans: [(changed: ChangedSenses, plan: UpdatePlan)?]
+        let exactPlans: [UpdatePlan?]
     }
 
     func rowJob(of model: LanguageModel, context: Contextualization, positions: [[Int]], exact: Bool, storedAs stored: Int?,
@@ -164,7 +161,7 @@ extension VariantSet {
                 }
             }
             return RowJob(model: model, stored: stored, children: children, hidden: [], exact: hidden, positions: positions, plans: [],
-                          exactPlans: updatePlans(children: children, of: model, context: context, positions: positions))
+                          exactPlans: children.map { models[$0].updatePlan(of: model, context: context, positions: positions) })
         }
         let hidden: [[Float]]
         if !model.isBackpack {                                           // plain GPT-2: hc's rows
@@ -192,26 +189,8 @@ extension VariantSet {
                 }
             }
         }
-        let plans = updatePlans(children: children, of: model, context: context, positions: positions)
         return RowJob(model: model, stored: stored, children: children, hidden: hidden, exact: nil, positions: positions,
-                      plans: zip(children, plans).map { c, plan in plan.map { wordUpdate(child: c, of: model, $0.changed, plan: $0.plan) } },
-                      exactPlans: [])
-    }
-
-    /// Each child's update plan on one batch, or nil when none of its sense vectors differs.
-    /// Children that change the same (id, sense) pairs (the points of a sweep) share one plan:
-    /// W depends on the pairs and alpha only, and reading alpha at every reached row for every
-    /// point was 10 ms a point of the demo's held-out perplexity.
-    func updatePlans(children: [Int], of base: LanguageModel, context: Contextualization, positions: [[Int]])
-        -> [(changed: ChangedSenses, plan: UpdatePlan)?] {
-        var shared: [[Int]: UpdatePlan] = [:]
-        return children.map { c in
-            guard let changed = updateCache.changedSenses(c, { models[c].changedSenses(from: base) }) else { return nil }
-            if let plan = shared[changed.key] { return (changed, plan) }
-            let plan = models[c].updatePlan(changed, context: context, positions: positions)
-            shared[changed.key] = plan
-            return (changed, plan)
-        }
+                      plans: children.map { models[$0].wordUpdate(of: model, context: context, positions: positions) }, exactPlans: [])
     }
 
     /// The buffers every job of one `score` call computes its logits in: allocated once, so a
@@ -331,19 +310,14 @@ extension VariantSet {
                 let base = Self.scoreRows(segments, positions: job.positions, logits: logits, vocabulary: V, score)
                 for (g, b) in zip(segments, base) { own[g.sequence] += b }
             }
-            for (c, exactPlan) in job.exactPlans.enumerated() {
-                guard let (changed, plan) = exactPlan else {                                          // no sense vector of the batch differs
+            for (c, plan) in job.exactPlans.enumerated() {
+                guard let plan else {                                          // no sense vector of the batch differs
                     for segments in group { for g in segments { theirs[c][g.sequence] += own[g.sequence][g.rows] } }
                     continue
                 }
-                // P's rows for the pairs this batch holds (a child may change more)
-                let used = Set(plan.sequences.compactMap { $0 }.flatMap(\.columns)).sorted()
-                var rowOf = [Int](repeating: -1, count: changed.rows)
-                for (k, r) in used.enumerated() { rowOf[r] = k }
-                let dC = used.flatMap { r in changed.dC[(r * d)..<((r + 1) * d)] }
-                let P = scratch.exactBuffer(2, count: max(1, used.count) * V)
-                dC.withUnsafeBufferPointer { model.exactLogits(of: $0.baseAddress!, rows: used.count, into: P.pointer) }
-                let update = ExactWordUpdate(vocabulary: V, P: P, rowOf: rowOf, sequences: plan.sequences)
+                let P = scratch.exactBuffer(2, count: plan.rows * V)
+                plan.dC.withUnsafeBufferPointer { model.exactLogits(of: $0.baseAddress!, rows: plan.rows, into: P.pointer) }
+                let update = ExactWordUpdate(vocabulary: V, P: P, sequences: plan.sequences)
                 for (segments, begin) in zip(group, start) {
                     let mine = update.scores(segments, positions: job.positions, logits: z.pointer + begin * V,
                                              base: segments.map { Array(own[$0.sequence][$0.rows]) }, score)
@@ -415,15 +389,16 @@ extension LanguageModel {
         BLAS.gemm(transB: true, m: rows, n: V, k: d, a: hidden, lda: d, b: embedding.pointer, ldb: d, c: out, ldc: V)
     }
 
-    /// The (id, sense) pairs whose vectors differ from `base`'s, over every id either model
-    /// overrides, or nil when none differs: row r of dC (R, d) in Double, each entry the exact
-    /// difference of two floats, by id and then sense. A property of the two models, not of a
-    /// batch: VariantSet computes it once per child (`UpdateCache`).
-    func changedSenses(from base: LanguageModel) -> ChangedSenses? {
+    /// What a word-level update of `base`'s logits on one batch needs, in either precision (see
+    /// the top of the file), or nil when no sense vector of the batch differs: dC (R, d) in
+    /// Double (each entry the exact difference of two floats), and per sequence the C rows of P
+    /// whose ids occur in it and W (reached rows, C) summed in float32 and in Double.
+    func updatePlan(of base: LanguageModel, context: Contextualization, positions: [[Int]]) -> UpdatePlan? {
         let d = config.nEmbd, k = config.senses
-        let candidates = Set(senseOverrides.keys).union(base.senseOverrides.keys).sorted()
+        let present = Set(context.batch.joined())
+        let candidates = present.filter { senseOverrides[$0] != nil || base.senseOverrides[$0] != nil }.sorted()
         let mine = senseVectors(candidates), theirs = base.senseVectors(candidates)
-        var pairs: [Int: [(sense: Int, r: Int)]] = [:]                       // id -> rows of dC
+        var pairs: [Int: [(sense: Int, r: Int)]] = [:]                       // id -> rows of P
         var dC: [Double] = []                                                // (R, d)
         for id in candidates {
             guard let a = mine[id], let b = theirs[id] else { continue }
@@ -434,16 +409,8 @@ extension LanguageModel {
                 }
             }
         }
-        let key = pairs.sorted { $0.key < $1.key }.flatMap { id, p in p.flatMap { [id, $0.sense, $0.r] } }
-        return dC.isEmpty ? nil : ChangedSenses(pairs: pairs, key: key, dC: dC, rows: dC.count / d)
-    }
-
-    /// What a word-level update of the reference's logits on one batch needs, in either
-    /// precision (see the top of the file): per sequence the rows of P (pairs of `changed`)
-    /// whose ids occur in it and W (reached rows, C) summed in float32 and in Double. It
-    /// depends on the pairs and alpha, not on the vectors: the points of a sweep share it.
-    func updatePlan(_ changed: ChangedSenses, context: Contextualization, positions: [[Int]]) -> UpdatePlan {
-        let pairs = changed.pairs, R = changed.rows
+        let R = dC.count / d
+        if R == 0 { return nil }
         // Per sequence, W (rows, C): w[i, r] for the rows the edit reaches and the C rows of P
         // whose ids occur in the sequence (a sequence holds a few of the edited words: the update
         // costs C V per row, not R V).
@@ -459,24 +426,15 @@ extension LanguageModel {
             if C == 0 { sequences.append(nil); continue }
             var column = [Int](repeating: -1, count: R)
             for (c, r) in columns.enumerated() { column[r] = c }
-            // Each occurrence's (sense, column) entries, flat and in position order: the loop
-            // below runs for every selected row (with dictionary lookups inside it, building the
-            // plans was 10 ms a sweep point of the demo's held-out perplexity).
-            var position: [Int] = [], first: [Int] = [0], senses: [Int] = [], cols: [Int] = []
-            for (j, id) in occurrences {
-                for (l, r) in pairs[id]! { senses.append(l); cols.append(column[r]) }
-                position.append(j); first.append(senses.count)
-            }
             var slot = [Int](repeating: -1, count: n)                        // position -> its row of W
             var W: [Float] = [], exactW: [Double] = []                       // (reached rows, C)
             var w = [Float](repeating: 0, count: C), exactRow = [Double](repeating: 0, count: C)
             for i in positions[s] {
                 var reached = false
-                for (o, j) in position.enumerated() {
-                    if j > i { break }
-                    for e in first[o]..<first[o + 1] {
-                        let a = alpha[(senses[e] * n + i) * n + j]
-                        if a != 0 { w[cols[e]] += a; exactRow[cols[e]] += Double(a); reached = true }
+                for (j, id) in occurrences where j <= i {
+                    for (l, r) in pairs[id] ?? [] {
+                        let a = alpha[(l * n + i) * n + j]
+                        if a != 0 { w[column[r]] += a; exactRow[column[r]] += Double(a); reached = true }
                     }
                 }
                 if reached { slot[i] = W.count / C; W += w; exactW += exactRow }
@@ -484,79 +442,43 @@ extension LanguageModel {
             }
             sequences.append(UpdatePlan.Sequence(columns: columns, W: W, exactW: exactW, slot: slot))
         }
-        return UpdatePlan(sequences: sequences)
+        return UpdatePlan(dC: dC, rows: R, sequences: sequences)
     }
-}
 
-extension VariantSet {
-    /// Child `child`'s float32 update of `base`'s logits on one batch (sums over rows), from its
-    /// changed senses and the batch's plan: P = dC E^T for the pairs the batch holds, and per
-    /// sequence P's rows for its pairs and W. (P kept for all batches saved its products, but
-    /// left malloc without the large frees that let it reuse memory: 2.7 times the page faults,
-    /// 1.2 s more system time on the demo's 64-point perplexity sweep, and no faster.)
-    func wordUpdate(child: Int, of base: LanguageModel, _ changed: ChangedSenses, plan: UpdatePlan) -> WordUpdate {
-        let model = models[child]
-        let d = model.config.nEmbd, V = model.config.vocabSize
-        func product(_ rows: [Int]) -> Buffer {                              // dC E^T at `rows`  (rows, V)
-            let P = Buffer(rows.count * V)
-            let dC = rows.flatMap { r in changed.dC[(r * d)..<((r + 1) * d)].map { Float($0) } }
-            dC.withUnsafeBufferPointer { a in
-                BLAS.gemm(transB: true, m: rows.count, n: V, k: d, a: a.baseAddress!, lda: d, b: base.embedding.pointer, ldb: d,
-                          c: P.pointer, ldc: V)
-            }
-            return P
+    /// This variant's float32 update of `base`'s logits on one batch (sums over rows), or nil
+    /// when no sense vector of the batch differs: P = dC_R E^T and, per sequence, W.
+    func wordUpdate(of base: LanguageModel, context: Contextualization, positions: [[Int]]) -> WordUpdate? {
+        guard let plan = updatePlan(of: base, context: context, positions: positions) else { return nil }
+        let d = config.nEmbd, V = config.vocabSize, R = plan.rows
+        let P = Buffer(R * V)                                                // dC E^T  (R, V)
+        plan.dC.map { Float($0) }.withUnsafeBufferPointer { a in
+            BLAS.gemm(transB: true, m: R, n: V, k: d, a: a.baseAddress!, lda: d, b: embedding.pointer, ldb: d,
+                      c: P.pointer, ldc: V)
         }
-        let used = Set(plan.sequences.compactMap { $0 }.flatMap(\.columns)).sorted()
-        let P = product(used)
-        var rowOf = [Int](repeating: -1, count: changed.rows)
-        for (k, r) in used.enumerated() { rowOf[r] = k }
         let sequences = plan.sequences.map { seq -> WordUpdate.Sequence? in
             guard let seq else { return nil }
-            let rows = seq.columns.map { UnsafePointer(P.pointer + rowOf[$0] * V) }
-            var gathered: Buffer? = nil                                       // P's C rows, for a product
-            if rows.count > WordUpdate.fusedColumns {
-                let g = Buffer(rows.count * V)
-                for (c, row) in rows.enumerated() { (g.pointer + c * V).update(from: row, count: V) }
-                gathered = g
+            let C = seq.columns.count
+            let Pc: Buffer
+            if C == R { Pc = P } else {
+                Pc = Buffer(C * V)
+                for (c, r) in seq.columns.enumerated() { (Pc.pointer + c * V).update(from: P.pointer + r * V, count: V) }
             }
-            return WordUpdate.Sequence(rows: rows, gathered: gathered, W: seq.W, slot: seq.slot)
+            return WordUpdate.Sequence(P: Pc, columns: C, W: seq.W, slot: seq.slot)
         }
-        return WordUpdate(vocabulary: V, P: P, sequences: sequences)
-    }
-}
-
-/// The (id, sense) pairs a word-level variant changes: see `LanguageModel.changedSenses`.
-struct ChangedSenses {
-    let pairs: [Int: [(sense: Int, r: Int)]]
-    /// (id, sense, r) of every pair: variants with the same key share an UpdatePlan
-    let key: [Int]
-    let dC: [Double]                        // (R, d)
-    let rows: Int                           // R
-}
-
-/// Per VariantSet, each word-level child's changed senses (Variants.swift): computed on first
-/// use, for every batch after it.
-final class UpdateCache: @unchecked Sendable {
-    private let lock = NSLock()
-    private var changed: [Int: ChangedSenses?] = [:]
-
-    func changedSenses(_ child: Int, _ make: () -> ChangedSenses?) -> ChangedSenses? {
-        lock.lock(); defer { lock.unlock() }
-        if let known = changed[child] { return known }
-        let made = make()
-        changed[child] = .some(made)
-        return made
+        return WordUpdate(vocabulary: V, sequences: sequences)
     }
 }
 
 /// A word-level update of one batch before its products: see `LanguageModel.updatePlan`.
 struct UpdatePlan {
     struct Sequence {
-        let columns: [Int]                  // the rows of dC and P (edited (id, sense) pairs) that occur
+        let columns: [Int]                  // the rows of P (edited (id, sense) pairs) that occur
         let W: [Float]                      // (reached rows, C)
         let exactW: [Double]                // the same sums in Double
         let slot: [Int]                     // row -> its row of W, -1: not reached
     }
+    let dC: [Double]                        // (R, d)
+    let rows: Int                           // R
     let sequences: [Sequence?]
 }
 
@@ -564,13 +486,12 @@ struct UpdatePlan {
 /// gains W[slot[i]] P (C rows of P: the edited (id, sense) pairs that occur in the sequence).
 struct WordUpdate: @unchecked Sendable {
     struct Sequence {
-        let rows: [UnsafePointer<Float>]    // P's C rows for this sequence (V each, in P)
-        let gathered: Buffer?               // the same rows copied (C, V), when C > fusedColumns
+        let P: Buffer                       // (C, V)
+        let columns: Int                    // C
         let W: [Float]                      // (reached rows, C)
         let slot: [Int]                     // row -> its row of W, -1: not reached (base's row)
     }
     let vocabulary: Int
-    let P: Buffer                           // owns the rows the sequences point to
     let sequences: [Sequence?]
 
     /// Up to this many columns of P, rows are updated one at a time (`addLowRank`).
@@ -606,7 +527,7 @@ struct WordUpdate: @unchecked Sendable {
                    _ score: (Int, Int, UnsafeBufferPointer<Float>) -> T) -> [T] {
         let s = g.sequence, rows = g.rows
         guard let seq = sequences[s] else { return base }
-        let V = vocabulary, C = seq.rows.count
+        let V = vocabulary, C = seq.columns
         let reached = rows.filter { seq.slot[positions[$0]] >= 0 }
         if reached.isEmpty { return base }
         var mine = base
@@ -617,12 +538,10 @@ struct WordUpdate: @unchecked Sendable {
                 // while it is in cache. A copy and a BLAS product per block of rows cost 3 times
                 // as much, most of it the copy and BLAS's setup of a product of inner size C.
                 let row = Buffer(V)
-                seq.rows.withUnsafeBufferPointer { columns in
-                    for i in reached {
-                        Self.addLowRank(base: logits + (i - rows.lowerBound) * V, weights: W.baseAddress! + seq.slot[positions[i]] * C,
-                                        rows: columns.baseAddress!, count: C, width: V, into: row.pointer)
-                        mine[i - rows.lowerBound] = score(s, positions[i], UnsafeBufferPointer(start: row.pointer, count: V))
-                    }
+                for i in reached {
+                    Self.addLowRank(base: logits + (i - rows.lowerBound) * V, weights: W.baseAddress! + seq.slot[positions[i]] * C,
+                                    rows: seq.P.pointer, count: C, width: V, into: row.pointer)
+                    mine[i - rows.lowerBound] = score(s, positions[i], UnsafeBufferPointer(start: row.pointer, count: V))
                 }
                 return
             }
@@ -637,7 +556,7 @@ struct WordUpdate: @unchecked Sendable {
                     (block.pointer + b * V).update(from: logits + (i - rows.lowerBound) * V, count: V)
                     (Wr.pointer + b * C).update(from: W.baseAddress! + seq.slot[positions[i]] * C, count: C)
                 }
-                BLAS.gemm(m: these.count, n: V, k: C, a: Wr.pointer, lda: C, b: seq.gathered!.pointer, ldb: V,
+                BLAS.gemm(m: these.count, n: V, k: C, a: Wr.pointer, lda: C, b: seq.P.pointer, ldb: V,
                           beta: 1, c: block.pointer, ldc: V)
                 for (b, i) in these.enumerated() {
                     mine[i - rows.lowerBound] = score(s, positions[i], UnsafeBufferPointer(start: block.pointer + b * V, count: V))
@@ -648,19 +567,19 @@ struct WordUpdate: @unchecked Sendable {
     }
 
     /// out = base + sum_c w[c] rows[c]  (width floats each): one logits row after a word-level edit.
-    static func addLowRank(base: UnsafePointer<Float>, weights w: UnsafePointer<Float>, rows: UnsafePointer<UnsafePointer<Float>>,
+    static func addLowRank(base: UnsafePointer<Float>, weights w: UnsafePointer<Float>, rows: UnsafePointer<Float>,
                            count C: Int, width V: Int, into out: UnsafeMutablePointer<Float>) {
-        let b = UnsafeMutablePointer(mutating: base)
+        let b = UnsafeMutablePointer(mutating: base), r = UnsafeMutablePointer(mutating: rows)
         var v = 0
         while v + 16 <= V {
             var acc = VectorMath.load(b, v)
-            for c in 0..<C { acc += w[c] * VectorMath.load(UnsafeMutablePointer(mutating: rows[c]), v) }
+            for c in 0..<C { acc += w[c] * VectorMath.load(r + c * V, v) }
             VectorMath.store(acc, out, v)
             v += 16
         }
         while v < V {
             var x = base[v]
-            for c in 0..<C { x += w[c] * rows[c][v] }
+            for c in 0..<C { x += w[c] * rows[c * V + v] }
             out[v] = x
             v += 1
         }
@@ -672,8 +591,7 @@ struct WordUpdate: @unchecked Sendable {
 /// o E^T in Double plus W[slot[i]] P over the sequence's columns of P, in Double, rounded once.
 struct ExactWordUpdate: @unchecked Sendable {
     let vocabulary: Int
-    let P: DoubleBuffer                     // (used rows, V)
-    let rowOf: [Int]                        // row r of dC -> its row of P
+    let P: DoubleBuffer                     // (R, V)
     let sequences: [UpdatePlan.Sequence?]
 
     /// This variant's scores of a chunk's segments ([segment][row]), from the reference's exact
@@ -700,7 +618,7 @@ struct ExactWordUpdate: @unchecked Sendable {
                 let C = seq.columns.count
                 return seq.exactW.withUnsafeBufferPointer { W in
                     let w = W.baseAddress! + seq.slot[i] * C, z = logits + (g.offset + r - g.rows.lowerBound) * V
-                    let columns = seq.columns.map { UnsafePointer(P.pointer + rowOf[$0] * V) }
+                    let columns = seq.columns.map { UnsafePointer(P.pointer + $0 * V) }
                     var v = 0
                     while v + 8 <= V {
                         var acc = UnsafeRawPointer(z + v).loadUnaligned(as: SIMD8<Double>.self)
