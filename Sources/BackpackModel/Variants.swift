@@ -206,13 +206,13 @@ extension VariantSet {
             buffers = made
             return made
         }
-        /// Double buffers of at least `count` entries for exact logits and for P (reused, so a
-        /// sweep's points do not fault in fresh pages each).
-        private var doubles: [DoubleBuffer] = []
-        func exactBuffer(_ which: Int, count: Int) -> DoubleBuffer {
-            while doubles.count <= which { doubles.append(DoubleBuffer(0)) }
-            if doubles[which].count < count { doubles[which] = DoubleBuffer(count) }
-            return doubles[which]
+        /// The Double buffers of exact logits (`scoreExactRows`): z, the gathered rows of o, and a
+        /// child's P. Reused, so a sweep's points do not fault in fresh pages each.
+        enum Exact: Int { case logits, rows, product }
+        private var doubles = [DoubleBuffer(0), DoubleBuffer(0), DoubleBuffer(0)]
+        func exactBuffer(_ which: Exact, count: Int) -> DoubleBuffer {
+            if doubles[which.rawValue].count < count { doubles[which.rawValue] = DoubleBuffer(count) }
+            return doubles[which.rawValue]
         }
     }
 
@@ -228,13 +228,12 @@ extension VariantSet {
         // The batch's selected rows in order, packed into chunks of up to `scoredRows`: a long
         // sequence fills chunks of its own, short ones (sentences of a few tokens, the last row
         // of each prompt) share one product, so E is read once for many of them.
-        let size = Self.scoredRows
         var chunks: [[WordUpdate.Segment]] = [[]], filled = 0
         for (s, positions) in job.positions.enumerated() {
             var start = 0
             while start < positions.count {
-                if filled == size { chunks.append([]); filled = 0 }
-                let end = min(positions.count, start + size - filled)
+                if filled == Self.scoredRows { chunks.append([]); filled = 0 }
+                let end = min(positions.count, start + Self.scoredRows - filled)
                 chunks[chunks.count - 1].append(WordUpdate.Segment(sequence: s, rows: start..<end, offset: filled))
                 filled += end - start; start = end
             }
@@ -293,7 +292,7 @@ extension VariantSet {
         for first in stride(from: 0, to: chunks.count, by: perGroup) {
             let group = chunks[first..<min(chunks.count, first + perGroup)]
             let rows = group.map { $0.reduce(0) { $0 + $1.rows.count } }, total = rows.reduce(0, +)
-            let z = scratch.exactBuffer(0, count: total * V), o = scratch.exactBuffer(1, count: total * d)
+            let z = scratch.exactBuffer(.logits, count: total * V), o = scratch.exactBuffer(.rows, count: total * d)
             var start: [Int] = [], at = 0                                    // each chunk's first row of the group
             for (segments, count) in zip(group, rows) {
                 start.append(at)
@@ -315,7 +314,7 @@ extension VariantSet {
                     for segments in group { for g in segments { theirs[c][g.sequence] += own[g.sequence][g.rows] } }
                     continue
                 }
-                let P = scratch.exactBuffer(2, count: plan.rows * V)
+                let P = scratch.exactBuffer(.product, count: plan.rows * V)
                 plan.dC.withUnsafeBufferPointer { model.exactLogits(of: $0.baseAddress!, rows: plan.rows, into: P.pointer) }
                 let update = ExactWordUpdate(vocabulary: V, P: P, sequences: plan.sequences)
                 for (segments, begin) in zip(group, start) {
@@ -611,6 +610,8 @@ struct ExactWordUpdate: @unchecked Sendable {
         if reached.isEmpty { return mine }
         let threads = reached.count < 16 ? 1 : 2, block = (reached.count + threads - 1) / threads
         let rowsOfThreads = (0..<threads).map { _ in Buffer(V) }
+        // each segment's rows of P, once (not per reached row)
+        let columnsOf = segments.map { g in sequences[g.sequence].map { $0.columns.map { UnsafePointer(P.pointer + $0 * V) } } ?? [] }
         let scored = concurrentMap(threads, threads: threads) { t -> [T] in
             let row = rowsOfThreads[t].pointer
             return reached[(t * block)..<min(reached.count, (t + 1) * block)].map { k, r in
@@ -618,7 +619,7 @@ struct ExactWordUpdate: @unchecked Sendable {
                 let C = seq.columns.count
                 return seq.exactW.withUnsafeBufferPointer { W in
                     let w = W.baseAddress! + seq.slot[i] * C, z = logits + (g.offset + r - g.rows.lowerBound) * V
-                    let columns = seq.columns.map { UnsafePointer(P.pointer + $0 * V) }
+                    let columns = columnsOf[k]
                     var v = 0
                     while v + 8 <= V {
                         var acc = UnsafeRawPointer(z + v).loadUnaligned(as: SIMD8<Double>.self)
